@@ -1,0 +1,5 @@
+"""`python -m nimgen`."""
+
+from nimgen.cli import main
+
+main()

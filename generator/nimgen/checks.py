@@ -1,0 +1,159 @@
+"""Checks the JSON Schema cannot express: cross-field rules, name lengths, pinned images, secrets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from nimgen.errors import Location, Problem, json_path
+from nimgen.layering import locate, locate_key
+from nimgen.model import ImageRef, parse_quantity
+
+# The chart sets these itself; a second definition would silently win or lose.
+CHART_MANAGED_ENV = {
+    "NGC_API_KEY": "the key comes from the Secret named by ngc.apiKeySecret",
+    "NIM_CACHE_PATH": "it follows the model cache mount",
+    "NIM_SERVER_PORT": "the chart pins the API port to the Service",
+    "NIM_SERVED_MODEL_NAME": "set servedModelName instead",
+    "NIM_JSONL_LOGGING": "the chart sets it",
+    "NIM_LOG_LEVEL": "the chart sets it",
+    "OUTLINES_CACHE_DIR": "the chart sets it",
+}
+_SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY|CREDENTIALS?)$", re.IGNORECASE)
+_SECRET_VALUE = re.compile(r"(nvapi-[A-Za-z0-9_-]{10,}|hf_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----)")
+
+# StatefulSet names feed the controller-revision-hash label (name + '-' + 10-char hash <= 63),
+# and Helm refuses release names over 53 characters.
+MAX_MODEL_NAME = 52
+ROOT_APP_SUFFIX = "-root"
+MIN_KUBERNETES_MINOR = 29
+RESERVED_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "default"}
+
+
+def environment_problems(document: Any, models: list[Any], fallback: Location) -> list[Problem]:
+    """Every cross-field problem in a schema-valid, layered environment document."""
+    problems: list[Problem] = []
+
+    def add(path: list[Any], message: str, hint: str = "", *, key: Any = None) -> None:
+        where = locate_key(document, path, key, fallback) if key is not None else locate(document, path, fallback)
+        problems.append(Problem(where, json_path([*path, key] if key is not None else path), message, hint))
+
+    # The document may still hold schema errors (reported separately): a check that meets
+    # a value of the wrong shape skips it instead of failing.
+    _guarded(_environment_level, document, add)
+    argocd_namespace = _guarded(lambda d, _a: d["gitops"].get("namespace", "argocd"), document, add) or "argocd"
+    seen: dict[str, int] = {}
+    for index, model in enumerate(models):
+        if not isinstance(model, dict):
+            continue
+        base = ["models", index]
+        for check in (_identity, _image, _placement, _env_problems, _cache_problems, _memory_problems):
+            _guarded(lambda m, a, c=check: c(m, base, a), model, add)
+        name = model.get("name")
+        if isinstance(name, str) and name in seen:
+            add([*base, "name"], f"duplicate model name '{name}' (also models[{seen[name]}])",
+                "model names must be unique: they name the Application, Helm release and workload")
+        elif isinstance(name, str):
+            seen[name] = index
+        _guarded(lambda m, a: _namespace(m, base, a, argocd_namespace), model, add)
+    return problems
+
+
+def _guarded(check: Callable[[Any, Any], Any], data: Any, add: Any) -> Any:
+    try:
+        return check(data, add)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        return None
+
+
+def _environment_level(document: Any, add: Any) -> None:
+    name = document["name"]
+    if len(name) + len(ROOT_APP_SUFFIX) > 63:
+        add(["name"], f"name is {len(name)} characters; the root Application '{name}{ROOT_APP_SUFFIX}' would pass 63",
+            f"shorten it to at most {63 - len(ROOT_APP_SUFFIX)} characters")
+    minor = int(document["cluster"]["kubernetesVersion"].split(".")[1])
+    if minor < MIN_KUBERNETES_MINOR:
+        add(["cluster", "kubernetesVersion"],
+            f"Kubernetes 1.{minor} is older than the oldest version nimgen supports (1.{MIN_KUBERNETES_MINOR})",
+            "upgrade the cluster (EKS standard support covers recent versions only)")
+
+
+def _identity(model: Any, base: list[Any], add: Any) -> None:
+    name = model["name"]
+    if len(name) > MAX_MODEL_NAME:
+        add([*base, "name"],
+            f"name is {len(name)} characters; as Helm release and StatefulSet name it may have at most "
+            f"{MAX_MODEL_NAME} (Helm allows 53, and Kubernetes adds an 11-character revision hash to a 63-character label)",
+            f"shorten it to {MAX_MODEL_NAME} characters or fewer")
+
+
+def _image(model: Any, base: list[Any], add: Any) -> None:
+    try:
+        ImageRef.parse(model["image"])
+    except ValueError as exc:
+        add([*base, "image"], f"image {model['image']!r} is not pinned: {exc}",
+            "pin a released tag (e.g. :1.0.3) or a digest (@sha256:...); see the model's NGC catalog page")
+
+
+def _placement(model: Any, base: list[Any], add: Any) -> None:
+    if not model.get("nodePool"):
+        add(base, f"model '{model.get('name', '?')}' has no nodePool", "set nodePool on the model or in modelDefaults")
+    replicas = model.get("replicas") or {}
+    if replicas and replicas["min"] > replicas["max"]:
+        add([*base, "replicas"], f"replicas.min ({replicas['min']}) is greater than replicas.max ({replicas['max']})",
+            "set min <= max; min == max means a fixed replica count")
+
+
+def _namespace(model: Any, base: list[Any], add: Any, argocd_namespace: str) -> None:
+    namespace = model.get("namespace") or "nim"
+    if namespace == argocd_namespace or namespace in RESERVED_NAMESPACES:
+        add([*base, "namespace"] if "namespace" in model else base,
+            f"model namespace '{namespace}' is reserved",
+            "run models in their own namespace (the default is 'nim'); letting the environment's AppProject deploy "
+            "to Argo CD's or a system namespace would grant it cluster-admin-like rights")
+
+
+def _env_problems(model: Any, base: list[Any], add: Any) -> None:
+    for name, value in (model.get("env") or {}).items():
+        if name in CHART_MANAGED_ENV:
+            add([*base, "env"], f"environment variable {name} is managed by nimgen", CHART_MANAGED_ENV[name], key=name)
+        elif _SECRET_NAME.search(name):
+            add([*base, "env"], f"environment variable {name} looks like a secret and would be committed in plain text",
+                f"create a Secret in the cluster and reference it: secretEnv: {{{name}: {{secret: <name>, key: <key>}}}}",
+                key=name)
+        if isinstance(value, str) and _SECRET_VALUE.search(value):
+            add([*base, "env", name], f"the value of {name} looks like a credential; it would be committed to Git",
+                "remove it, rotate the credential, and reference a Secret through secretEnv")
+    for name in model.get("secretEnv") or {}:
+        if name in CHART_MANAGED_ENV:
+            add([*base, "secretEnv"], f"environment variable {name} is managed by nimgen", CHART_MANAGED_ENV[name], key=name)
+        if name in (model.get("env") or {}):
+            add([*base, "secretEnv"], f"environment variable {name} is set in both env and secretEnv",
+                "keep one of them", key=name)
+
+
+def _cache_problems(model: Any, base: list[Any], add: Any) -> None:
+    cache = model.get("cache")
+    if not cache:
+        return
+    path = [*base, "cache"]
+    kind = cache["type"]
+    if kind == "existingClaim" and not cache.get("claimName"):
+        add(path, "cache type existingClaim needs claimName", "name the ReadWriteMany PersistentVolumeClaim to mount")
+    if kind != "existingClaim" and cache.get("claimName"):
+        add([*path, "claimName"], f"claimName is used only with cache type existingClaim (type is {kind})")
+    if kind != "claimTemplate" and cache.get("storageClassName"):
+        add([*path, "storageClassName"], f"storageClassName is used only with cache type claimTemplate (type is {kind})")
+    if kind == "claimTemplate" and (model.get("workload") or "StatefulSet") != "StatefulSet":
+        add(path, "cache type claimTemplate needs workload StatefulSet (per-replica claims come from claim templates)",
+            "use workload: StatefulSet, or cache type existingClaim or emptyDir")
+
+
+def _memory_problems(model: Any, base: list[Any], add: Any) -> None:
+    memory = (model.get("resources") or {}).get("memory")
+    shm = model.get("sharedMemory")
+    if memory and shm and parse_quantity(shm) >= parse_quantity(memory):
+        add([*base, "sharedMemory"],
+            f"sharedMemory ({shm}) must be smaller than resources.memory ({memory})",
+            "/dev/shm is memory-backed and counts against the container's memory limit")

@@ -1,0 +1,102 @@
+"""Command line: parses options, calls the library, and is the one place that turns errors into exit codes."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from nimgen import __version__
+from nimgen.errors import NimgenError, UserError
+from nimgen.pipeline import RenderResult, render_files
+
+EXIT_USER_ERROR = 1
+EXIT_INTERNAL_ERROR = 3
+EXIT_INTERRUPTED = 130
+
+
+@contextmanager
+def _error_boundary(debug: bool) -> Iterator[None]:
+    """User errors: message, exit 1. Bugs: one line (traceback with --debug), exit 3."""
+    try:
+        yield
+    except UserError as exc:
+        click.secho(f"error: {exc.render()}", fg="red", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except NimgenError as exc:
+        click.secho(f"internal error: {exc}", fg="red", err=True)
+        sys.exit(EXIT_INTERNAL_ERROR)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the single boundary for unexpected failures
+        if debug:
+            traceback.print_exc()
+        click.secho(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "this is a bug in nimgen; run again with --debug for a traceback and report it",
+            fg="red",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL_ERROR)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", "-V", prog_name="nimgen")
+@click.option("--debug", is_flag=True, help="Show a traceback for unexpected errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Render Helm charts and Argo CD Applications for NVIDIA NIM LLMs on EKS from environment YAML.
+
+    Each environment file (environments/<name>.yaml, layered over environments/_defaults.yaml)
+    lists the models one cluster serves. nimgen renders charts/ and argocd/<name>/ for Argo CD to
+    auto-sync, and checks the input first: a broken file changes nothing on disk.
+    """
+    ctx.obj = debug
+
+
+@main.command()
+@click.argument(
+    "env_files", metavar="ENV_FILE...", nargs=-1, required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
+@click.option(
+    "-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Repository root to write into. Default: the folder that holds each file's environments/ folder.",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would change without writing anything.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary line of each environment.")
+@click.pass_obj
+def render(debug: bool, env_files: tuple[Path, ...], output: Path | None, dry_run: bool, quiet: bool) -> None:
+    """Validate ENV_FILE(s) and write charts/ and argocd/<env>/ for each.
+
+    Every problem in every file is reported at once (FILE:LINE:COL: $.path: message) and
+    nothing is written unless all files are valid. Rendering the same input twice changes
+    nothing; files nimgen did not generate are never touched.
+    """
+    with _error_boundary(debug):
+        results = render_files(list(env_files), output=output, dry_run=dry_run)
+        _report(results, quiet=quiet, dry_run=dry_run, echo=lambda text: click.echo(text, err=True))
+
+
+def _report(results: list[RenderResult], *, quiet: bool, dry_run: bool, echo: Callable[[str], None]) -> None:
+    for result in results:
+        if not quiet:
+            for change in result.changes:
+                if change.action != "identical":
+                    echo(f"{change.action:>9}  {change.path}")
+        counts = {action: sum(1 for c in result.changes if c.action == action) for action in
+                  ("create", "update", "delete", "identical")}
+        verb = "would change" if dry_run else "rendered"
+        echo(
+            f"{result.env_name}: {verb} {result.root}: {counts['create']} created, {counts['update']} updated, "
+            f"{counts['delete']} deleted, {counts['identical']} unchanged"
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,284 @@
+"""Load an environment file: parse, layer over `_defaults.yaml`, validate, build the typed model."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from nimgen import checks
+from nimgen.errors import ConfigError, Location, Problem, json_path
+from nimgen.layering import locate, locate_key, merge
+from nimgen.model import Environment, GitOps, ImageRef, Model, Ngc, SecretEnvVar
+from nimgen.yamlio import LMap, load_located
+
+DEFAULTS_FILE = "_defaults.yaml"
+
+
+@lru_cache(maxsize=1)
+def environment_schema() -> dict[str, Any]:
+    """The environment file's JSON Schema (draft 2020-12), shipped in the package."""
+    text = resources.files("nimgen").joinpath("schemas/environment.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = environment_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def display_path(path: Path, root: Path) -> str:
+    """`path` relative to `root` in POSIX form (what headers and messages show)."""
+    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+
+
+def _read(path: Path, shown: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(Location(shown, 1, 1), "$", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(Location(shown, 1, 1), "$", f"cannot read file: {exc}")]) from None
+    return load_located(text, shown)
+
+
+def load_environment(path: Path, root: Path) -> Environment:
+    """Read, layer and validate one environment file; raise ConfigError listing every problem."""
+    shown = display_path(path, root)
+    defaults_path = path.parent / DEFAULTS_FILE
+    defaults_shown = ""
+    problems: list[Problem] = []
+    layers: list[Any] = []
+    if defaults_path.is_file() and defaults_path.resolve() != path.resolve():
+        defaults_shown = display_path(defaults_path, root)
+        try:
+            layers.append(_read(defaults_path, defaults_shown))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    try:
+        layers.append(_read(path, shown))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+
+    fallback = Location(shown, 1, 1)
+    for layer, file in zip(layers, [defaults_shown, shown][-len(layers) :]):
+        if layer is not None and not isinstance(layer, dict):
+            problems.append(Problem(getattr(layer, "loc", None) or Location(file, 1, 1), "$", "must be a mapping"))
+    if problems:
+        raise ConfigError(problems)
+    document: Any = LMap(loc=fallback)
+    for layer in layers:
+        document = merge(document, layer if layer is not None else LMap(loc=fallback))
+
+    # Schema and cross-field checks both run, so one pass reports every problem.
+    problems = schema_problems(document, fallback)
+    models = _apply_model_defaults(document) if not problems else _models_if_any(document)
+    problems += [p for p in checks.environment_problems(document, models, fallback) if p not in problems]
+    if problems:
+        raise ConfigError(problems)
+    return _build(document, models, shown, defaults_shown)
+
+
+def schema_problems(document: Any, fallback: Location) -> list[Problem]:
+    """Every JSON Schema violation in `document`, located and explained."""
+    found: dict[tuple[Location, str, str], Problem] = {}
+    for error in _validator().iter_errors(document):
+        for problem in _explain(error, document, fallback):
+            found.setdefault((problem.location, problem.path, problem.message), problem)
+    return list(found.values())
+
+
+def _explain(error: jsonschema.ValidationError, document: Any, fallback: Location) -> list[Problem]:
+    path = list(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    hint = str(schema.get("x-hint", ""))
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(schema.get("properties", {}))
+        problems = []
+        for key in sorted(set(error.instance) - set(allowed), key=str):
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            key_hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
+            problems.append(
+                Problem(locate_key(document, path, key, fallback), json_path([*path, key]), f"unknown key '{key}'", key_hint)
+            )
+        return problems
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [key for key in error.validator_value if key not in error.instance]
+        return [
+            Problem(locate(document, path, fallback), json_path([*path, key]), f"missing required key '{key}'")
+            for key in missing
+        ]
+    if "propertyNames" in error.absolute_schema_path:
+        key = error.instance
+        message = f"invalid key {key!r}"
+        if path and path[-1] in ("env", "secretEnv"):
+            message = f"invalid environment variable name {key!r}"
+            hint = "use letters, digits and '_', not starting with a digit"
+        return [Problem(locate_key(document, path, key, fallback), json_path([*path, key]), message, hint)]
+    if error.validator == "pattern" and hint:
+        message = f"invalid value {json.dumps(error.instance, default=str)}"
+        return [Problem(locate(document, path, fallback), json_path(path), message, hint)]
+    if error.validator == "type":
+        expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        got = _type_name(error.instance)
+        message = f"expected {' or '.join(expected)}, got {got} {json.dumps(error.instance, default=str)}"
+        if "string" in expected and isinstance(error.instance, (bool, int, float)) and not hint:
+            hint = "quote the value to make it a string"
+        return [Problem(locate(document, path, fallback), json_path(path), message, hint)]
+    if error.validator == "enum":
+        options = [str(value) for value in error.validator_value]
+        close = difflib.get_close_matches(str(error.instance), options, n=1)
+        message = f"{json.dumps(error.instance, default=str)} is not one of: {', '.join(options)}"
+        return [
+            Problem(locate(document, path, fallback), json_path(path), message, f"did you mean '{close[0]}'?" if close else "")
+        ]
+    return [Problem(locate(document, path, fallback), json_path(path), error.message, hint)]
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return type(value).__name__
+
+
+def _apply_model_defaults(document: Any) -> list[Any]:
+    defaults = document.get("modelDefaults") or LMap()
+    return [merge(defaults, model) for model in document.get("models") or []]
+
+
+def _models_if_any(document: Any) -> list[Any]:
+    """Models of a schema-invalid document, defaults applied where the shapes allow it."""
+    models = document.get("models") if isinstance(document, dict) else None
+    if not isinstance(models, list):
+        return []
+    defaults = document.get("modelDefaults")
+    defaults = defaults if isinstance(defaults, dict) else LMap()
+    return [merge(defaults, model) if isinstance(model, dict) else model for model in models]
+
+
+# Settings every model gets unless it or modelDefaults says otherwise.
+MODEL_DEFAULTS: dict[str, Any] = {
+    "gpus": 1,
+    "replicas": {"min": 1, "max": 1},
+    "namespace": "nim",
+    "workload": "StatefulSet",
+    "startupTimeoutMinutes": 30,
+    "servedModelName": "",
+}
+
+
+DEFAULT_CACHE_SIZE = "100Gi"
+
+
+def default_resources(gpus: int) -> dict[str, str]:
+    """CPU, memory and /dev/shm that fit one GPU slot of common GPU instances (g5/g6: 4 vCPU, 16+ GiB per GPU)."""
+    return {
+        "cpu": str(4 * gpus),
+        "memory": f"{24 * gpus}Gi",
+        # NCCL needs a large /dev/shm only when GPUs talk to each other.
+        "sharedMemory": "2Gi" if gpus == 1 else "16Gi",
+    }
+
+
+def model_value(model: Any, key: str) -> Any:
+    """A model setting with nimgen's built-in default."""
+    value = model.get(key)
+    return MODEL_DEFAULTS.get(key) if value is None else value
+
+
+def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) -> Environment:
+    top = environment_schema()["properties"]
+    gitops = _with_schema_defaults(document["gitops"], top["gitops"]["properties"])
+    ngc = _with_schema_defaults(document.get("ngc") or {}, top["ngc"]["properties"])
+    cluster = document["cluster"]
+    return Environment(
+        name=document["name"],
+        source=shown,
+        defaults_source=defaults_shown,
+        description=document.get("description", ""),
+        production=bool(document.get("production", False)),
+        cluster_name=cluster["name"],
+        region=cluster["region"],
+        kubernetes_version=cluster["kubernetesVersion"],
+        gitops=GitOps(
+            repo_url=gitops["repoURL"],
+            target_revision=gitops["targetRevision"],
+            namespace=gitops["namespace"],
+            destination_server=gitops["destinationServer"],
+            root_project=gitops["rootProject"],
+        ),
+        ngc=Ngc(
+            api_key_secret=ngc["apiKeySecret"],
+            api_key_secret_key=ngc["apiKeySecretKey"],
+            image_pull_secret=ngc["imagePullSecret"],
+        ),
+        models=tuple(_build_model(model) for model in models),
+    )
+
+
+def _with_schema_defaults(data: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
+    """`data` with the schema's `default` filled in for absent keys."""
+    out = {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+    out.update(data)
+    return out
+
+
+def _build_model(model: Any) -> Model:
+    gpus = int(model_value(model, "gpus"))
+    sized = default_resources(gpus)
+    resources_ = model.get("resources") or {}
+    replicas = model_value(model, "replicas")
+    autoscaling = _with_schema_defaults(
+        model.get("autoscaling") or {}, environment_schema()["$defs"]["autoscaling"]["properties"]
+    )
+    workload = model_value(model, "workload")
+    # Per-replica claims survive restarts but exist only for StatefulSets.
+    cache = model.get("cache") or {"type": "claimTemplate" if workload == "StatefulSet" else "emptyDir"}
+    return Model(
+        name=model["name"],
+        image=ImageRef.parse(model["image"]),
+        served_model_name=model_value(model, "servedModelName"),
+        gpus=gpus,
+        node_pool=model["nodePool"],
+        min_replicas=replicas["min"],
+        max_replicas=replicas["max"],
+        namespace=model_value(model, "namespace"),
+        env=tuple(sorted((name, str(value)) for name, value in (model.get("env") or {}).items())),
+        secret_env=tuple(
+            SecretEnvVar(name=name, secret=ref["secret"], key=ref["key"])
+            for name, ref in sorted((model.get("secretEnv") or {}).items())
+        ),
+        autoscaling_metric=autoscaling["metric"],
+        autoscaling_target=autoscaling["target"],
+        scale_down_stabilization_seconds=autoscaling["scaleDownStabilizationSeconds"],
+        workload=workload,
+        cpu=resources_.get("cpu", sized["cpu"]),
+        memory=resources_.get("memory", sized["memory"]),
+        shared_memory=model.get("sharedMemory") or sized["sharedMemory"],
+        cache_type=cache["type"],
+        cache_size=cache.get("size", DEFAULT_CACHE_SIZE),
+        cache_storage_class=cache.get("storageClassName", ""),
+        cache_claim_name=cache.get("claimName", ""),
+        startup_timeout_minutes=model_value(model, "startupTimeoutMinutes"),
+    )

@@ -1,0 +1,94 @@
+"""Exception hierarchy: library code raises these, only the CLI turns them into exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def json_path(parts: list[Any]) -> str:
+    """Render a path like `$.models[0].image`."""
+    text = "$"
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif str(part).replace("_", "").replace("-", "").isalnum():
+            text += f".{part}"
+        else:
+            text += f"[{str(part)!r}]"
+    return text
+
+
+class NimgenError(Exception):
+    """Root of every error nimgen raises on purpose."""
+
+
+class UserError(NimgenError):
+    """A problem the user can fix; its message is shown verbatim, with an optional hint."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        """The text shown to the user."""
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A place in an input file (1-based line and column)."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located finding in an environment file."""
+
+    location: Location
+    path: str
+    message: str
+    hint: str = ""
+
+    def render(self) -> str:
+        """`FILE:LINE:COL: $.path: message` plus an indented hint line."""
+        text = f"{self.location}: {self.path}: {self.message}"
+        return f"{text}\n    hint: {self.hint}" if self.hint else text
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        """Order by file, then position, then path, so reports read top to bottom."""
+        return (self.location.file, self.location.line, self.location.column, self.path)
+
+
+class ConfigError(UserError):
+    """An environment file (or its defaults) is invalid: carries every problem found at once."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=Problem.sort_key)
+        count = len(self.problems)
+        files = sorted({p.location.file for p in self.problems})
+        header = f"{count} problem{'s' if count != 1 else ''} in {', '.join(files)}"
+        super().__init__(header + "\n" + "\n".join(p.render() for p in self.problems))
+
+
+class OutputConflictError(UserError):
+    """nimgen would overwrite a file it did not generate."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        listing = "\n".join(f"  {p}" for p in sorted(paths))
+        super().__init__(
+            f"refusing to overwrite files nimgen did not generate:\n{listing}",
+            hint="move or delete them (nimgen never touches files it did not create), then render again",
+        )
+
+
+class OutputWriteError(UserError):
+    """Writing the rendered tree failed; the previous tree was left in place."""

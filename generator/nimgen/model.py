@@ -1,0 +1,150 @@
+"""Typed, validated view of an environment: what render() consumes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+# A tag per the OCI distribution spec; a digest as registries serve it.
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
+_FACTORS = {
+    None: 1, "m": Decimal("0.001"),
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}
+
+
+def parse_quantity(text: str) -> Decimal:
+    """Value of a Kubernetes quantity string ("24Gi", "500m", "8") in base units."""
+    match = _QUANTITY.match(text)
+    if not match:
+        raise ValueError(f"not a Kubernetes quantity: {text!r}")
+    try:
+        return Decimal(match.group(1)) * Decimal(_FACTORS[match.group(2)])
+    except InvalidOperation as exc:  # pragma: no cover - the regex admits only decimals
+        raise ValueError(f"not a Kubernetes quantity: {text!r}") from exc
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A container image reference split into repository, tag and digest."""
+
+    repository: str
+    tag: str
+    digest: str
+
+    @classmethod
+    def parse(cls, text: str) -> ImageRef:
+        """Split `registry/repo[:tag][@sha256:...]`; raise ValueError when unpinned or malformed."""
+        name, _, digest = text.partition("@")
+        last_slash = name.rfind("/")
+        repository, tag = name, ""
+        if ":" in name[last_slash + 1 :]:
+            repository, _, tag = name.rpartition(":")
+        if digest and not _DIGEST.match(digest):
+            raise ValueError(f"digest {digest!r} is not sha256:<64 hex digits>")
+        if tag and not _TAG.match(tag):
+            raise ValueError(f"tag {tag!r} is not a valid image tag")
+        if not tag and not digest:
+            raise ValueError("image has no tag or digest, so every pull may get a different model server")
+        if tag == "latest":
+            raise ValueError("tag ':latest' floats: every node may pull a different NIM version")
+        if "/" not in repository:
+            raise ValueError("image needs a registry and repository, e.g. nvcr.io/nim/meta/llama3-8b-instruct")
+        return cls(repository=repository, tag=tag, digest=digest)
+
+    def __str__(self) -> str:
+        text = self.repository
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+@dataclass(frozen=True)
+class SecretEnvVar:
+    """An environment variable read from an existing Secret."""
+
+    name: str
+    secret: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Model:
+    """One NIM LLM, with every default applied."""
+
+    name: str
+    image: ImageRef
+    served_model_name: str
+    gpus: int
+    node_pool: str
+    min_replicas: int
+    max_replicas: int
+    namespace: str
+    env: tuple[tuple[str, str], ...]
+    secret_env: tuple[SecretEnvVar, ...]
+    autoscaling_metric: str
+    autoscaling_target: float
+    scale_down_stabilization_seconds: int
+    workload: str
+    cpu: str
+    memory: str
+    shared_memory: str
+    cache_type: str
+    cache_size: str
+    cache_storage_class: str
+    cache_claim_name: str
+    startup_timeout_minutes: int
+
+    @property
+    def autoscaled(self) -> bool:
+        """An HPA owns the replica count only when there is a range to scale in."""
+        return self.max_replicas > self.min_replicas
+
+
+@dataclass(frozen=True)
+class GitOps:
+    """How Argo CD reaches this repository and the cluster."""
+
+    repo_url: str
+    target_revision: str
+    namespace: str
+    destination_server: str
+    root_project: str
+
+
+@dataclass(frozen=True)
+class Ngc:
+    """References to existing NGC Secrets in every model namespace."""
+
+    api_key_secret: str
+    api_key_secret_key: str
+    image_pull_secret: str
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A validated environment file, layered over its defaults."""
+
+    name: str
+    source: str  # path of the environment file, relative to the output root, for headers
+    defaults_source: str  # same for _defaults.yaml, or "" when there is none
+    description: str
+    production: bool
+    cluster_name: str
+    region: str
+    kubernetes_version: str
+    gitops: GitOps
+    ngc: Ngc
+    models: tuple[Model, ...]
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """Distinct model namespaces, sorted."""
+        return tuple(sorted({model.namespace for model in self.models}))

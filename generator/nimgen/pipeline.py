@@ -1,0 +1,67 @@
+"""Load, render and write several environments: all are checked before any is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nimgen import writer
+from nimgen.environment import load_environment
+from nimgen.errors import ConfigError, Location, Problem
+from nimgen.model import Environment
+from nimgen.render import Tree, render_environment
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What rendering one environment did."""
+
+    env_name: str
+    root: Path
+    changes: list[writer.Change]
+
+
+def default_root(env_file: Path) -> Path:
+    """The repository root for an environment file: the parent of the folder holding it."""
+    return env_file.resolve().parent.parent
+
+
+def render_files(env_files: list[Path], *, output: Path | None = None, dry_run: bool = False) -> list[RenderResult]:
+    """Validate every file, then write each environment's tree; raise before writing if any is invalid."""
+    loaded: list[tuple[Environment, Path, Tree]] = []
+    problems: list[Problem] = []
+    for env_file in env_files:
+        root = output if output is not None else default_root(env_file)
+        try:
+            env = load_environment(env_file, root)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        loaded.append((env, root, render_environment(env)))
+    if problems:
+        raise ConfigError(problems)
+    _refuse_name_clashes(loaded)
+    results = []
+    for env, root, tree in loaded:
+        changes = writer.write(root, env.name, env.source, tree, dry_run=dry_run)
+        results.append(RenderResult(env.name, root, changes))
+    return results
+
+
+def _refuse_name_clashes(loaded: list[tuple[Environment, Path, Tree]]) -> None:
+    seen: dict[tuple[Path, str], Environment] = {}
+    problems = []
+    for env, root, _ in loaded:
+        key = (root.resolve(), env.name)
+        if key in seen:
+            problems.append(
+                Problem(Location(env.source, 1, 1), "$.name",
+                        f"environment name '{env.name}' is also used by {seen[key].source}",
+                        "each environment writes argocd/<name>/; give every environment its own name")
+            )
+        seen[key] = env
+    if problems:
+        raise ConfigError(problems)
+
+
+

@@ -1,0 +1,112 @@
+"""Helm values of the nim-llm chart for one model (the child Application's valuesObject)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from nimgen.model import Environment, Model
+
+CHART_NAME = "nim-llm"
+CHART_PATH = f"charts/{CHART_NAME}"
+
+# The startup probe polls every STARTUP_PERIOD seconds after STARTUP_DELAY; its
+# failureThreshold turns the environment's startupTimeoutMinutes into probe counts.
+STARTUP_DELAY_SECONDS = 30
+STARTUP_PERIOD_SECONDS = 10
+
+
+def _number(value: float) -> str:
+    """HPA targets are quantities; write 5.0 as "5" and 0.75 as "750m" (the form the API stores)."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{round(value * 1000)}m"
+
+
+def model_labels(env: Environment, model: Model) -> dict[str, str]:
+    """Labels nimgen puts on every object of a model, to find them across namespaces."""
+    return {"nimgen.io/environment": env.name, "nimgen.io/model": model.name}
+
+
+def chart_values(env: Environment, model: Model) -> dict[str, Any]:
+    """Values that make the generic chart serve `model` in `env` (every env-controlled key spelled out)."""
+    values: dict[str, Any] = {
+        "fullnameOverride": model.name,
+        "commonLabels": model_labels(env, model),
+        "image": {"repository": model.image.repository, "tag": model.image.tag, "digest": model.image.digest},
+        "imagePullSecrets": [{"name": env.ngc.image_pull_secret}],
+        "model": {
+            "servedModelName": model.served_model_name,
+            "ngcAPISecret": env.ngc.api_key_secret,
+            "ngcAPISecretKey": env.ngc.api_key_secret_key,
+        },
+        "env": dict(model.env),
+        "secretEnv": {var.name: {"secretName": var.secret, "key": var.key} for var in model.secret_env},
+        "workload": {"kind": model.workload},
+    }
+    if model.autoscaled:
+        values["autoscaling"] = {
+            "enabled": True,
+            "minReplicas": model.min_replicas,
+            "maxReplicas": model.max_replicas,
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": model.autoscaling_metric},
+                        "target": {"type": "AverageValue", "averageValue": _number(model.autoscaling_target)},
+                    },
+                }
+            ],
+            "behavior": {
+                "scaleDown": {
+                    "stabilizationWindowSeconds": model.scale_down_stabilization_seconds,
+                    # One replica at a time: each one holds GPUs that take many minutes to get back.
+                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}],
+                },
+                "scaleUp": {
+                    "stabilizationWindowSeconds": 0,
+                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+                },
+            },
+        }
+    else:
+        values["replicaCount"] = model.min_replicas
+        values["autoscaling"] = {"enabled": False}
+    values.update(
+        {
+            "gpu": {"count": model.gpus},
+            "resources": {
+                "requests": {"cpu": model.cpu, "memory": model.memory},
+                # No CPU limit: throttling a token generator only adds latency.
+                "limits": {"memory": model.memory},
+            },
+            "nodePool": model.node_pool,
+            "cache": _cache(model),
+            "sharedMemory": {"sizeLimit": model.shared_memory},
+            "startupProbe": {
+                "initialDelaySeconds": STARTUP_DELAY_SECONDS,
+                "periodSeconds": STARTUP_PERIOD_SECONDS,
+                "failureThreshold": math.ceil(
+                    (model.startup_timeout_minutes * 60 - STARTUP_DELAY_SECONDS) / STARTUP_PERIOD_SECONDS
+                ),
+            },
+        }
+    )
+    return values
+
+
+def _cache(model: Model) -> dict[str, Any]:
+    cache: dict[str, Any] = {"type": model.cache_type}
+    if model.cache_type == "existingClaim":
+        cache["existingClaim"] = model.cache_claim_name
+    else:
+        cache["size"] = model.cache_size
+    if model.cache_type == "claimTemplate" and model.cache_storage_class:
+        cache["storageClassName"] = model.cache_storage_class
+    return cache
+
+
+def workload_kind(model: Model) -> str:
+    """Kind of the object the HPA scales (and Argo CD must not fight over)."""
+    return model.workload

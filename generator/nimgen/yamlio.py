@@ -1,0 +1,210 @@
+"""The one place that reads and writes YAML.
+
+Reading keeps the position of every key and value so that errors can point at
+`FILE:LINE:COL`, and refuses YAML that is legal but dangerous or ambiguous in a
+configuration file: duplicate keys, tab indentation and alias expansion bombs.
+Writing is deterministic: insertion order kept, block style, multi-line strings
+as literal blocks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from nimgen.errors import ConfigError, Location, Problem, json_path
+
+# An alias may legitimately share a block; past this many expanded nodes the
+# document is an expansion bomb ("billion laughs"), not a configuration.
+MAX_EXPANDED_NODES = 20_000
+
+
+class LMap(dict):  # type: ignore[type-arg]
+    """A mapping that remembers where it and each of its keys and values came from."""
+
+    def __init__(self, *args: Any, loc: Location | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loc = loc
+        self.key_locs: dict[Any, Location] = {}
+        self.value_locs: dict[Any, Location] = {}
+
+
+class LList(list):  # type: ignore[type-arg]
+    """A sequence that remembers where it and each of its items came from."""
+
+    def __init__(self, *args: Any, loc: Location | None = None) -> None:
+        super().__init__(*args)
+        self.loc = loc
+        self.item_locs: list[Location | None] = [None] * len(self)
+
+
+def _loc(file: str, mark: yaml.Mark) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+class _Builder:
+    """Turns a composed YAML node graph into LMap/LList/scalars, checking as it goes."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+        self.constructor = yaml.SafeLoader("")  # only used to resolve scalar values
+        self.expanded = 0
+        self.bomb_reported = False
+
+    def build(self, node: yaml.Node, path: str) -> Any:
+        self.expanded += 1
+        if self.expanded > MAX_EXPANDED_NODES:
+            if not self.bomb_reported:
+                self.bomb_reported = True
+                self.problems.append(
+                    Problem(
+                        _loc(self.file, node.start_mark),
+                        path,
+                        f"aliases expand this document past {MAX_EXPANDED_NODES} nodes",
+                        "anchors and aliases are for sharing small blocks; use environments/_defaults.yaml "
+                        "and modelDefaults for shared settings",
+                    )
+                )
+            return None
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            out = LList(loc=_loc(self.file, node.start_mark))
+            for index, item in enumerate(node.value):
+                out.append(self.build(item, f"{path}[{index}]"))
+                out.item_locs.append(_loc(self.file, item.start_mark))
+            return out
+        return self.constructor.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode, path: str) -> LMap:
+        out = LMap(loc=_loc(self.file, node.start_mark))
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self._merge_into(out, value_node, path)
+                continue
+            key = self.constructor.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                self.problems.append(
+                    Problem(_loc(self.file, key_node.start_mark), path, "mapping keys must be plain scalars")
+                )
+                continue
+            child_path = f"{path}{json_path([key])[1:]}"
+            if key in out.key_locs:
+                first = out.key_locs[key]
+                self.problems.append(
+                    Problem(
+                        _loc(self.file, key_node.start_mark),
+                        child_path,
+                        f"duplicate key '{key}' (first defined at line {first.line})",
+                        "YAML keeps only the last value of a repeated key; keep one of them",
+                    )
+                )
+                continue
+            out[key] = self.build(value_node, child_path)
+            out.key_locs[key] = _loc(self.file, key_node.start_mark)
+            out.value_locs[key] = _loc(self.file, value_node.start_mark)
+        return out
+
+    def _merge_into(self, out: LMap, value_node: yaml.Node, path: str) -> None:
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for source in sources:
+            merged = self.build(source, path)
+            if not isinstance(merged, LMap):
+                self.problems.append(
+                    Problem(_loc(self.file, source.start_mark), path, "'<<' merges only mappings")
+                )
+                continue
+            for key, value in merged.items():
+                if key not in out:  # explicit keys win over merged ones, as in YAML 1.1
+                    out[key] = value
+                    out.key_locs[key] = merged.key_locs[key]
+                    out.value_locs[key] = merged.value_locs[key]
+
+
+def load_located(text: str, file: str) -> Any:
+    """Parse one YAML document into LMap/LList/scalars, or raise ConfigError with every problem."""
+    problems: list[Problem] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.lstrip(" ")
+        if stripped.startswith("\t"):
+            problems.append(
+                Problem(
+                    Location(file, number, len(line) - len(stripped) + 1),
+                    "$",
+                    "tab character used for indentation",
+                    "YAML indents with spaces only; replace the tab with spaces",
+                )
+            )
+    if problems:
+        raise ConfigError(problems)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = _loc(file, mark) if mark else Location(file, 1, 1)
+        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise ConfigError([Problem(where, "$", f"invalid YAML: {message}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem(Location(file, 1, 1), "$", f"invalid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    if node is None:
+        return None
+    builder = _Builder(file)
+    try:
+        data = builder.build(node, "$")
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        where = _loc(file, mark) if mark else Location(file, 1, 1)
+        raise ConfigError([Problem(where, "$", f"invalid YAML value: {exc.problem}")]) from None
+    if builder.problems:
+        raise ConfigError(builder.problems)
+    return data
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style with indented sequences, so output reads like hand-written Kubernetes YAML."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+def _plain(dumper: yaml.SafeDumper, value: Any) -> yaml.Node:
+    if isinstance(value, dict):
+        return dumper.represent_dict(value)
+    return dumper.represent_list(value)
+
+
+_Dumper.add_representer(str, _str_representer)
+_Dumper.add_representer(LMap, _plain)
+_Dumper.add_representer(LList, _plain)
+
+
+def dump(data: Any) -> str:
+    """Serialise data as deterministic block YAML (insertion order kept)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096)
+
+
+def dump_all(documents: list[Any]) -> str:
+    """Serialise several documents separated by `---`."""
+    return yaml.dump_all(
+        documents, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096
+    )
+
+
+def load_plain(text: str) -> Any:
+    """Parse trusted YAML (nimgen's own output) into plain Python data."""
+    return yaml.safe_load(text)
+
+
+def load_all_plain(text: str) -> list[Any]:
+    """Parse a trusted multi-document YAML stream, dropping empty documents."""
+    return [doc for doc in yaml.safe_load_all(text) if doc is not None]

@@ -1,0 +1,85 @@
+"""Shared fixtures: example environments rendered into temporary repositories, the real Helm engine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nimgen import helm
+from nimgen.environment import load_environment
+from nimgen.pipeline import render_files
+from nimgen.yamlio import load_plain
+
+PROJECT = Path(__file__).resolve().parents[1]
+EXAMPLE_ENVIRONMENTS = PROJECT / "environments"
+EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLE_ENVIRONMENTS.glob("*.yaml") if not p.name.startswith("_"))
+
+
+def crd_schema_dir() -> Path | None:
+    """Upstream CRD JSON schemas (kubeconform layout, strict): $NIMGEN_CRD_SCHEMAS or ../shared/crd-schemas/strict."""
+    configured = os.environ.get("NIMGEN_CRD_SCHEMAS")
+    candidate = Path(configured) if configured else PROJECT.parent / "shared" / "crd-schemas" / "strict"
+    return candidate if candidate.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def crd_schemas() -> Path:
+    """The CRD schema folder; skips (or fails when NIMGEN_REQUIRE_SHARED_SCHEMAS=1) when it is missing."""
+    found = crd_schema_dir()
+    if found is None:
+        reason = ("upstream CRD schemas not found: set NIMGEN_CRD_SCHEMAS or place them at "
+                  "../shared/crd-schemas/strict")
+        if os.environ.get("NIMGEN_REQUIRE_SHARED_SCHEMAS") == "1":
+            pytest.fail(reason + " (NIMGEN_REQUIRE_SHARED_SCHEMAS=1)")
+        pytest.skip(reason)
+    return found
+
+
+def make_repo(root: Path, *, names: list[str] | None = None) -> Path:
+    """A repository folder holding copies of the example environment files."""
+    target = root / "environments"
+    target.mkdir(parents=True, exist_ok=True)
+    for source in EXAMPLE_ENVIRONMENTS.glob("*.yaml"):
+        if names is None or source.stem in names or source.name.startswith("_"):
+            shutil.copy(source, target / source.name)
+    return root
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A fresh repository with the example environments, nothing rendered yet."""
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def rendered_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository with every example environment rendered (shared, read-only for tests)."""
+    root = make_repo(tmp_path_factory.mktemp("rendered") / "repo")
+    render_files([root / "environments" / f"{name}.yaml" for name in EXAMPLE_NAMES])
+    return root
+
+
+@pytest.fixture(scope="session")
+def helm_engine() -> helm.Engine:
+    """The real Helm engine (helm-python-sdk, in-process)."""
+    return helm.engine()
+
+
+def read_yaml(path: Path) -> Any:
+    """One YAML document from disk."""
+    return load_plain(path.read_text(encoding="utf-8"))
+
+
+def model_applications(root: Path, env_name: str) -> list[dict[str, Any]]:
+    """The child Applications rendered for an environment, sorted by name."""
+    folder = root / "argocd" / env_name / "apps" / "models"
+    return [read_yaml(path) for path in sorted(folder.glob("*.yaml"))]
+
+
+def example_environment(name: str, root: Path = PROJECT) -> Any:
+    """The typed example environment."""
+    return load_environment(root / "environments" / f"{name}.yaml", root)

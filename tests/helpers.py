@@ -1,0 +1,47 @@
+"""Test helpers: build environment files from text, run the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import textwrap
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from nimgen.cli import main
+
+VALID = """\
+name: test
+cluster:
+  name: nim-test
+  region: us-west-2
+  kubernetesVersion: "1.33"
+gitops:
+  repoURL: https://github.com/example/nim-gitops.git
+models:
+  - name: llama3-8b-instruct
+    image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3
+    nodePool: a10g
+"""
+
+
+def write_env(root: Path, text: str, name: str = "test.yaml", *, dedent: bool = True) -> Path:
+    """Write an environment file under root/environments/ and return its path."""
+    path = root / "environments" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text) if dedent else text, encoding="utf-8")
+    return path
+
+
+def run(*args: str) -> Result:
+    """Invoke the nimgen CLI in-process."""
+    return CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Path -> sha256 of every file under root (to prove nothing changed)."""
+    return {
+        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }

@@ -1,0 +1,220 @@
+"""Bad environment files are refused with located messages, exit 1, no traceback, nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import VALID, run, tree_digest, write_env
+
+
+def _render_fails(root: Path, text: str) -> str:
+    env = write_env(root, text)
+    before = tree_digest(root)
+    result = run("render", env)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert tree_digest(root) == before, "a refused render must not write anything"
+    return result.output
+
+
+CASES = [
+    pytest.param(
+        VALID.replace("  region: us-west-2\n", "  region: us-west-2\n  region: eu-west-1\n"),
+        "environments/test.yaml:5:3: $.cluster.region: duplicate key 'region' (first defined at line 4)",
+        id="duplicate-key",
+    ),
+    pytest.param(
+        VALID.replace("  name: nim-test\n", "\tname: nim-test\n"),
+        "environments/test.yaml:3:1: $: tab character used for indentation",
+        id="tab-indentation",
+    ),
+    pytest.param(
+        VALID + "  - name: other\n    image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3\n    nodePool: a10g\n    gpuz: 2\n",
+        "environments/test.yaml:15:5: $.models[1].gpuz: unknown key 'gpuz'\n    hint: did you mean 'gpus'?",
+        id="unknown-key",
+    ),
+    pytest.param(
+        VALID.replace("    nodePool: a10g\n", "    nodePool: a10g\n    gpus: two\n"),
+        "environments/test.yaml:12:11: $.models[0].gpus: expected integer, got string \"two\"",
+        id="wrong-type",
+    ),
+    pytest.param(
+        VALID.replace('kubernetesVersion: "1.33"', "kubernetesVersion: 1.33"),
+        "environments/test.yaml:5:22: $.cluster.kubernetesVersion: expected string, got number 1.33\n"
+        '    hint: write the minor version as a quoted string, e.g. kubernetesVersion: "1.33"',
+        id="unquoted-version",
+    ),
+    pytest.param(
+        VALID + "  - name: llama3-8b-instruct\n    image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3\n    nodePool: a10g\n",
+        "environments/test.yaml:12:11: $.models[1].name: duplicate model name 'llama3-8b-instruct' (also models[0])",
+        id="duplicate-model",
+    ),
+    pytest.param(
+        VALID.replace("name: llama3-8b-instruct", "name: " + "a" * 53),
+        "environments/test.yaml:9:11: $.models[0].name: name is 53 characters; as Helm release and StatefulSet "
+        "name it may have at most 52",
+        id="model-name-too-long-for-kubernetes",
+    ),
+    pytest.param(
+        VALID.replace("name: llama3-8b-instruct", "name: " + "a" * 64),
+        "environments/test.yaml:9:11: $.models[0].name: name is 64 characters",
+        id="model-name-too-long-for-label",
+    ),
+    pytest.param(
+        VALID.replace("name: test\n", "name: " + "e" * 59 + "\n"),
+        "environments/test.yaml:1:7: $.name: name is 59 characters; the root Application '" + "e" * 59 + "-root' would pass 63",
+        id="environment-name-too-long",
+    ),
+    pytest.param(
+        VALID.replace("llama3-8b-instruct:1.0.3", "llama3-8b-instruct:latest"),
+        "environments/test.yaml:10:12: $.models[0].image: image 'nvcr.io/nim/meta/llama3-8b-instruct:latest' is not "
+        "pinned: tag ':latest' floats",
+        id="latest-tag",
+    ),
+    pytest.param(
+        VALID.replace("llama3-8b-instruct:1.0.3", "llama3-8b-instruct"),
+        "environments/test.yaml:10:12: $.models[0].image: image 'nvcr.io/nim/meta/llama3-8b-instruct' is not pinned: "
+        "image has no tag or digest",
+        id="untagged-image",
+    ),
+    pytest.param(
+        VALID.replace("name: test", "name: Test_Env"),
+        "environments/test.yaml:1:7: $.name: invalid value \"Test_Env\"\n    hint: use lower-case letters",
+        id="name-not-dns-label",
+    ),
+    pytest.param(
+        VALID.replace("gitops:\n  repoURL: https://github.com/example/nim-gitops.git\n", ""),
+        "environments/test.yaml:1:1: $.gitops: missing required key 'gitops'",
+        id="missing-section",
+    ),
+    pytest.param(
+        VALID + "    replicas: {min: 3, max: 2}\n",
+        "environments/test.yaml:12:15: $.models[0].replicas: replicas.min (3) is greater than replicas.max (2)",
+        id="replicas-inverted",
+    ),
+    pytest.param(
+        VALID + "    env: {NGC_API_KEY: abc}\n",
+        "environments/test.yaml:12:11: $.models[0].env.NGC_API_KEY: environment variable NGC_API_KEY is managed by nimgen",
+        id="env-overrides-chart",
+    ),
+    pytest.param(
+        VALID + "    env: {HF_TOKEN: abc}\n",
+        "$.models[0].env.HF_TOKEN: environment variable HF_TOKEN looks like a secret",
+        id="secret-in-env",
+    ),
+    pytest.param(
+        VALID + "    env: {NIM_NOTE: nvapi-AAAAAAAAAAAAAAAAAAAAAAAA}\n",
+        "$.models[0].env.NIM_NOTE: the value of NIM_NOTE looks like a credential",
+        id="credential-value",
+    ),
+    pytest.param(
+        VALID + "    namespace: argocd\n",
+        "environments/test.yaml:12:16: $.models[0].namespace: model namespace 'argocd' is reserved",
+        id="reserved-namespace",
+    ),
+    pytest.param(
+        VALID + "    workload: Deployment\n    cache: {type: claimTemplate}\n",
+        "$.models[0].cache: cache type claimTemplate needs workload StatefulSet",
+        id="claim-template-on-deployment",
+    ),
+    pytest.param(
+        VALID + "    cache: {type: existingClaim}\n",
+        "$.models[0].cache: cache type existingClaim needs claimName",
+        id="existing-claim-without-name",
+    ),
+    pytest.param(
+        VALID + "    resources: {memory: 16Gi}\n    sharedMemory: 16Gi\n",
+        "$.models[0].sharedMemory: sharedMemory (16Gi) must be smaller than resources.memory (16Gi)",
+        id="shm-exceeds-memory",
+    ),
+    pytest.param(
+        VALID.replace('"1.33"', '"1.27"'),
+        "$.cluster.kubernetesVersion: Kubernetes 1.27 is older than the oldest version nimgen supports (1.29)",
+        id="old-kubernetes",
+    ),
+    pytest.param(
+        VALID.replace("    nodePool: a10g\n", ""),
+        "environments/test.yaml:9:5: $.models[0]: model 'llama3-8b-instruct' has no nodePool",
+        id="no-node-pool",
+    ),
+    pytest.param(
+        "name: [unclosed\n",
+        "environments/test.yaml:2:1: $: invalid YAML",
+        id="malformed-yaml",
+    ),
+    pytest.param(
+        "- just\n- a list\n",
+        "environments/test.yaml:1:1: $: must be a mapping",
+        id="not-a-mapping",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_bad_input_is_refused_with_location(tmp_path: Path, text: str, expected: str) -> None:
+    output = _render_fails(tmp_path, text)
+    assert expected in output
+
+
+def test_alias_bomb_is_refused(tmp_path: Path) -> None:
+    levels = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for level in range(1, 8):
+        refs = ", ".join([f"*a{level - 1}"] * 10)
+        levels.append(f"a{level}: &a{level} [{refs}]")
+    output = _render_fails(tmp_path, VALID + "\n".join(levels) + "\n")
+    assert "aliases expand this document past 20000 nodes" in output
+
+
+def test_small_anchors_are_allowed(tmp_path: Path) -> None:
+    text = VALID.replace("    nodePool: a10g\n", "    nodePool: &pool a10g\n") + (
+        "  - name: other\n    image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3\n    nodePool: *pool\n"
+    )
+    env = write_env(tmp_path, text)
+    result = run("render", env)
+    assert result.exit_code == 0, result.output
+
+
+def test_every_problem_reported_at_once_sorted_by_position(tmp_path: Path) -> None:
+    text = VALID.replace("region: us-west-2", "regoin: us-west-2").replace(":1.0.3", ":latest") + "    gpus: 0\n"
+    output = _render_fails(tmp_path, text)
+    lines = [line for line in output.splitlines() if line.startswith("environments/")]
+    assert [line.split(": ")[1] for line in lines] == [
+        "$.cluster.region",      # missing (located at the cluster mapping, line 3)
+        "$.cluster.regoin",      # unknown key, line 4
+        "$.models[0].image",     # latest, line 10
+        "$.models[0].gpus",      # below minimum, line 12
+    ]
+    assert output.startswith("error: 4 problems in environments/test.yaml")
+
+
+def test_errors_in_several_files_reported_together(tmp_path: Path) -> None:
+    one = write_env(tmp_path, VALID.replace(":1.0.3", ":latest"), "one.yaml")
+    two = write_env(tmp_path, VALID.replace("name: test", "name: two").replace("gpus", "x") + "    gpu: 1\n", "two.yaml")
+    result = run("render", one, two)
+    assert result.exit_code == 1
+    assert "environments/one.yaml:10:12" in result.output
+    assert "environments/two.yaml:12:5: $.models[0].gpu: unknown key 'gpu'" in result.output
+    assert not (tmp_path / "argocd").exists()
+
+
+def test_error_in_defaults_file_points_at_defaults(tmp_path: Path) -> None:
+    write_env(tmp_path, "modelDefaults:\n  gpus: many\n", "_defaults.yaml")
+    output = _render_fails(tmp_path, VALID)
+    assert "environments/_defaults.yaml:2:9: $.modelDefaults.gpus: expected integer, got string \"many\"" in output
+
+
+def test_invalid_env_keeps_previous_tree(tmp_path: Path) -> None:
+    env = write_env(tmp_path, VALID)
+    assert run("render", env).exit_code == 0
+    before = tree_digest(tmp_path / "argocd")
+    write_env(tmp_path, VALID.replace(":1.0.3", ":latest"))
+    assert run("render", env).exit_code == 1
+    assert tree_digest(tmp_path / "argocd") == before
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    result = run("render", tmp_path / "environments" / "nope.yaml")
+    assert result.exit_code == 1
+    assert "environments/nope.yaml:1:1: $: file not found" in result.output
