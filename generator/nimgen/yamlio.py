@@ -80,9 +80,10 @@ class _Builder:
 
     def _mapping(self, node: yaml.MappingNode, path: str) -> LMap:
         out = LMap(loc=_loc(self.file, node.start_mark))
+        merges = []
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                self._merge_into(out, value_node, path)
+                merges.append(value_node)  # applied after the explicit keys, which win
                 continue
             key = self.constructor.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)) or key is None:
@@ -105,6 +106,8 @@ class _Builder:
             out[key] = self.build(value_node, child_path)
             out.key_locs[key] = _loc(self.file, key_node.start_mark)
             out.value_locs[key] = _loc(self.file, value_node.start_mark)
+        for value_node in merges:
+            self._merge_into(out, value_node, path)
         return out
 
     def _merge_into(self, out: LMap, value_node: yaml.Node, path: str) -> None:

@@ -1,0 +1,41 @@
+"""Manifest validation for tests: Kubernetes' own schemas (kubernetes-validate) and upstream CRD schemas."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+
+
+@lru_cache(maxsize=None)
+def _crd_validator(path: Path) -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(json.loads(path.read_text(encoding="utf-8")))
+
+
+def crd_schema_path(obj: dict[str, Any], schema_dir: Path) -> Path:
+    """kubeconform layout: {group}/{kind}_{version}.json."""
+    group, _, version = obj["apiVersion"].rpartition("/")
+    return schema_dir / group / f"{obj['kind'].lower()}_{version}.json"
+
+
+def crd_errors(obj: dict[str, Any], schema_dir: Path) -> list[str]:
+    """Every violation of the upstream CRD schema (strict copies reject unknown fields)."""
+    path = crd_schema_path(obj, schema_dir)
+    assert path.is_file(), f"no CRD schema for {obj['apiVersion']} {obj['kind']} at {path}"
+    return [
+        f"{'.'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in sorted(_crd_validator(path).iter_errors(obj), key=lambda e: list(e.absolute_path))
+    ]
+
+
+def kubernetes_errors(obj: dict[str, Any], kubernetes_version: str) -> list[str]:
+    """Violations of Kubernetes' own schema for the version, strict (unknown fields are errors)."""
+    try:
+        kubernetes_validate.validate(obj, kubernetes_version, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        return [f"{'.'.join(map(str, error.path))}: {error.message}"]
+    return []

@@ -1,0 +1,151 @@
+"""Argo CD objects: direct assertions per feature, and upstream CRD schema validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import EXAMPLE_NAMES, example_environment
+from helpers import VALID, write_env
+from kube import crd_errors
+from nimgen import argocd
+from nimgen.environment import load_environment
+
+FINALIZER = "resources-finalizer.argocd.argoproj.io"
+
+
+def _all_objects() -> list[tuple[str, dict[str, Any]]]:
+    objects = []
+    for name in EXAMPLE_NAMES:
+        env = example_environment(name)
+        objects.append((f"{name}/project", argocd.app_project(env)))
+        objects.append((f"{name}/root", argocd.root_application(env)))
+        objects += [(f"{name}/{m.name}", argocd.model_application(env, m)) for m in env.models]
+    return objects
+
+
+OBJECTS = _all_objects()
+APPLICATIONS = [(label, obj) for label, obj in OBJECTS if obj["kind"] == "Application"]
+
+
+@pytest.mark.parametrize(("label", "obj"), OBJECTS, ids=[label for label, _ in OBJECTS])
+def test_validates_against_upstream_crd_schema(crd_schemas: Path, label: str, obj: dict[str, Any]) -> None:
+    assert crd_errors(obj, crd_schemas) == []
+
+
+@pytest.mark.parametrize(("label", "app"), APPLICATIONS, ids=[label for label, _ in APPLICATIONS])
+def test_every_application_is_fully_specified(label: str, app: dict[str, Any]) -> None:
+    spec = app["spec"]
+    assert spec["project"]
+    assert spec["destination"]["server"] == "https://kubernetes.default.svc"
+    assert spec["destination"]["namespace"]
+    assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    assert "CreateNamespace=true" in spec["syncPolicy"]["syncOptions"]
+    retry = spec["syncPolicy"]["retry"]
+    assert retry["limit"] > 0 and retry["backoff"]["factor"] > 1
+    assert app["metadata"]["finalizers"] == [FINALIZER]
+    assert int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) is not None
+    assert app["metadata"]["namespace"] == "argocd"
+
+
+def test_project_is_restricted_to_repo_and_model_namespaces() -> None:
+    env = example_environment("prod")
+    project = argocd.app_project(env)
+    assert project["spec"]["sourceRepos"] == ["https://github.com/example/nim-gitops.git"]
+    assert project["spec"]["destinations"] == [{"server": "https://kubernetes.default.svc", "namespace": "nim"}]
+    assert project["spec"]["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace"}]
+    kinds = {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]}
+    assert ("apps", "StatefulSet") in kinds and ("", "Secret") not in kinds
+    assert project["metadata"]["finalizers"] == [FINALIZER]
+
+
+def test_project_syncs_before_models() -> None:
+    env = example_environment("prod")
+    project_wave = int(argocd.app_project(env)["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+    for model in env.models:
+        app = argocd.model_application(env, model)
+        assert int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) > project_wave
+
+
+def test_root_application_syncs_the_apps_folder() -> None:
+    env = example_environment("prod")
+    root = argocd.root_application(env)
+    assert root["metadata"]["name"] == "prod-root"
+    assert root["spec"]["project"] == "default"
+    assert root["spec"]["source"] == {
+        "repoURL": "https://github.com/example/nim-gitops.git",
+        "targetRevision": "main",
+        "path": "argocd/prod/apps",
+        "directory": {"recurse": True, "include": "*.yaml"},
+    }
+    assert root["spec"]["destination"]["namespace"] == "argocd"
+
+
+def test_model_application_points_at_the_chart_with_release_equal_to_app_name() -> None:
+    env = example_environment("prod")
+    model = env.models[0]
+    app = argocd.model_application(env, model)
+    source = app["spec"]["source"]
+    assert (source["path"], source["repoURL"], source["targetRevision"]) == (
+        "charts/nim-llm", env.gitops.repo_url, env.gitops.target_revision)
+    assert "chart" not in source  # `chart` is only for Helm repositories
+    assert app["metadata"]["name"] == source["helm"]["releaseName"] == model.name
+    assert app["spec"]["project"] == "prod"
+    assert app["spec"]["destination"]["namespace"] == model.namespace
+    values = source["helm"]["valuesObject"]
+    assert values["fullnameOverride"] == model.name
+    assert values["image"] == {"repository": "nvcr.io/nim/meta/llama3-8b-instruct", "tag": "1.0.3", "digest": ""}
+    assert values["gpu"] == {"count": 1}
+    assert values["nodePool"] == "a10g"
+    assert values["model"]["ngcAPISecret"] == "ngc-api"
+    assert values["imagePullSecrets"] == [{"name": "ngc-secret"}]
+
+
+def test_autoscaled_model_leaves_replicas_to_the_hpa() -> None:
+    env = example_environment("prod")
+    model = next(m for m in env.models if m.name == "llama3-8b-instruct")
+    assert (model.min_replicas, model.max_replicas) == (1, 5)
+    app = argocd.model_application(env, model)
+    values = app["spec"]["source"]["helm"]["valuesObject"]
+    assert "replicaCount" not in values
+    assert values["autoscaling"]["enabled"] is True
+    assert (values["autoscaling"]["minReplicas"], values["autoscaling"]["maxReplicas"]) == (1, 5)
+    [metric] = values["autoscaling"]["metrics"]
+    assert metric == {"type": "Pods", "pods": {"metric": {"name": "num_requests_running"},
+                                               "target": {"type": "AverageValue", "averageValue": "5"}}}
+    assert app["spec"]["ignoreDifferences"] == [{
+        "group": "apps", "kind": "StatefulSet", "name": model.name, "namespace": "nim", "jsonPointers": ["/spec/replicas"],
+    }]
+    assert "RespectIgnoreDifferences=true" in app["spec"]["syncPolicy"]["syncOptions"]
+
+
+def test_fixed_replica_model_has_no_ignore_differences() -> None:
+    env = example_environment("dev")
+    app = argocd.model_application(env, env.models[0])
+    values = app["spec"]["source"]["helm"]["valuesObject"]
+    assert values["replicaCount"] == 1 and values["autoscaling"] == {"enabled": False}
+    assert "ignoreDifferences" not in app["spec"]
+    assert "RespectIgnoreDifferences=true" not in app["spec"]["syncPolicy"]["syncOptions"]
+
+
+def test_fractional_autoscaling_target_is_a_quantity(tmp_path: Path) -> None:
+    text = VALID + "    replicas: {min: 1, max: 3}\n    autoscaling: {metric: gpu_cache_usage_perc, target: 0.75}\n"
+    env = load_environment(write_env(tmp_path, text), tmp_path)
+    values = argocd.model_application(env, env.models[0])["spec"]["source"]["helm"]["valuesObject"]
+    assert values["autoscaling"]["metrics"][0]["pods"]["target"]["averageValue"] == "750m"
+
+
+def test_startup_budget_follows_the_environment(tmp_path: Path) -> None:
+    env = load_environment(write_env(tmp_path, VALID + "    startupTimeoutMinutes: 45\n"), tmp_path)
+    probe = argocd.model_application(env, env.models[0])["spec"]["source"]["helm"]["valuesObject"]["startupProbe"]
+    assert probe["initialDelaySeconds"] + probe["periodSeconds"] * probe["failureThreshold"] == 45 * 60
+
+
+def test_secrets_are_referenced_never_inlined(tmp_path: Path) -> None:
+    text = VALID + "    secretEnv: {HF_TOKEN: {secret: hf, key: token}}\n"
+    env = load_environment(write_env(tmp_path, text), tmp_path)
+    values = argocd.model_application(env, env.models[0])["spec"]["source"]["helm"]["valuesObject"]
+    assert values["secretEnv"] == {"HF_TOKEN": {"secretName": "hf", "key": "token"}}
+    assert values["model"]["ngcAPISecret"] == "ngc-api"
