@@ -66,6 +66,23 @@ def chart_values_schema() -> dict[str, Any]:
     return schema
 
 
+@lru_cache(maxsize=1)
+def chart_default_values() -> dict[str, Any]:
+    """The chart's values.yaml as data."""
+    from nimgen.yamlio import load_plain
+
+    data: dict[str, Any] = load_plain(_chart_root().joinpath("values.yaml").read_text(encoding="utf-8"))
+    return data
+
+
+def coalesce(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Helm's value merge: maps merge recursively, anything else in `overrides` replaces."""
+    out = dict(defaults)
+    for key, value in overrides.items():
+        out[key] = coalesce(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def chart_metadata() -> dict[str, Any]:
     """Chart.yaml as data."""
     from nimgen.yamlio import load_plain

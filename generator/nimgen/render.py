@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 import jsonschema
 
 from nimgen import argocd
-from nimgen.chart import chart_files, chart_values_schema, with_header
+from nimgen.chart import chart_default_values, chart_files, chart_values_schema, coalesce, with_header
 from nimgen.errors import NimgenError
 from nimgen.model import Environment
 from nimgen.templating import render_text
@@ -54,7 +54,8 @@ def _check_values(env: Environment) -> None:
     """Every model's values must satisfy the chart's own schema, as Helm will check in Argo CD."""
     validator = jsonschema.Draft7Validator(chart_values_schema())
     for model in env.models:
-        errors = sorted(validator.iter_errors(chart_values(env, model)), key=lambda e: list(e.absolute_path))
+        merged = coalesce(chart_default_values(), chart_values(env, model))
+        errors = sorted(validator.iter_errors(merged), key=lambda e: list(e.absolute_path))
         if errors:
             details = "; ".join(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
             raise RenderError(f"values for model '{model.name}' do not match charts/nim-llm/values.schema.json: {details}")
