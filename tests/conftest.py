@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from nimgen import helm
 from nimgen.environment import load_environment
 from nimgen.pipeline import render_files

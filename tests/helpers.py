@@ -7,7 +7,6 @@ import textwrap
 from pathlib import Path
 
 from click.testing import CliRunner, Result
-
 from nimgen.cli import main
 
 VALID = """\

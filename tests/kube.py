@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import jsonschema
 import kubernetes_validate
 
 
-@lru_cache(maxsize=None)
+@cache
 def _crd_validator(path: Path) -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(json.loads(path.read_text(encoding="utf-8")))
 

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import EXAMPLE_NAMES, example_environment
 from helpers import VALID, write_env
 from kube import crd_errors

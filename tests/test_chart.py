@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import EXAMPLE_NAMES, PROJECT, example_environment, model_applications
 from kube import kubernetes_errors
 from nimgen import argocd, helm
@@ -247,5 +246,5 @@ def test_templates_use_nothing_argo_cd_cannot_reproduce() -> None:
     # lookup needs a cluster; random, time and key generation differ on every refresh (endless OutOfSync).
     forbidden = re.compile(r"\b(lookup|rand\w*|uuidv4|now|date\w*|genPrivateKey|genCA|genSelfSignedCert\w*|genSignedCert\w*)\b")
     for template in sorted((CHART / "templates").iterdir()):
-        code = " ".join(re.findall(r"\{\{(.*?)\}\}", template.read_text(), flags=re.S))
+        code = " ".join(re.findall(r"\{\{(.*?)\}\}", template.read_text(), flags=re.DOTALL))
         assert not forbidden.search(code), template.name

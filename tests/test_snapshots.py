@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from syrupy.assertion import SnapshotAssertion
-
 from conftest import EXAMPLE_NAMES, example_environment
 from nimgen.render import render_environment
+from syrupy.assertion import SnapshotAssertion
 
 
 @pytest.mark.parametrize("env_name", EXAMPLE_NAMES)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 import pytest
-
 from helpers import tree_digest
 from nimgen import writer
 from nimgen.errors import OutputConflictError, OutputWriteError

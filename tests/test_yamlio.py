@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from nimgen.errors import ConfigError
 from nimgen.yamlio import dump, load_located, load_plain
 

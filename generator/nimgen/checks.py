@@ -42,29 +42,30 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
     # The document may still hold schema errors (reported separately): a check that meets
     # a value of the wrong shape skips it instead of failing.
     _guarded(_environment_level, document, add)
-    argocd_namespace = _guarded(lambda d, _a: d["gitops"].get("namespace", "argocd"), document, add) or "argocd"
+    gitops = document.get("gitops")
+    argocd_namespace = gitops.get("namespace", "argocd") if isinstance(gitops, dict) else "argocd"
     seen: dict[str, int] = {}
     for index, model in enumerate(models):
         if not isinstance(model, dict):
             continue
         base = ["models", index]
         for check in (_identity, _image, _placement, _env_problems, _cache_problems, _memory_problems):
-            _guarded(lambda m, a, c=check: c(m, base, a), model, add)
+            _guarded(check, model, base, add)
+        _guarded(_namespace, model, base, add, argocd_namespace)
         name = model.get("name")
         if isinstance(name, str) and name in seen:
             add([*base, "name"], f"duplicate model name '{name}' (also models[{seen[name]}])",
                 "model names must be unique: they name the Application, Helm release and workload")
         elif isinstance(name, str):
             seen[name] = index
-        _guarded(lambda m, a: _namespace(m, base, a, argocd_namespace), model, add)
     return problems
 
 
-def _guarded(check: Callable[[Any, Any], Any], data: Any, add: Any) -> Any:
+def _guarded(check: Callable[..., None], *args: Any) -> None:
     try:
-        return check(data, add)
+        check(*args)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
-        return None
+        pass
 
 
 def _environment_level(document: Any, add: Any) -> None:

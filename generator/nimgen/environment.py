@@ -101,7 +101,9 @@ def schema_problems(document: Any, fallback: Location) -> list[Problem]:
 
 def _explain(error: jsonschema.ValidationError, document: Any, fallback: Location) -> list[Problem]:
     path = list(error.absolute_path)
-    schema = error.schema if isinstance(error.schema, dict) else {}
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    validator_value: Any = error.validator_value
+    instance: Any = error.instance
     hint = str(schema.get("x-hint", ""))
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(schema.get("properties", {}))
@@ -114,7 +116,7 @@ def _explain(error: jsonschema.ValidationError, document: Any, fallback: Locatio
             )
         return problems
     if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [key for key in error.validator_value if key not in error.instance]
+        missing = [key for key in validator_value if key not in instance]
         return [
             Problem(locate(document, path, fallback), json_path([*path, key]), f"missing required key '{key}'")
             for key in missing
@@ -130,14 +132,14 @@ def _explain(error: jsonschema.ValidationError, document: Any, fallback: Locatio
         message = f"invalid value {json.dumps(error.instance, default=str)}"
         return [Problem(locate(document, path, fallback), json_path(path), message, hint)]
     if error.validator == "type":
-        expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        expected = validator_value if isinstance(validator_value, list) else [validator_value]
         got = _type_name(error.instance)
         message = f"expected {' or '.join(expected)}, got {got} {json.dumps(error.instance, default=str)}"
         if "string" in expected and isinstance(error.instance, (bool, int, float)) and not hint:
             hint = "quote the value to make it a string"
         return [Problem(locate(document, path, fallback), json_path(path), message, hint)]
     if error.validator == "enum":
-        options = [str(value) for value in error.validator_value]
+        options = [str(value) for value in validator_value]
         close = difflib.get_close_matches(str(error.instance), options, n=1)
         message = f"{json.dumps(error.instance, default=str)} is not one of: {', '.join(options)}"
         return [
