@@ -114,7 +114,8 @@ def documented_values(text: str) -> list[DocumentedValue]:
     pending: list[str] = []
     default_override = ""
     collecting = False
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
         if match := _DEFAULT.match(line):
             default_override = match.group(1).strip()
             continue
@@ -134,10 +135,19 @@ def documented_values(text: str) -> list[DocumentedValue]:
         full = ".".join([name for _, name in stack] + [key])
         stack.append((indent, key))
         if pending:
-            default = default_override or (rest if rest else "see below")
-            rows.append(DocumentedValue(full, _type_of(rest), default, " ".join(part for part in pending if part)))
+            kind = _type_of(rest) if rest else _block_type(lines[number + 1 :])
+            default = default_override or rest or "see values.yaml"
+            rows.append(DocumentedValue(full, kind, default, " ".join(part for part in pending if part)))
         pending, default_override = [], ""
     return rows
+
+
+def _block_type(following: list[str]) -> str:
+    """Type of a key whose value starts on the next line: a list when that line is a `- ` item."""
+    for line in following:
+        if line.strip() and not line.lstrip().startswith("#"):
+            return "list" if line.lstrip().startswith("- ") else "object"
+    return "object"
 
 
 def _type_of(literal: str) -> str:
@@ -149,6 +159,4 @@ def _type_of(literal: str) -> str:
         return "list"
     if re.fullmatch(r"-?[0-9]+", literal):
         return "int"
-    if literal == "":
-        return "object"
     return "string"
