@@ -148,3 +148,10 @@ def test_secrets_are_referenced_never_inlined(tmp_path: Path) -> None:
     values = argocd.model_application(env, env.models[0])["spec"]["source"]["helm"]["valuesObject"]
     assert values["secretEnv"] == {"HF_TOKEN": {"secretName": "hf", "key": "token"}}
     assert values["model"]["ngcAPISecret"] == "ngc-api"
+
+
+def test_strict_crd_schema_catches_a_misspelt_field(crd_schemas: Path) -> None:
+    """Guards the guard: the schema check must fail on a field Argo CD does not know."""
+    app = argocd.model_application(example_environment("prod"), example_environment("prod").models[0])
+    app["spec"]["syncPolicy"]["automated"]["selfheal"] = True
+    assert any("selfheal" in error for error in crd_errors(app, crd_schemas))

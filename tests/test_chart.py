@@ -263,3 +263,10 @@ def test_values_are_documented_and_schema_covers_them() -> None:
     assert rows["imagePullSecrets"].type == "list"
     readme = (CHART / "README.md").read_text()
     assert "| `image.tag` | string | `\"\"` |" in readme
+
+
+def test_kubernetes_schema_check_catches_unknown_fields(manifests: Any) -> None:
+    """Guards the guard: strict validation must reject a field Kubernetes does not know."""
+    workload = dict(_workload(manifests[("prod", "llama3-8b-instruct")]))
+    workload["spec"] = {**workload["spec"], "replica": 2}
+    assert kubernetes_errors(workload, "1.33") != []

@@ -72,9 +72,12 @@ def load_environment(path: Path, root: Path) -> Environment:
         raise ConfigError(problems)
 
     fallback = Location(shown, 1, 1)
-    for layer, file in zip(layers, [defaults_shown, shown][-len(layers) :]):
-        if layer is not None and not isinstance(layer, dict):
-            problems.append(Problem(getattr(layer, "loc", None) or Location(file, 1, 1), "$", "must be a mapping"))
+    files = ([defaults_shown] if defaults_shown else []) + [shown]
+    problems = [
+        Problem(getattr(layer, "loc", None) or Location(file, 1, 1), "$", "must be a mapping")
+        for layer, file in zip(layers, files)
+        if layer is not None and not isinstance(layer, dict)
+    ]
     if problems:
         raise ConfigError(problems)
     document: Any = LMap(loc=fallback)
@@ -83,7 +86,7 @@ def load_environment(path: Path, root: Path) -> Environment:
 
     # Schema and cross-field checks both run, so one pass reports every problem.
     problems = schema_problems(document, fallback)
-    models = _apply_model_defaults(document) if not problems else _models_if_any(document)
+    models = _apply_model_defaults(document)
     problems += [p for p in checks.environment_problems(document, models, fallback) if p not in problems]
     if problems:
         raise ConfigError(problems)
@@ -165,13 +168,8 @@ def _type_name(value: Any) -> str:
 
 
 def _apply_model_defaults(document: Any) -> list[Any]:
-    defaults = document.get("modelDefaults") or LMap()
-    return [merge(defaults, model) for model in document.get("models") or []]
-
-
-def _models_if_any(document: Any) -> list[Any]:
-    """Models of a schema-invalid document, defaults applied where the shapes allow it."""
-    models = document.get("models") if isinstance(document, dict) else None
+    """Each model layered over modelDefaults (shapes checked, since schema errors may remain)."""
+    models = document.get("models")
     if not isinstance(models, list):
         return []
     defaults = document.get("modelDefaults")
@@ -194,7 +192,7 @@ DEFAULT_CACHE_SIZE = "100Gi"
 
 
 def default_resources(gpus: int) -> dict[str, str]:
-    """CPU, memory and /dev/shm that fit one GPU slot of common GPU instances (g5/g6: 4 vCPU, 16+ GiB per GPU)."""
+    """CPU, memory and /dev/shm per replica; fits every g5/g6 size from 2xlarge up (8+ vCPU, 32+ GiB per GPU)."""
     return {
         "cpu": str(4 * gpus),
         "memory": f"{24 * gpus}Gi",
