@@ -77,7 +77,7 @@ def test_root_application_syncs_the_apps_folder() -> None:
         "repoURL": "https://github.com/example/nim-gitops.git",
         "targetRevision": "main",
         "path": "argocd/prod/apps",
-        "directory": {"recurse": True, "include": "*.yaml"},
+        "directory": {"recurse": True},
     }
     assert root["spec"]["destination"]["namespace"] == "argocd"
 

@@ -100,7 +100,8 @@ def root_application(env: Environment) -> dict[str, Any]:
                 "repoURL": env.gitops.repo_url,
                 "targetRevision": env.gitops.target_revision,
                 "path": apps_path(env),
-                "directory": {"recurse": True, "include": "*.yaml"},
+                # apps/ holds only the manifests nimgen writes (README and ownership record sit one level up).
+                "directory": {"recurse": True},
             },
             "destination": {"server": env.gitops.destination_server, "namespace": env.gitops.namespace},
             "syncPolicy": {
