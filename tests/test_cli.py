@@ -131,3 +131,13 @@ def test_readme_holds_the_two_commands() -> None:
     assert "pip install -e . && nimgen render environments/prod.yaml" in readme
     assert "pip install -e '.[test]' && pytest" in readme
     assert "pip install -e '.[test]' && pytest" in (PROJECT / ".ci" / "run").read_text()
+
+
+def test_file_outside_an_environments_folder_needs_output(tmp_path: Path) -> None:
+    env = tmp_path / "prod.yaml"
+    env.write_text(VALID)
+    result = run("render", env)
+    assert result.exit_code == 1
+    assert "not in an environments/ folder" in result.output and "--output" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prod.yaml"]
+    assert run("render", "--output", tmp_path / "gitops", env).exit_code == 0

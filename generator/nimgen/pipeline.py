@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nimgen import writer
 from nimgen.environment import load_environment
-from nimgen.errors import ConfigError, Location, Problem
+from nimgen.errors import ConfigError, Location, Problem, UserError
 from nimgen.model import Environment
 from nimgen.render import Tree, render_environment
 
@@ -22,8 +22,14 @@ class RenderResult:
 
 
 def default_root(env_file: Path) -> Path:
-    """The repository root for an environment file: the parent of the folder holding it."""
-    return env_file.resolve().parent.parent
+    """The repository root for an environment file: the folder that holds its `environments/` folder."""
+    folder = env_file.resolve().parent
+    if folder.name != "environments":
+        raise UserError(
+            f"cannot tell where to write for {env_file}: it is not in an environments/ folder",
+            hint="keep environment files in <repository>/environments/, or pass --output DIR",
+        )
+    return folder.parent
 
 
 def render_files(env_files: list[Path], *, output: Path | None = None, dry_run: bool = False) -> list[RenderResult]:
