@@ -254,12 +254,12 @@ def test_values_are_documented_and_schema_covers_them() -> None:
     from nimgen.chart import chart_default_values, chart_values_schema, documented_values
 
     rows = {row.key: row for row in documented_values((CHART / "values.yaml").read_text())}
-    schema = chart_values_schema()["properties"]
+    schema = chart_values_schema("nim-llm")["properties"]
     for key, spec in schema.items():
         children = spec.get("properties", {}) if spec.get("additionalProperties") is False else {}
         documented = key in rows or (children and all(f"{key}.{child}" in rows for child in children))
         assert documented, f"values.yaml key {key} lacks a helm-docs '# --' comment"
-    assert set(chart_default_values()) == set(schema), "values.yaml and values.schema.json list different keys"
+    assert set(chart_default_values("nim-llm")) == set(schema), "values.yaml and values.schema.json list different keys"
     assert rows["imagePullSecrets"].type == "list"
     readme = (CHART / "README.md").read_text()
     assert "| `image.tag` | string | `\"\"` |" in readme

@@ -62,8 +62,8 @@ CASES = [
         id="model-name-too-long-for-label",
     ),
     pytest.param(
-        VALID.replace("name: test\n", "name: " + "e" * 59 + "\n"),
-        "environments/test.yaml:1:7: $.name: name is 59 characters; the root Application '" + "e" * 59 + "-root' would pass 63",
+        VALID.replace("name: test\n", "name: " + "e" * 55 + "\n"),
+        "environments/test.yaml:1:7: $.name: name is 55 characters; the AppProject '" + "e" * 55 + "-platform' would pass 63",
         id="environment-name-too-long",
     ),
     pytest.param(

@@ -26,7 +26,9 @@ _SECRET_VALUE = re.compile(r"(nvapi-[A-Za-z0-9_-]{10,}|hf_[A-Za-z0-9]{20,}|AKIA[
 # StatefulSet names feed the controller-revision-hash label (name + '-' + 10-char hash <= 63),
 # and Helm refuses release names over 53 characters.
 MAX_MODEL_NAME = 52
-ROOT_APP_SUFFIX = "-root"
+# Longest suffix nimgen adds to the environment name (the platform AppProject).
+ENV_NAME_SUFFIX = "-platform"
+_AMI_VERSION = {"al2023": re.compile(r"^v[0-9]{8}$"), "bottlerocket": re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")}
 MIN_KUBERNETES_MINOR = 29
 RESERVED_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "default"}
 
@@ -42,6 +44,10 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
     # The document may still hold schema errors (reported separately): a check that meets
     # a value of the wrong shape skips it instead of failing.
     _guarded(_environment_level, document, add)
+    pools = document.get("nodePools")
+    pool_names = None
+    if isinstance(pools, list):
+        pool_names = _pool_problems(document, pools, add)
     gitops = document.get("gitops")
     argocd_namespace = gitops.get("namespace", "argocd") if isinstance(gitops, dict) else "argocd"
     seen: dict[str, int] = {}
@@ -52,6 +58,7 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
         for check in (_identity, _image, _placement, _env_problems, _cache_problems, _memory_problems):
             _guarded(check, model, base, add)
         _guarded(_namespace, model, base, add, argocd_namespace)
+        _guarded(_pool_exists, model, base, add, pool_names)
         name = model.get("name")
         if isinstance(name, str) and name in seen:
             add([*base, "name"], f"duplicate model name '{name}' (also models[{seen[name]}])",
@@ -70,9 +77,9 @@ def _guarded(check: Callable[..., None], *args: Any) -> None:
 
 def _environment_level(document: Any, add: Any) -> None:
     name = document["name"]
-    if len(name) + len(ROOT_APP_SUFFIX) > 63:
-        add(["name"], f"name is {len(name)} characters; the root Application '{name}{ROOT_APP_SUFFIX}' would pass 63",
-            f"shorten it to at most {63 - len(ROOT_APP_SUFFIX)} characters")
+    if len(name) + len(ENV_NAME_SUFFIX) > 63:
+        add(["name"], f"name is {len(name)} characters; the AppProject '{name}{ENV_NAME_SUFFIX}' would pass 63",
+            f"shorten it to at most {63 - len(ENV_NAME_SUFFIX)} characters")
     minor = int(document["cluster"]["kubernetesVersion"].split(".")[1])
     if minor < MIN_KUBERNETES_MINOR:
         add(["cluster", "kubernetesVersion"],
@@ -158,3 +165,44 @@ def _memory_problems(model: Any, base: list[Any], add: Any) -> None:
         add([*base, "sharedMemory"],
             f"sharedMemory ({shm}) must be smaller than resources.memory ({memory})",
             "/dev/shm is memory-backed and counts against the container's memory limit")
+
+
+def _pool_problems(document: Any, pools: list[Any], add: Any) -> set[str]:
+    """Check the node pools; return the names models may use."""
+    names: dict[str, int] = {}
+    if pools and "karpenter" not in (document.get("cluster") or {}):
+        add(["cluster"], "nodePools needs cluster.karpenter (nodeRole and discoveryTag) for the EC2NodeClasses",
+            "add cluster.karpenter: {nodeRole: <IAM role name>, discoveryTag: <karpenter.sh/discovery tag value>}")
+    for index, pool in enumerate(pools):
+        if isinstance(pool, dict):
+            _guarded(_pool, document, pool, ["nodePools", index], add, names, index)
+    return set(names)
+
+
+def _pool(document: Any, pool: Any, base: list[Any], add: Any, names: dict[str, int], index: int) -> None:
+    name = pool["name"]
+    if name in names:
+        add([*base, "name"], f"duplicate node pool name '{name}' (also nodePools[{names[name]}])")
+    names.setdefault(name, index)
+    if bool(pool.get("instanceFamilies")) == bool(pool.get("instanceTypes")):
+        add(base, f"node pool '{name}' needs exactly one of instanceFamilies or instanceTypes",
+            "instanceFamilies: [g5] lets Karpenter pick any size; instanceTypes: [g5.12xlarge] pins sizes")
+    version = pool["amiVersion"]
+    family = pool.get("amiFamily", "al2023")
+    if version == "latest":
+        if document.get("production") is True:
+            add([*base, "amiVersion"], f"node pool '{name}' uses amiVersion latest in a production environment",
+                "every new AMI release would drift and replace every GPU node (restarting every model); "
+                "pin a release and upgrade it in a reviewed change")
+    elif not _AMI_VERSION[family].match(version):
+        example = "v20251112" if family == "al2023" else "v1.26.2"
+        add([*base, "amiVersion"], f"'{version}' is not a {family} AMI release", f"write it like {example}")
+
+
+def _pool_exists(model: Any, base: list[Any], add: Any, pool_names: set[str] | None) -> None:
+    if pool_names is None or not model.get("nodePool") or model["nodePool"] in pool_names:
+        return
+    known = ", ".join(sorted(pool_names)) or "none"
+    add([*base, "nodePool"] if "nodePool" in model else base,
+        f"node pool '{model['nodePool']}' is not defined in nodePools (defined: {known})",
+        "add the pool under nodePools or pick a defined one")

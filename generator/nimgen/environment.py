@@ -15,7 +15,7 @@ import jsonschema
 from nimgen import checks
 from nimgen.errors import ConfigError, Location, Problem, json_path
 from nimgen.layering import locate, locate_key, merge
-from nimgen.model import Environment, GitOps, ImageRef, Model, Ngc, SecretEnvVar
+from nimgen.model import Environment, GitOps, ImageRef, Karpenter, Model, Ngc, NodePool, SecretEnvVar
 from nimgen.yamlio import LMap, load_located
 
 DEFAULTS_FILE = "_defaults.yaml"
@@ -234,6 +234,28 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
             image_pull_secret=ngc["imagePullSecret"],
         ),
         models=tuple(_build_model(model) for model in models),
+        karpenter=Karpenter(cluster["karpenter"]["nodeRole"], cluster["karpenter"]["discoveryTag"])
+        if "karpenter" in cluster else None,
+        node_pools=tuple(_build_pool(pool, top["nodePools"]["items"]["properties"]) for pool in document.get("nodePools") or []),
+    )
+
+
+def _build_pool(pool: dict[str, Any], properties: dict[str, Any]) -> NodePool:
+    pool = _with_schema_defaults(pool, properties)
+    return NodePool(
+        name=pool["name"],
+        instance_families=tuple(pool.get("instanceFamilies") or ()),
+        instance_types=tuple(pool.get("instanceTypes") or ()),
+        capacity_types=tuple(pool["capacityTypes"]),
+        architecture=pool["architecture"],
+        gpu_limit=pool["gpuLimit"],
+        ami_family=pool["amiFamily"],
+        ami_version=pool["amiVersion"],
+        disk_size=pool["diskSize"],
+        consolidate_after=pool["consolidateAfter"],
+        expire_after=pool["expireAfter"],
+        termination_grace_period=pool["terminationGracePeriod"],
+        disruption_budget=pool["disruptionBudget"],
     )
 
 

@@ -129,6 +129,38 @@ class Ngc:
 
 
 @dataclass(frozen=True)
+class Karpenter:
+    """Cluster facts every EC2NodeClass needs."""
+
+    node_role: str
+    discovery_tag: str
+
+
+@dataclass(frozen=True)
+class NodePool:
+    """A Karpenter GPU node pool (NodePool plus EC2NodeClass of the same name)."""
+
+    name: str
+    instance_families: tuple[str, ...]
+    instance_types: tuple[str, ...]
+    capacity_types: tuple[str, ...]
+    architecture: str
+    gpu_limit: int
+    ami_family: str
+    ami_version: str
+    disk_size: str
+    consolidate_after: str
+    expire_after: str
+    termination_grace_period: str
+    disruption_budget: str
+
+    @property
+    def ami_alias(self) -> str:
+        """`amiSelectorTerms` alias, e.g. al2023@v20251112."""
+        return f"{self.ami_family}@{self.ami_version}"
+
+
+@dataclass(frozen=True)
 class Environment:
     """A validated environment file, layered over its defaults."""
 
@@ -143,6 +175,8 @@ class Environment:
     gitops: GitOps
     ngc: Ngc
     models: tuple[Model, ...]
+    karpenter: Karpenter | None = None
+    node_pools: tuple[NodePool, ...] = ()
 
     @property
     def namespaces(self) -> tuple[str, ...]:

@@ -6,8 +6,15 @@ from pathlib import PurePosixPath
 
 import jsonschema
 
-from nimgen import argocd
-from nimgen.chart import chart_default_values, chart_files, chart_values_schema, coalesce, with_header
+from nimgen import argocd, pools
+from nimgen.chart import (
+    MODEL_CHART,
+    chart_default_values,
+    chart_files,
+    chart_values_schema,
+    coalesce,
+    with_header,
+)
 from nimgen.errors import NimgenError
 from nimgen.model import Environment
 from nimgen.templating import render_text
@@ -36,26 +43,33 @@ def render_environment(env: Environment) -> Tree:
     """Every file nimgen generates for `env`, keyed by path relative to the repository root."""
     header = environment_header(env)
     base = environment_dir(env)
-    tree: Tree = dict(chart_files())
+    apps = PurePosixPath(argocd.apps_path(env))
+    tree: Tree = dict(chart_files(MODEL_CHART))
 
     def put(path: PurePosixPath, text: str) -> None:
         tree[path] = with_header(path, text, header)
 
     put(base / "root.yaml", dump(argocd.root_application(env)))
-    put(PurePosixPath(argocd.apps_path(env)) / "project.yaml", dump(argocd.app_project(env)))
+    put(apps / "project.yaml", dump(argocd.app_project(env)))
     for model in env.models:
-        put(PurePosixPath(argocd.apps_path(env)) / "models" / f"{model.name}.yaml", dump(argocd.model_application(env, model)))
+        put(apps / "models" / f"{model.name}.yaml", dump(argocd.model_application(env, model)))
+    if env.node_pools:
+        tree.update(chart_files(pools.CHART_NAME))
+        put(apps / "platform" / "project.yaml", dump(argocd.platform_project(env)))
+        put(apps / "platform" / f"{pools.RELEASE_NAME}.yaml", dump(argocd.nodepools_application(env)))
     put(base / "README.md", render_text("environment-README.md.j2", env=env, apps_path=argocd.apps_path(env)))
-    _check_values(env)
+    _check_values(MODEL_CHART, {model.name: chart_values(env, model) for model in env.models})
+    if env.node_pools:
+        _check_values(pools.CHART_NAME, {pools.RELEASE_NAME: pools.nodepool_values(env)})
     return dict(sorted(tree.items()))
 
 
-def _check_values(env: Environment) -> None:
-    """Every model's values must satisfy the chart's own schema, as Helm will check in Argo CD."""
-    validator = jsonschema.Draft7Validator(chart_values_schema())
-    for model in env.models:
-        merged = coalesce(chart_default_values(), chart_values(env, model))
+def _check_values(chart: str, values_by_release: dict[str, dict[str, object]]) -> None:
+    """Generated values must satisfy the chart's own schema, as Helm will check in Argo CD."""
+    validator = jsonschema.Draft7Validator(chart_values_schema(chart))
+    for release, values in values_by_release.items():
+        merged = coalesce(chart_default_values(chart), values)
         errors = sorted(validator.iter_errors(merged), key=lambda e: list(e.absolute_path))
         if errors:
             details = "; ".join(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
-            raise RenderError(f"values for model '{model.name}' do not match charts/nim-llm/values.schema.json: {details}")
+            raise RenderError(f"values for '{release}' do not match charts/{chart}/values.schema.json: {details}")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from nimgen.chart import MODEL_CHART
 from nimgen.model import Environment, Model
 
-CHART_NAME = "nim-llm"
-CHART_PATH = f"charts/{CHART_NAME}"
+CHART_PATH = f"charts/{MODEL_CHART}"
 
 # The startup probe polls every STARTUP_PERIOD seconds after STARTUP_DELAY; its
 # failureThreshold turns the environment's startupTimeoutMinutes into probe counts.
@@ -106,7 +106,3 @@ def _cache(model: Model) -> dict[str, Any]:
         cache["storageClassName"] = model.cache_storage_class
     return cache
 
-
-def workload_kind(model: Model) -> str:
-    """Kind of the object the HPA scales (and Argo CD must not fight over)."""
-    return model.workload

@@ -1,0 +1,182 @@
+"""Karpenter GPU node pools: environment checks, the gpu-nodepools chart under the real Helm engine, CRD schemas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import EXAMPLE_NAMES, example_environment
+from helpers import VALID, run, tree_digest, write_env
+from kube import crd_errors
+from nimgen import argocd, helm, pools
+from nimgen.yamlio import load_all_plain
+
+POOLS = """\
+  karpenter:
+    nodeRole: KarpenterNodeRole-nim-test
+    discoveryTag: nim-test
+nodePools:
+  - name: a10g
+    instanceFamilies: [g5]
+    gpuLimit: 8
+    amiVersion: v20251112
+"""
+
+
+def _with_pools(text: str = VALID, pools_text: str = POOLS) -> str:
+    return text.replace('  kubernetesVersion: "1.33"\n', '  kubernetesVersion: "1.33"\n' + pools_text)
+
+
+def _render(engine: helm.Engine, root: Path, env_name: str) -> list[dict[str, Any]]:
+    app = argocd.nodepools_application(example_environment(env_name))
+    rendered = engine.template(root / pools.CHART_PATH, app["spec"]["source"]["helm"]["valuesObject"],
+                               release=app["spec"]["source"]["helm"]["releaseName"],
+                               namespace=app["spec"]["destination"]["namespace"], kube_version="1.33")
+    return [doc for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt") for doc in load_all_plain(text)]
+
+
+@pytest.fixture(scope="module")
+def objects(rendered_repo: Path, helm_engine: helm.Engine) -> dict[str, list[dict[str, Any]]]:
+    return {name: _render(helm_engine, rendered_repo, name) for name in EXAMPLE_NAMES}
+
+
+def _by(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    [found] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+@pytest.mark.parametrize("env_name", EXAMPLE_NAMES)
+def test_rendered_pools_validate_against_karpenter_crds(objects: Any, crd_schemas: Path, env_name: str) -> None:
+    rendered = objects[env_name]
+    expected = {p.name for p in example_environment(env_name).node_pools}
+    assert {o["metadata"]["name"] for o in rendered if o["kind"] == "NodePool"} == expected
+    assert {o["metadata"]["name"] for o in rendered if o["kind"] == "EC2NodeClass"} == expected
+    for obj in rendered:
+        assert crd_errors(obj, crd_schemas) == [], f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+@pytest.mark.parametrize("env_name", EXAMPLE_NAMES)
+def test_chart_lints_strict(rendered_repo: Path, helm_engine: helm.Engine, env_name: str) -> None:
+    values = pools.nodepool_values(example_environment(env_name))
+    findings = helm_engine.lint(rendered_repo / pools.CHART_PATH, values, kube_version="1.33")
+    assert [f for f in findings if f.severity != "info"] == []
+
+
+def test_nodepool_settings(objects: Any) -> None:
+    pool = _by(objects["prod"], "NodePool", "a10g")["spec"]
+    template = pool["template"]
+    assert template["metadata"]["labels"] == {"nimgen.io/node-pool": "a10g"}
+    assert template["spec"]["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
+    assert template["spec"]["nodeClassRef"] == {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "a10g"}
+    requirements = {r["key"]: (r["operator"], r["values"]) for r in template["spec"]["requirements"]}
+    assert requirements["karpenter.k8s.aws/instance-family"] == ("In", ["g5"])
+    assert requirements["karpenter.sh/capacity-type"] == ("In", ["spot", "on-demand"])
+    assert requirements["kubernetes.io/arch"] == ("In", ["amd64"])
+    assert requirements["karpenter.k8s.aws/instance-gpu-manufacturer"] == ("In", ["nvidia"])
+    assert template["spec"]["expireAfter"] == "720h"
+    assert template["spec"]["terminationGracePeriod"] == "2h"
+    assert pool["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "30m", "budgets": [{"nodes": "10%"}]}
+    assert pool["limits"] == {"nvidia.com/gpu": "16"}  # a string, as the API server stores it
+    h100 = _by(objects["prod"], "NodePool", "h100")["spec"]["template"]["spec"]["requirements"]
+    assert {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["p5.48xlarge"]} in h100
+
+
+def test_ec2nodeclass_settings(objects: Any) -> None:
+    a10g = _by(objects["prod"], "EC2NodeClass", "a10g")["spec"]
+    assert a10g["role"] == "KarpenterNodeRole-nim-prod"
+    assert a10g["amiSelectorTerms"] == [{"alias": "al2023@v20251112"}]
+    assert a10g["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "nim-prod"}}]
+    assert a10g["securityGroupSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "nim-prod"}}]
+    assert a10g["blockDeviceMappings"] == [{"deviceName": "/dev/xvda", "rootVolume": True, "ebs": {
+        "volumeSize": "300Gi", "volumeType": "gp3", "encrypted": True, "deleteOnTermination": True}}]
+    assert a10g["metadataOptions"]["httpTokens"] == "required"
+    h100 = _by(objects["prod"], "EC2NodeClass", "h100")["spec"]
+    assert h100["amiSelectorTerms"] == [{"alias": "bottlerocket@v1.26.2"}]
+    assert [m["deviceName"] for m in h100["blockDeviceMappings"]] == ["/dev/xvda", "/dev/xvdb"]
+    assert h100["blockDeviceMappings"][1]["ebs"]["volumeSize"] == "500Gi"
+
+
+def test_model_pods_land_on_their_pool(objects: Any) -> None:
+    """Cross-object: each model's node selector and tolerations match the NodePool it names."""
+    from nimgen.values import chart_values
+
+    env = example_environment("prod")
+    for model in env.models:
+        pool = _by(objects["prod"], "NodePool", model.node_pool)["spec"]["template"]
+        values = chart_values(env, model)
+        assert pool["metadata"]["labels"]["nimgen.io/node-pool"] == values["nodePool"]
+        [taint] = pool["spec"]["taints"]
+        assert taint["key"] == "nvidia.com/gpu" and taint["effect"] == "NoSchedule"
+
+
+def test_platform_project_and_application() -> None:
+    env = example_environment("prod")
+    project = argocd.platform_project(env)
+    assert project["metadata"]["name"] == "prod-platform"
+    assert {(k["group"], k["kind"]) for k in project["spec"]["clusterResourceWhitelist"]} == {
+        ("", "Namespace"), ("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass")}
+    assert project["spec"]["namespaceResourceWhitelist"] == []
+    models_project = argocd.app_project(env)
+    assert ("karpenter.sh", "NodePool") not in {(k["group"], k["kind"]) for k in models_project["spec"]["clusterResourceWhitelist"]}
+    app = argocd.nodepools_application(env)
+    assert app["spec"]["project"] == "prod-platform"
+    assert app["spec"]["source"]["path"] == "charts/gpu-nodepools"
+    wave = int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+    model_wave = int(argocd.model_application(env, env.models[0])["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+    project_wave = int(project["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+    assert project_wave < wave < model_wave
+
+
+@pytest.mark.parametrize("env_name", EXAMPLE_NAMES)
+def test_platform_objects_validate_against_argo_cd_crds(crd_schemas: Path, env_name: str) -> None:
+    env = example_environment(env_name)
+    for obj in (argocd.platform_project(env), argocd.nodepools_application(env)):
+        assert crd_errors(obj, crd_schemas) == []
+
+
+def test_environment_without_pools_renders_no_pool_chart(tmp_path: Path) -> None:
+    assert run("render", write_env(tmp_path, VALID)).exit_code == 0
+    assert not (tmp_path / "charts" / "gpu-nodepools").exists()
+    assert not (tmp_path / "argocd" / "test" / "apps" / "platform").exists()
+
+
+def test_pools_render_and_validate_end_to_end(tmp_path: Path) -> None:
+    result = run("render", write_env(tmp_path, _with_pools()))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "argocd/test/apps/platform/gpu-nodepools.yaml").exists()
+
+
+BAD = [
+    pytest.param(_with_pools(VALID.replace("nodePool: a10g", "nodePool: l4")),
+                 "$.models[0].nodePool: node pool 'l4' is not defined in nodePools (defined: a10g)", id="unknown-pool"),
+    pytest.param(_with_pools(pools_text=POOLS[POOLS.index("nodePools"):]),
+                 "$.cluster: nodePools needs cluster.karpenter", id="no-karpenter"),
+    pytest.param(_with_pools(VALID.replace("name: test\n", "name: test\nproduction: true\n"),
+                             POOLS.replace("v20251112", "latest")),
+                 "$.nodePools[0].amiVersion: node pool 'a10g' uses amiVersion latest in a production environment",
+                 id="latest-ami-in-production"),
+    pytest.param(_with_pools(pools_text=POOLS.replace("instanceFamilies: [g5]", "instanceFamilies: [g5]\n    instanceTypes: [g5.xlarge]")),
+                 "$.nodePools[0]: node pool 'a10g' needs exactly one of instanceFamilies or instanceTypes", id="families-and-types"),
+    pytest.param(_with_pools(pools_text=POOLS + "  - name: a10g\n    instanceTypes: [g5.xlarge]\n    gpuLimit: 1\n    amiVersion: v20251112\n"),
+                 "$.nodePools[1].name: duplicate node pool name 'a10g'", id="duplicate-pool"),
+    pytest.param(_with_pools(pools_text=POOLS.replace("v20251112", "v1.26.2")),
+                 "$.nodePools[0].amiVersion: 'v1.26.2' is not a al2023 AMI release", id="ami-version-format"),
+    pytest.param(_with_pools(pools_text=POOLS.replace("gpuLimit: 8", "gpuLimit: 8\n    diskSize: 300GB")),
+                 "$.nodePools[0].diskSize: invalid value \"300GB\"", id="disk-size-unit"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD)
+def test_bad_pools_are_refused(tmp_path: Path, text: str, expected: str) -> None:
+    env = write_env(tmp_path, text)
+    before = tree_digest(tmp_path)
+    result = run("render", env)
+    assert result.exit_code == 1
+    assert expected in result.output
+    assert tree_digest(tmp_path) == before
+
+
+def test_dev_may_follow_the_latest_ami() -> None:
+    [pool] = example_environment("dev").node_pools
+    assert pool.ami_alias == "al2023@latest"
