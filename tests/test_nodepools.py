@@ -180,3 +180,30 @@ def test_bad_pools_are_refused(tmp_path: Path, text: str, expected: str) -> None
 def test_dev_may_follow_the_latest_ami() -> None:
     [pool] = example_environment("dev").node_pools
     assert pool.ami_alias == "al2023@latest"
+
+
+def test_pool_capacity_is_checked_against_replicas_max(tmp_path: Path) -> None:
+    text = _with_pools(VALID + "    gpus: 2\n    replicas: {min: 1, max: 5}\n")
+    result = run("render", write_env(tmp_path, text))
+    assert result.exit_code == 1
+    assert ("$.nodePools[0].gpuLimit: models on node pool 'a10g' may need 10 GPUs at replicas.max "
+            "(llama3-8b-instruct: 5 x 2) but gpuLimit is 8") in result.output
+    assert "hint: raise gpuLimit to at least 10" in result.output
+
+
+def test_unused_pool_is_a_warning_not_an_error(tmp_path: Path) -> None:
+    spare = POOLS + "  - name: spare\n    instanceFamilies: [g6]\n    gpuLimit: 4\n    amiVersion: v20251112\n"
+    result = run("render", write_env(tmp_path, _with_pools(pools_text=spare)))
+    assert result.exit_code == 0, result.output
+    assert "environments/test.yaml:14:11: $.nodePools[1].name: warning: no model uses node pool 'spare'" in result.output
+
+
+def test_do_not_disrupt_annotates_model_pods(rendered_repo: Path, helm_engine: helm.Engine) -> None:
+    env = example_environment("prod")
+    assert all(model.do_not_disrupt for model in env.models)
+    app = argocd.model_application(env, env.models[0])
+    rendered = helm_engine.template(rendered_repo / "charts" / "nim-llm", app["spec"]["source"]["helm"]["valuesObject"],
+                                    release=env.models[0].name, namespace="nim", kube_version="1.33")
+    [workload] = [d for d in load_all_plain(rendered["nim-llm/templates/workload.yaml"])]
+    assert workload["spec"]["template"]["metadata"]["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}
+    assert not any(m.do_not_disrupt for m in example_environment("dev").models)

@@ -37,9 +37,10 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
     """Every cross-field problem in a schema-valid, layered environment document."""
     problems: list[Problem] = []
 
-    def add(path: list[Any], message: str, hint: str = "", *, key: Any = None) -> None:
+    def add(path: list[Any], message: str, hint: str = "", *, key: Any = None, warning: bool = False) -> None:
         where = locate_key(document, path, key, fallback) if key is not None else locate(document, path, fallback)
-        problems.append(Problem(where, json_path([*path, key] if key is not None else path), message, hint))
+        problems.append(Problem(where, json_path([*path, key] if key is not None else path), message, hint,
+                                "warning" if warning else "error"))
 
     # The document may still hold schema errors (reported separately): a check that meets
     # a value of the wrong shape skips it instead of failing.
@@ -65,6 +66,8 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
                 "model names must be unique: they name the Application, Helm release and workload")
         elif isinstance(name, str):
             seen[name] = index
+    if isinstance(pools, list):
+        _guarded(_pool_capacity, pools, models, add)
     return problems
 
 
@@ -206,3 +209,27 @@ def _pool_exists(model: Any, base: list[Any], add: Any, pool_names: set[str] | N
     add([*base, "nodePool"] if "nodePool" in model else base,
         f"node pool '{model['nodePool']}' is not defined in nodePools (defined: {known})",
         "add the pool under nodePools or pick a defined one")
+
+
+def _pool_capacity(pools: list[Any], models: list[Any], add: Any) -> None:
+    """GPUs the models of each pool may hold at full scale, against the pool's gpuLimit."""
+    demand: dict[str, list[tuple[str, int, int]]] = {}
+    for model in models:
+        if isinstance(model, dict) and isinstance(model.get("nodePool"), str):
+            replicas = (model.get("replicas") or {}).get("max", 1)
+            demand.setdefault(model["nodePool"], []).append((model["name"], int(replicas), int(model.get("gpus", 1))))
+    for index, pool in enumerate(pools):
+        if not isinstance(pool, dict) or not isinstance(pool.get("gpuLimit"), int):
+            continue
+        users = demand.get(pool["name"], [])
+        if not users:
+            add(["nodePools", index, "name"], f"no model uses node pool '{pool['name']}'",
+                "remove the pool, or point a model's nodePool at it", warning=True)
+            continue
+        needed = sum(replicas * gpus for _, replicas, gpus in users)
+        if needed > pool["gpuLimit"]:
+            detail = ", ".join(f"{name}: {replicas} x {gpus}" for name, replicas, gpus in users)
+            add(["nodePools", index, "gpuLimit"],
+                f"models on node pool '{pool['name']}' may need {needed} GPUs at replicas.max ({detail}) "
+                f"but gpuLimit is {pool['gpuLimit']}",
+                f"raise gpuLimit to at least {needed}, or lower replicas.max of those models")

@@ -85,6 +85,8 @@ def render(debug: bool, env_files: tuple[Path, ...], output: Path | None, dry_ru
 
 def _report(results: list[RenderResult], *, quiet: bool, dry_run: bool, echo: Callable[[str], None]) -> None:
     for result in results:
+        for warning in result.warnings:
+            echo(warning.render())
         if not quiet:
             for change in result.changes:
                 if change.action != "identical":

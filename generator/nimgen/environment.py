@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -88,9 +89,11 @@ def load_environment(path: Path, root: Path) -> Environment:
     problems = schema_problems(document, fallback)
     models = _apply_model_defaults(document)
     problems += [p for p in checks.environment_problems(document, models, fallback) if p not in problems]
-    if problems:
-        raise ConfigError(problems)
-    return _build(document, models, shown, defaults_shown)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ConfigError(errors)
+    env = _build(document, models, shown, defaults_shown)
+    return replace(env, warnings=tuple(sorted((p for p in problems if p.severity == "warning"), key=Problem.sort_key)))
 
 
 def schema_problems(document: Any, fallback: Location) -> list[Problem]:
@@ -303,4 +306,5 @@ def _build_model(model: Any) -> Model:
         cache_storage_class=cache.get("storageClassName", ""),
         cache_claim_name=cache.get("claimName", ""),
         startup_timeout_minutes=model_value(model, "startupTimeoutMinutes"),
+        do_not_disrupt=bool(model.get("doNotDisrupt", False)),
     )

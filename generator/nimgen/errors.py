@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 
 def json_path(parts: list[Any]) -> str:
@@ -57,10 +57,12 @@ class Problem:
     path: str
     message: str
     hint: str = ""
+    severity: Literal["error", "warning"] = "error"
 
     def render(self) -> str:
         """`FILE:LINE:COL: $.path: message` plus an indented hint line."""
-        text = f"{self.location}: {self.path}: {self.message}"
+        prefix = "warning: " if self.severity == "warning" else ""
+        text = f"{self.location}: {self.path}: {prefix}{self.message}"
         return f"{text}\n    hint: {self.hint}" if self.hint else text
 
     def sort_key(self) -> tuple[str, int, int, str]:

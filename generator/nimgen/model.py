@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from nimgen.errors import Problem
+
 # A tag per the OCI distribution spec; a digest as registries serve it.
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
@@ -101,6 +103,7 @@ class Model:
     cache_storage_class: str
     cache_claim_name: str
     startup_timeout_minutes: int
+    do_not_disrupt: bool = False
 
     @property
     def autoscaled(self) -> bool:
@@ -177,6 +180,8 @@ class Environment:
     models: tuple[Model, ...]
     karpenter: Karpenter | None = None
     node_pools: tuple[NodePool, ...] = ()
+    # Findings that do not stop a render (e.g. a pool no model uses).
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def namespaces(self) -> tuple[str, ...]:

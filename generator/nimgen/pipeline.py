@@ -19,6 +19,7 @@ class RenderResult:
     env_name: str
     root: Path
     changes: list[writer.Change]
+    warnings: tuple[Problem, ...] = ()
 
 
 def default_root(env_file: Path) -> Path:
@@ -50,7 +51,7 @@ def render_files(env_files: list[Path], *, output: Path | None = None, dry_run: 
     results = []
     for env, root, tree in loaded:
         changes = writer.write(root, env.name, env.source, tree, dry_run=dry_run)
-        results.append(RenderResult(env.name, root, changes))
+        results.append(RenderResult(env.name, root, changes, env.warnings))
     return results
 
 

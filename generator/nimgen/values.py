@@ -44,6 +44,9 @@ def chart_values(env: Environment, model: Model) -> dict[str, Any]:
         "secretEnv": {var.name: {"secretName": var.secret, "key": var.key} for var in model.secret_env},
         "workload": {"kind": model.workload},
     }
+    if model.do_not_disrupt:
+        # Karpenter then leaves the node alone for consolidation and drift (not expiry or Spot loss).
+        values["podAnnotations"] = {"karpenter.sh/do-not-disrupt": "true"}
     if model.autoscaled:
         values["autoscaling"] = {
             "enabled": True,
