@@ -35,3 +35,7 @@ def test_dump_is_deterministic_block_yaml() -> None:
     assert text == "b: '1.33'\na:\n  - x\n  - k: |\n      multi\n      line\n'on': 'yes'\n"
     assert load_plain(text) == data
     assert dump(data) == text
+
+
+def test_exponent_floats_read_as_numbers() -> None:
+    assert load_located("a: 8e9\nb: 1.5E+3\nc: '8e9'\n", "f.yaml") == {"a": 8e9, "b": 1500.0, "c": "8e9"}

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from nimgen import capacity
 from nimgen.errors import Location, Problem, json_path
 from nimgen.layering import locate, locate_key
 from nimgen.model import ImageRef, parse_quantity
@@ -68,6 +69,11 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
             seen[name] = index
     if isinstance(pools, list):
         _guarded(_pool_capacity, pools, models, add)
+        by_name = {pool["name"]: (index, pool) for index, pool in enumerate(pools)
+                   if isinstance(pool, dict) and isinstance(pool.get("name"), str)}
+        for index, model in enumerate(models):
+            if isinstance(model, dict) and model.get("nodePool") in by_name:
+                _guarded(_gpu_fit, model, ["models", index], by_name[model["nodePool"]], add)
     return problems
 
 
@@ -233,3 +239,54 @@ def _pool_capacity(pools: list[Any], models: list[Any], add: Any) -> None:
                 f"models on node pool '{pool['name']}' may need {needed} GPUs at replicas.max ({detail}) "
                 f"but gpuLimit is {pool['gpuLimit']}",
                 f"raise gpuLimit to at least {needed}, or lower replicas.max of those models")
+
+
+def _gpu_fit(model: Any, base: list[Any], pool_entry: tuple[int, Any], add: Any) -> None:
+    """GPU count, per-node fit, precision support and memory fit of a model on its pool."""
+    pool_index, pool = pool_entry
+    gpus = int(model.get("gpus", 1))
+    gpus_path = [*base, "gpus"] if "gpus" in model else base
+    if gpus not in capacity.SINGLE_NODE_GPU_COUNTS:
+        hint = ("multi-node serving (LeaderWorkerSet) is not supported by nimgen yet" if gpus % 8 == 0
+                else "use 1, 2, 4 or 8 GPUs per replica")
+        add(gpus_path, f"NIM runs a model on 1, 2, 4 or 8 GPUs of one node, not {gpus}", hint)
+        return
+    candidates = capacity.pool_instances(pool.get("instanceFamilies") or [], pool.get("instanceTypes") or [])
+    if not candidates:
+        add(["nodePools", pool_index, "name"],
+            f"node pool '{pool['name']}' launches no instance nimgen knows; GPU fit of its models is not checked",
+            "see generator/nimgen/catalog/gpu-instances.yaml for the known instances", warning=True)
+        return
+    placeable = [instance for instance in candidates if instance.gpus >= gpus]
+    if not placeable:
+        largest = max(candidates, key=lambda instance: instance.gpus)
+        add(gpus_path, f"node pool '{pool['name']}' offers at most {largest.gpus} GPUs per node ({largest.name}), "
+                       f"but a replica needs {gpus} on one node",
+            "lower gpus, or add larger instance types to the pool")
+        return
+    precision = model.get("precision", "bf16")
+    precision_path = [*base, "precision"] if "precision" in model else base
+    no_fp8 = sorted({instance.gpu.name for instance in placeable if not instance.gpu.fp8})
+    if precision == "fp8" and no_fp8:
+        add(precision_path, f"fp8 needs Ada or Hopper GPUs, but node pool '{pool['name']}' may launch {', '.join(no_fp8)}",
+            "use bf16, or limit the pool to L4, L40S, H100 or H200 instances")
+    spec = capacity.model_spec(ImageRef.parse(model["image"]).repository)
+    if spec and precision not in spec.precisions:
+        add(precision_path, f"NIM offers this model in {', '.join(spec.precisions)}, not {precision}")
+    parameters = model.get("parameters") or (spec.parameters if spec else None)
+    if parameters is None:
+        add(base, f"model '{model['name']}' is not in nimgen's catalog; its GPU memory fit is not checked",
+            "declare parameters (e.g. parameters: 8e9) and precision on the model", warning=True)
+        return
+    smallest = min(placeable, key=lambda instance: instance.gpu.memory_gib)
+    if not capacity.fits(parameters, precision, gpus, smallest.gpu):
+        need = capacity.needed_gib(parameters, precision, gpus)
+        weights = capacity.weights_gib(parameters, precision)
+        best = capacity.smallest_fit(parameters, precision, smallest.gpu, max(i.gpus for i in candidates))
+        hint = (f"{best} x {smallest.gpu.name} would fit (gpus: {best})" if best
+                else f"no count of {smallest.gpu.name} on one node fits; use larger GPUs or a smaller precision")
+        add(gpus_path,
+            f"{parameters / 1e9:.1f}B parameters at {precision} need about {need:.0f} GiB of GPU memory "
+            f"({weights:.0f} GiB of weights plus KV cache and runtime), but {gpus} x {smallest.gpu.name} "
+            f"({smallest.name}) have {gpus * smallest.gpu.memory_gib:.0f} GiB",
+            hint)

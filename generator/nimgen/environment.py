@@ -307,4 +307,6 @@ def _build_model(model: Any) -> Model:
         cache_claim_name=cache.get("claimName", ""),
         startup_timeout_minutes=model_value(model, "startupTimeoutMinutes"),
         do_not_disrupt=bool(model.get("doNotDisrupt", False)),
+        precision=model.get("precision", "bf16"),
+        parameters=model.get("parameters"),
     )

@@ -104,6 +104,8 @@ class Model:
     cache_claim_name: str
     startup_timeout_minutes: int
     do_not_disrupt: bool = False
+    precision: str = "bf16"
+    parameters: float | None = None  # declared for models outside nimgen's catalog
 
     @property
     def autoscaled(self) -> bool:

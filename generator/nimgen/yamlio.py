@@ -9,6 +9,7 @@ as literal blocks.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -37,6 +38,17 @@ class LList(list):  # type: ignore[type-arg]
         super().__init__(*args)
         self.loc = loc
         self.item_locs: list[Location | None] = [None] * len(self)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads YAML 1.2 exponent floats such as `8e9` as numbers (YAML 1.1 wants `8.0e+9`)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def _loc(file: str, mark: yaml.Mark) -> Location:
@@ -142,7 +154,7 @@ def load_located(text: str, file: str) -> Any:
             )
     if problems:
         raise ConfigError(problems)
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
