@@ -196,15 +196,28 @@ def test_services_pdb_and_selectors(manifests: Any, env_name: str, model: str) -
     assert pdb["spec"]["maxUnavailable"] == 1
 
 
-def test_cache_modes(manifests: Any) -> None:
+def test_cache_modes(manifests: Any, rendered_repo: Path, helm_engine: helm.Engine) -> None:
     prod = _workload(manifests[("prod", "llama3-8b-instruct")])
-    [claim] = prod["spec"]["volumeClaimTemplates"]
-    assert claim["metadata"]["name"] == "model-cache"
-    assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
-    assert prod["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    assert "volumeClaimTemplates" not in prod["spec"]
+    [cache] = [v for v in prod["spec"]["template"]["spec"]["volumes"] if v["name"] == "model-cache"]
+    assert cache["persistentVolumeClaim"] == {"claimName": "nim-model-cache"}  # the shared EFS claim
+    [mount] = [m for m in _container([prod])["volumeMounts"] if m["name"] == "model-cache"]
+    assert mount == {"name": "model-cache", "mountPath": "/model-store", "subPath": "llama3-8b-instruct"}
     dev = _workload(manifests[("dev", "llama3-8b-instruct")])
     [cache] = [v for v in dev["spec"]["template"]["spec"]["volumes"] if v["name"] == "model-cache"]
     assert cache == {"name": "model-cache", "emptyDir": {"sizeLimit": "60Gi"}}
+    values = {"image": {"tag": "1.0.3"}, "cache": {"type": "claimTemplate", "size": "50Gi", "storageClassName": "gp3"}}
+    objects = [d for p, t in helm_engine.template(rendered_repo / "charts" / "nim-llm", values, release="m",
+                                                   namespace="nim", kube_version="1.33").items()
+               if not p.endswith("NOTES.txt") for d in load_all_plain(t)]
+    workload = _workload(objects)
+    [claim] = workload["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "model-cache"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    assert claim["spec"]["storageClassName"] == "gp3"
+    assert workload["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    for obj in objects:
+        assert kubernetes_errors(obj, "1.33") == []
 
 
 def test_existing_claim_mode(rendered_repo: Path, helm_engine: helm.Engine) -> None:

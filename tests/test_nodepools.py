@@ -115,8 +115,13 @@ def test_platform_project_and_application() -> None:
     project = argocd.platform_project(env)
     assert project["metadata"]["name"] == "prod-platform"
     assert {(k["group"], k["kind"]) for k in project["spec"]["clusterResourceWhitelist"]} == {
+        ("", "Namespace"), ("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass"),
+        ("storage.k8s.io", "StorageClass")}
+    assert project["spec"]["namespaceResourceWhitelist"] == [{"group": "", "kind": "PersistentVolumeClaim"}]
+    dev = argocd.platform_project(example_environment("dev"))  # pools only: no storage kinds
+    assert {(k["group"], k["kind"]) for k in dev["spec"]["clusterResourceWhitelist"]} == {
         ("", "Namespace"), ("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass")}
-    assert project["spec"]["namespaceResourceWhitelist"] == []
+    assert dev["spec"]["namespaceResourceWhitelist"] == []
     models_project = argocd.app_project(env)
     assert ("karpenter.sh", "NodePool") not in {(k["group"], k["kind"]) for k in models_project["spec"]["clusterResourceWhitelist"]}
     app = argocd.nodepools_application(env)

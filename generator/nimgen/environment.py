@@ -16,7 +16,7 @@ import jsonschema
 from nimgen import checks
 from nimgen.errors import ConfigError, Location, Problem, json_path
 from nimgen.layering import locate, locate_key, merge
-from nimgen.model import Environment, GitOps, ImageRef, Karpenter, Model, Ngc, NodePool, SecretEnvVar
+from nimgen.model import Environment, GitOps, ImageRef, Karpenter, Model, ModelCache, Ngc, NodePool, SecretEnvVar
 from nimgen.yamlio import LMap, load_located
 
 DEFAULTS_FILE = "_defaults.yaml"
@@ -215,6 +215,12 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
     gitops = _with_schema_defaults(document["gitops"], top["gitops"]["properties"])
     ngc = _with_schema_defaults(document.get("ngc") or {}, top["ngc"]["properties"])
     cluster = document["cluster"]
+    cache_spec = (document.get("storage") or {}).get("modelCache")
+    shared_cache = None
+    if cache_spec:
+        cache_spec = _with_schema_defaults(cache_spec, top["storage"]["properties"]["modelCache"]["properties"])
+        shared_cache = ModelCache(cache_spec["efs"]["fileSystemId"], cache_spec["size"], cache_spec["storageClassName"],
+                                  cache_spec["claimName"])
     return Environment(
         name=document["name"],
         source=shown,
@@ -236,7 +242,8 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
             api_key_secret_key=ngc["apiKeySecretKey"],
             image_pull_secret=ngc["imagePullSecret"],
         ),
-        models=tuple(_build_model(model) for model in models),
+        models=tuple(_build_model(model, shared_cache) for model in models),
+        model_cache=shared_cache,
         karpenter=Karpenter(cluster["karpenter"]["nodeRole"], cluster["karpenter"]["discoveryTag"])
         if "karpenter" in cluster else None,
         node_pools=tuple(_build_pool(pool, top["nodePools"]["items"]["properties"]) for pool in document.get("nodePools") or []),
@@ -269,7 +276,7 @@ def _with_schema_defaults(data: dict[str, Any], properties: dict[str, Any]) -> d
     return out
 
 
-def _build_model(model: Any) -> Model:
+def _build_model(model: Any, shared_cache: ModelCache | None = None) -> Model:
     gpus = int(model_value(model, "gpus"))
     sized = default_resources(gpus)
     resources_ = model.get("resources") or {}
@@ -279,7 +286,13 @@ def _build_model(model: Any) -> Model:
     )
     workload = model_value(model, "workload")
     # Per-replica claims survive restarts but exist only for StatefulSets.
-    cache = model.get("cache") or {"type": "claimTemplate" if workload == "StatefulSet" else "emptyDir"}
+    if model.get("cache"):
+        cache = model["cache"]
+    elif shared_cache:
+        # One directory per model on the namespace's shared claim: replicas share one download.
+        cache = {"type": "existingClaim", "claimName": shared_cache.claim_name, "subPath": model["name"]}
+    else:
+        cache = {"type": "claimTemplate" if workload == "StatefulSet" else "emptyDir"}
     return Model(
         name=model["name"],
         image=ImageRef.parse(model["image"]),
@@ -305,6 +318,7 @@ def _build_model(model: Any) -> Model:
         cache_size=cache.get("size", DEFAULT_CACHE_SIZE),
         cache_storage_class=cache.get("storageClassName", ""),
         cache_claim_name=cache.get("claimName", ""),
+        cache_sub_path=cache.get("subPath", ""),
         startup_timeout_minutes=model_value(model, "startupTimeoutMinutes"),
         do_not_disrupt=bool(model.get("doNotDisrupt", False)),
         precision=model.get("precision", "bf16"),

@@ -106,6 +106,7 @@ class Model:
     do_not_disrupt: bool = False
     precision: str = "bf16"
     parameters: float | None = None  # declared for models outside nimgen's catalog
+    cache_sub_path: str = ""
 
     @property
     def autoscaled(self) -> bool:
@@ -166,6 +167,16 @@ class NodePool:
 
 
 @dataclass(frozen=True)
+class ModelCache:
+    """The shared EFS model cache."""
+
+    file_system_id: str
+    size: str
+    storage_class: str
+    claim_name: str
+
+
+@dataclass(frozen=True)
 class Environment:
     """A validated environment file, layered over its defaults."""
 
@@ -182,6 +193,7 @@ class Environment:
     models: tuple[Model, ...]
     karpenter: Karpenter | None = None
     node_pools: tuple[NodePool, ...] = ()
+    model_cache: ModelCache | None = None
     # Findings that do not stop a render (e.g. a pool no model uses).
     warnings: tuple[Problem, ...] = ()
 

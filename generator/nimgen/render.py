@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 
 import jsonschema
 
-from nimgen import argocd, pools
+from nimgen import argocd, pools, storage
 from nimgen.chart import (
     MODEL_CHART,
     chart_default_values,
@@ -53,14 +53,20 @@ def render_environment(env: Environment) -> Tree:
     put(apps / "project.yaml", dump(argocd.app_project(env)))
     for model in env.models:
         put(apps / "models" / f"{model.name}.yaml", dump(argocd.model_application(env, model)))
+    if argocd.has_platform(env):
+        put(apps / "platform" / "project.yaml", dump(argocd.platform_project(env)))
     if env.node_pools:
         tree.update(chart_files(pools.CHART_NAME))
-        put(apps / "platform" / "project.yaml", dump(argocd.platform_project(env)))
         put(apps / "platform" / f"{pools.RELEASE_NAME}.yaml", dump(argocd.nodepools_application(env)))
+    if env.model_cache:
+        tree.update(chart_files(storage.CHART_NAME))
+        put(apps / "platform" / f"{storage.RELEASE_NAME}.yaml", dump(argocd.storage_application(env)))
     put(base / "README.md", render_text("environment-README.md.j2", env=env, apps_path=argocd.apps_path(env)))
     _check_values(MODEL_CHART, {model.name: chart_values(env, model) for model in env.models})
     if env.node_pools:
         _check_values(pools.CHART_NAME, {pools.RELEASE_NAME: pools.nodepool_values(env)})
+    if env.model_cache:
+        _check_values(storage.CHART_NAME, {storage.RELEASE_NAME: storage.storage_values(env)})
     return dict(sorted(tree.items()))
 
 

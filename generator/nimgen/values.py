@@ -103,6 +103,8 @@ def _cache(model: Model) -> dict[str, Any]:
     cache: dict[str, Any] = {"type": model.cache_type}
     if model.cache_type == "existingClaim":
         cache["existingClaim"] = model.cache_claim_name
+        if model.cache_sub_path:
+            cache["subPath"] = model.cache_sub_path
     else:
         cache["size"] = model.cache_size
     if model.cache_type == "claimTemplate" and model.cache_storage_class:
