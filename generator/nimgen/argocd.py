@@ -115,7 +115,7 @@ def platform_project(env: Environment) -> dict[str, Any]:
     if env.model_cache:
         cluster_kinds += STORAGE_CLUSTER_KINDS
         namespaced += STORAGE_NAMESPACED_KINDS
-        namespaces += storage.claim_namespaces(env)
+        namespaces += (*storage.claim_namespaces(env), storage.app_namespace(env))
     return _project(env, platform_project_name(env), description, tuple(sorted(set(namespaces))), cluster_kinds,
                     namespaced)
 
@@ -229,10 +229,9 @@ def nodepools_application(env: Environment) -> dict[str, Any]:
 
 def storage_application(env: Environment) -> dict[str, Any]:
     """The Application of the shared EFS model cache (synced before the models that mount it)."""
-    namespaces = storage.claim_namespaces(env)
     return _application(
         env, name=storage.RELEASE_NAME, project=platform_project_name(env), path=storage.CHART_PATH,
-        release=storage.RELEASE_NAME, values=storage.storage_values(env), namespace=namespaces[0] if namespaces else "nim",
+        release=storage.RELEASE_NAME, values=storage.storage_values(env), namespace=storage.app_namespace(env),
         wave=WAVE_STORAGE, labels={"nimgen.io/environment": env.name},
         info=[{"name": "EFS file system", "value": env.model_cache.file_system_id if env.model_cache else ""}],
     )

@@ -24,6 +24,9 @@ CHART_MANAGED_ENV = {
 _SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY|CREDENTIALS?)$", re.IGNORECASE)
 _SECRET_VALUE = re.compile(r"(nvapi-[A-Za-z0-9_-]{10,}|hf_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----)")
 
+# Above this much weight data, reading the model from EFS dominates a replica's start-up.
+EFS_WARN_WEIGHTS_GIB = 100
+
 # StatefulSet names feed the controller-revision-hash label (name + '-' + 10-char hash <= 63),
 # and Helm refuses release names over 53 characters.
 MAX_MODEL_NAME = 52
@@ -67,6 +70,11 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
                 "model names must be unique: they name the Application, Helm release and workload")
         elif isinstance(name, str):
             seen[name] = index
+    storage = document.get("storage")
+    if isinstance(storage, dict) and storage.get("modelCache"):
+        for index, model in enumerate(models):
+            if isinstance(model, dict) and not model.get("cache"):
+                _guarded(_efs_read_time, model, ["models", index], add)
     if isinstance(pools, list):
         _guarded(_pool_capacity, pools, models, add)
         by_name = {pool["name"]: (index, pool) for index, pool in enumerate(pools)
@@ -290,3 +298,17 @@ def _gpu_fit(model: Any, base: list[Any], pool_entry: tuple[int, Any], add: Any)
             f"({weights:.0f} GiB of weights plus KV cache and runtime), but {gpus} x {smallest.gpu.name} "
             f"({smallest.name}) have {gpus * smallest.gpu.memory_gib:.0f} GiB",
             hint)
+
+
+def _efs_read_time(model: Any, base: list[Any], add: Any) -> None:
+    """Warn when a model's weights are large enough that EFS reads dominate start-up."""
+    spec = capacity.model_spec(ImageRef.parse(model["image"]).repository)
+    parameters = model.get("parameters") or (spec.parameters if spec else None)
+    if parameters is None:
+        return
+    weights = capacity.weights_gib(parameters, model.get("precision", "bf16"))
+    if weights > EFS_WARN_WEIGHTS_GIB:
+        add(base, f"model '{model['name']}' reads about {weights:.0f} GiB of weights from the EFS cache at every start",
+            "pre-fill the cache before scaling out (NIM's download-to-cache), and give the file system Elastic or "
+            "provisioned throughput; a per-replica claim (cache: {type: claimTemplate}) avoids network reads",
+            warning=True)

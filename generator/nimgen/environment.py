@@ -16,7 +16,17 @@ import jsonschema
 from nimgen import checks
 from nimgen.errors import ConfigError, Location, Problem, json_path
 from nimgen.layering import locate, locate_key, merge
-from nimgen.model import Environment, GitOps, ImageRef, Karpenter, Model, ModelCache, Ngc, NodePool, SecretEnvVar
+from nimgen.model import (
+    Environment,
+    GitOps,
+    ImageRef,
+    Karpenter,
+    Model,
+    ModelCache,
+    Ngc,
+    NodePool,
+    SecretEnvVar,
+)
 from nimgen.yamlio import LMap, load_located
 
 DEFAULTS_FILE = "_defaults.yaml"

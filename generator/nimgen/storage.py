@@ -26,3 +26,9 @@ def storage_values(env: Environment) -> dict[str, Any]:
 def claim_namespaces(env: Environment) -> tuple[str, ...]:
     """Namespaces that get a shared cache claim."""
     return tuple(storage_values(env)["claims"]) if env.model_cache else ()
+
+
+def app_namespace(env: Environment) -> str:
+    """Destination namespace of the storage Application (the claims carry their own namespaces)."""
+    namespaces = claim_namespaces(env)
+    return namespaces[0] if namespaces else env.namespaces[0] if env.namespaces else "nim"

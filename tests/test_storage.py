@@ -1,0 +1,117 @@
+"""Shared EFS model cache: environment wiring, the model-storage chart under the real Helm engine, Argo CD objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import example_environment
+from helpers import VALID, run, tree_digest, write_env
+from kube import crd_errors, kubernetes_errors
+from nimgen import argocd, helm, storage
+from nimgen.yamlio import load_all_plain
+
+KEEP = "Delete=false,Prune=false"
+STORAGE = "storage:\n  modelCache:\n    efs: {fileSystemId: fs-0123456789abcdef0}\n"
+
+
+@pytest.fixture(scope="module")
+def objects(rendered_repo: Path, helm_engine: helm.Engine) -> list[dict[str, Any]]:
+    app = argocd.storage_application(example_environment("prod"))
+    rendered = helm_engine.template(rendered_repo / storage.CHART_PATH, app["spec"]["source"]["helm"]["valuesObject"],
+                                    release=app["spec"]["source"]["helm"]["releaseName"],
+                                    namespace=app["spec"]["destination"]["namespace"], kube_version="1.33")
+    return [d for p, t in sorted(rendered.items()) if not p.endswith("NOTES.txt") for d in load_all_plain(t)]
+
+
+def test_manifests_pass_kubernetes_strict_schema(objects: list[dict[str, Any]]) -> None:
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in objects) == [
+        ("Namespace", "nim"), ("PersistentVolumeClaim", "nim-model-cache"), ("StorageClass", "nimgen-efs")]
+    for obj in objects:
+        assert kubernetes_errors(obj, "1.33") == [], obj["kind"]
+
+
+def test_chart_lints_strict(rendered_repo: Path, helm_engine: helm.Engine) -> None:
+    values = storage.storage_values(example_environment("prod"))
+    findings = helm_engine.lint(rendered_repo / storage.CHART_PATH, values, kube_version="1.33")
+    assert [f for f in findings if f.severity != "info"] == []
+
+
+def test_efs_storage_class(objects: list[dict[str, Any]]) -> None:
+    [sc] = [o for o in objects if o["kind"] == "StorageClass"]
+    assert sc["provisioner"] == "efs.csi.aws.com"
+    assert sc["parameters"] == {"provisioningMode": "efs-ap", "fileSystemId": "fs-0123456789abcdef0",
+                                "directoryPerms": "700", "uid": "1000", "gid": "1000", "basePath": "/nimgen"}
+    assert sc["reclaimPolicy"] == "Retain"
+
+
+def test_claims_are_shared_and_survive_deletion(objects: list[dict[str, Any]]) -> None:
+    [claim] = [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    assert claim["metadata"]["namespace"] == "nim"
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["spec"]["storageClassName"] == "nimgen-efs"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "500Gi"
+    for obj in objects:
+        if obj["kind"] != "StorageClass":
+            assert obj["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == KEEP
+
+
+def test_models_mount_their_own_directory_of_the_claim() -> None:
+    from nimgen.values import chart_values
+
+    env = example_environment("prod")
+    for model in env.models:
+        cache = chart_values(env, model)["cache"]
+        assert cache == {"type": "existingClaim", "existingClaim": "nim-model-cache", "subPath": model.name}
+
+
+def test_storage_syncs_before_models_in_the_platform_project(crd_schemas: Path) -> None:
+    env = example_environment("prod")
+    app = argocd.storage_application(env)
+    project = argocd.platform_project(env)
+    assert crd_errors(app, crd_schemas) == [] and crd_errors(project, crd_schemas) == []
+    assert app["spec"]["project"] == project["metadata"]["name"]
+    wave = int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+    assert all(wave < int(argocd.model_application(env, m)["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+               for m in env.models)
+    allowed = {(d["namespace"]) for d in project["spec"]["destinations"]}
+    assert "nim" in allowed
+
+
+def test_project_admits_every_rendered_kind(objects: list[dict[str, Any]]) -> None:
+    project = argocd.platform_project(example_environment("prod"))
+    cluster = {(k["group"], k["kind"]) for k in project["spec"]["clusterResourceWhitelist"]}
+    namespaced = {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]}
+    for obj in objects:
+        key = (obj["apiVersion"].rpartition("/")[0], obj["kind"])
+        assert key in (namespaced if "namespace" in obj["metadata"] else cluster), key
+
+
+def test_explicit_cache_opts_out_of_the_shared_claim(tmp_path: Path) -> None:
+    text = VALID.replace("models:\n", STORAGE + "models:\n") + "    cache: {type: emptyDir}\n"
+    assert run("render", write_env(tmp_path, text)).exit_code == 0
+    values = (tmp_path / "argocd/test/apps/platform/model-storage.yaml").read_text()
+    assert "claims: {}" in values
+    from nimgen.environment import load_environment
+
+    env = load_environment(tmp_path / "environments" / "test.yaml", tmp_path)
+    destination = argocd.storage_application(env)["spec"]["destination"]["namespace"]
+    assert destination in {d["namespace"] for d in argocd.platform_project(env)["spec"]["destinations"]}
+
+
+def test_large_models_on_efs_warn(tmp_path: Path) -> None:
+    text = VALID.replace("models:\n", STORAGE + "models:\n").replace("llama3-8b-instruct:1.0.3", "llama-3.1-70b-instruct:1.3.3")
+    result = run("render", write_env(tmp_path, text))
+    assert result.exit_code == 0, result.output
+    assert "warning: model 'llama3-8b-instruct' reads about 132 GiB of weights from the EFS cache at every start" in result.output
+
+
+def test_bad_file_system_id_is_refused(tmp_path: Path) -> None:
+    text = VALID.replace("models:\n", STORAGE.replace("fs-0123456789abcdef0", "fs-xyz") + "models:\n")
+    env = write_env(tmp_path, text)
+    before = tree_digest(tmp_path)
+    result = run("render", env)
+    assert result.exit_code == 1
+    assert "$.storage.modelCache.efs.fileSystemId: invalid value \"fs-xyz\"" in result.output
+    assert tree_digest(tmp_path) == before
