@@ -117,11 +117,12 @@ def test_platform_project_and_application() -> None:
     assert {(k["group"], k["kind"]) for k in project["spec"]["clusterResourceWhitelist"]} == {
         ("", "Namespace"), ("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass"),
         ("storage.k8s.io", "StorageClass")}
-    assert project["spec"]["namespaceResourceWhitelist"] == [{"group": "", "kind": "PersistentVolumeClaim"}]
-    dev = argocd.platform_project(example_environment("dev"))  # pools only: no storage kinds
+    assert {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]} == {
+        ("", "PersistentVolumeClaim"), ("", "ConfigMap"), ("", "ServiceAccount"), ("apps", "DaemonSet")}
+    dev = argocd.platform_project(example_environment("dev"))  # pools and device plugin, no storage
     assert {(k["group"], k["kind"]) for k in dev["spec"]["clusterResourceWhitelist"]} == {
         ("", "Namespace"), ("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass")}
-    assert dev["spec"]["namespaceResourceWhitelist"] == []
+    assert ("", "PersistentVolumeClaim") not in {(k["group"], k["kind"]) for k in dev["spec"]["namespaceResourceWhitelist"]}
     models_project = argocd.app_project(env)
     assert ("karpenter.sh", "NodePool") not in {(k["group"], k["kind"]) for k in models_project["spec"]["clusterResourceWhitelist"]}
     app = argocd.nodepools_application(env)
@@ -212,3 +213,34 @@ def test_do_not_disrupt_annotates_model_pods(rendered_repo: Path, helm_engine: h
     [workload] = [d for d in load_all_plain(rendered["nim-llm/templates/workload.yaml"])]
     assert workload["spec"]["template"]["metadata"]["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}
     assert not any(m.do_not_disrupt for m in example_environment("dev").models)
+
+
+def test_device_plugin_runs_only_where_the_ami_lacks_it(crd_schemas: Path) -> None:
+    env = example_environment("prod")  # a10g: al2023 (needs the plugin), h100: bottlerocket (ships it)
+    app = argocd.device_plugin_application(env)
+    assert crd_errors(app, crd_schemas) == []
+    source = app["spec"]["source"]
+    assert (source["repoURL"], source["chart"], source["targetRevision"]) == (
+        "https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin", "0.18.2")
+    assert "path" not in source
+    values = source["helm"]["valuesObject"]
+    [term] = values["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert term["matchExpressions"] == [{"key": "nimgen.io/node-pool", "operator": "In", "values": ["a10g"]}]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
+    project = argocd.platform_project(env)
+    assert "https://nvidia.github.io/k8s-device-plugin" in project["spec"]["sourceRepos"]
+    assert "nvidia-device-plugin" in {d["namespace"] for d in project["spec"]["destinations"]}
+    assert {"group": "apps", "kind": "DaemonSet"} in project["spec"]["namespaceResourceWhitelist"]
+    wave = int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+    assert wave < int(argocd.model_application(env, env.models[0])["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+
+
+@pytest.mark.parametrize(("pools_text", "expected"), [
+    (POOLS, True),
+    (POOLS.replace("amiVersion: v20251112", "amiFamily: bottlerocket\n    amiVersion: v1.26.2"), False),
+    (POOLS.replace("  karpenter:", "  devicePlugin: none\n  karpenter:"), False),
+])
+def test_device_plugin_application_is_rendered_when_needed(tmp_path: Path, pools_text: str, expected: bool) -> None:
+    result = run("render", write_env(tmp_path, _with_pools(pools_text=pools_text)))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "argocd/test/apps/platform/nvidia-device-plugin.yaml").exists() is expected

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nimgen import pools, storage
+from nimgen import deviceplugin, pools, storage
 from nimgen.model import Environment, Model
 from nimgen.values import CHART_PATH, chart_values, model_labels
 
@@ -20,6 +20,7 @@ SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 WAVE_PROJECT = -20
 WAVE_NODE_POOLS = -10
 WAVE_STORAGE = -10
+WAVE_DEVICE_PLUGIN = -10
 WAVE_MODELS = 0
 WAVE_ROOT = 0
 
@@ -99,7 +100,7 @@ def app_project(env: Environment) -> dict[str, Any]:
 
 
 def has_platform(env: Environment) -> bool:
-    """Whether the environment has cluster-level pieces (node pools, shared storage)."""
+    """Whether the environment has cluster-level pieces (node pools, shared storage, device plugin)."""
     return bool(env.node_pools or env.model_cache)
 
 
@@ -112,12 +113,19 @@ def platform_project(env: Environment) -> dict[str, Any]:
     if env.node_pools:
         cluster_kinds += NODE_POOL_KINDS
         namespaces += (pools.NAMESPACE,)
+    repos: tuple[str, ...] = ()
     if env.model_cache:
         cluster_kinds += STORAGE_CLUSTER_KINDS
         namespaced += STORAGE_NAMESPACED_KINDS
         namespaces += (*storage.claim_namespaces(env), storage.app_namespace(env))
-    return _project(env, platform_project_name(env), description, tuple(sorted(set(namespaces))), cluster_kinds,
-                    namespaced)
+    if deviceplugin.plugin_pools(env):
+        namespaced += deviceplugin.NAMESPACED_KINDS
+        namespaces += (deviceplugin.NAMESPACE,)
+        repos += (deviceplugin.REPO_URL,)
+    project = _project(env, platform_project_name(env), description, tuple(sorted(set(namespaces))), cluster_kinds,
+                       tuple(sorted(set(namespaced))))
+    project["spec"]["sourceRepos"] += list(repos)
+    return project
 
 
 def root_application(env: Environment) -> dict[str, Any]:
@@ -235,3 +243,18 @@ def storage_application(env: Environment) -> dict[str, Any]:
         wave=WAVE_STORAGE, labels={"nimgen.io/environment": env.name},
         info=[{"name": "EFS file system", "value": env.model_cache.file_system_id if env.model_cache else ""}],
     )
+
+
+def device_plugin_application(env: Environment) -> dict[str, Any]:
+    """The NVIDIA device plugin from its upstream Helm repository, pinned, on nimgen's AL2023 GPU pools."""
+    app = _application(
+        env, name=deviceplugin.RELEASE_NAME, project=platform_project_name(env), path="",
+        release=deviceplugin.RELEASE_NAME, values=deviceplugin.plugin_values(env), namespace=deviceplugin.NAMESPACE,
+        wave=WAVE_DEVICE_PLUGIN, labels={"nimgen.io/environment": env.name},
+        info=[{"name": "Node pools", "value": ", ".join(deviceplugin.plugin_pools(env))}],
+    )
+    source = app["spec"]["source"]
+    # A Helm repository source: `chart` and a chart version instead of a path in Git.
+    app["spec"]["source"] = {"repoURL": deviceplugin.REPO_URL, "chart": deviceplugin.CHART,
+                             "targetRevision": deviceplugin.VERSION, "helm": source["helm"]}
+    return app

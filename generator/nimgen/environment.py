@@ -254,6 +254,7 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
         ),
         models=tuple(_build_model(model, shared_cache) for model in models),
         model_cache=shared_cache,
+        device_plugin=cluster.get("devicePlugin", "auto"),
         karpenter=Karpenter(cluster["karpenter"]["nodeRole"], cluster["karpenter"]["discoveryTag"])
         if "karpenter" in cluster else None,
         node_pools=tuple(_build_pool(pool, top["nodePools"]["items"]["properties"]) for pool in document.get("nodePools") or []),

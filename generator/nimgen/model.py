@@ -194,6 +194,7 @@ class Environment:
     karpenter: Karpenter | None = None
     node_pools: tuple[NodePool, ...] = ()
     model_cache: ModelCache | None = None
+    device_plugin: str = "auto"
     # Findings that do not stop a render (e.g. a pool no model uses).
     warnings: tuple[Problem, ...] = ()
 

@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 
 import jsonschema
 
-from nimgen import argocd, pools, storage
+from nimgen import argocd, deviceplugin, pools, storage
 from nimgen.chart import (
     MODEL_CHART,
     chart_default_values,
@@ -58,6 +58,8 @@ def render_environment(env: Environment) -> Tree:
     if env.node_pools:
         tree.update(chart_files(pools.CHART_NAME))
         put(apps / "platform" / f"{pools.RELEASE_NAME}.yaml", dump(argocd.nodepools_application(env)))
+    if deviceplugin.plugin_pools(env):
+        put(apps / "platform" / f"{deviceplugin.RELEASE_NAME}.yaml", dump(argocd.device_plugin_application(env)))
     if env.model_cache:
         tree.update(chart_files(storage.CHART_NAME))
         put(apps / "platform" / f"{storage.RELEASE_NAME}.yaml", dump(argocd.storage_application(env)))
