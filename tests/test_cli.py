@@ -142,3 +142,12 @@ def test_file_outside_an_environments_folder_needs_output(tmp_path: Path) -> Non
     assert "not in an environments/ folder" in result.output and "--output" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prod.yaml"]
     assert run("render", "--output", tmp_path / "gitops", env).exit_code == 0
+
+
+def test_readme_environment_example_is_valid(tmp_path: Path) -> None:
+    """The environment file shown in the README must load as written (copy-paste safe)."""
+    readme = (PROJECT / "README.md").read_text()
+    start = readme.index("```yaml\nname: prod")
+    example = readme[start + len("```yaml\n"): readme.index("```", start + 8)]
+    result = run("render", write_env(tmp_path, example, "prod.yaml", dedent=False))
+    assert result.exit_code == 0, result.output
