@@ -12,7 +12,9 @@ import click
 
 from nimgen import __version__
 from nimgen.errors import NimgenError, UserError
-from nimgen.pipeline import RenderResult, render_files
+from nimgen.pipeline import RenderResult, plan_environment, render_files
+from nimgen.plan import as_json as plan_as_json
+from nimgen.plan import as_text as plan_as_text
 
 EXIT_USER_ERROR = 1
 EXIT_INTERNAL_ERROR = 3
@@ -81,6 +83,22 @@ def render(debug: bool, env_files: tuple[Path, ...], output: Path | None, dry_ru
     with _error_boundary(debug):
         results = render_files(list(env_files), output=output, dry_run=dry_run)
         _report(results, quiet=quiet, dry_run=dry_run, echo=lambda text: click.echo(text, err=True))
+
+
+@main.command()
+@click.argument("env_file", metavar="ENV_FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Table for people or JSON for machines.")
+@click.pass_obj
+def plan(debug: bool, env_file: Path, output_format: str) -> None:
+    """Show where each model of ENV_FILE lands and the GPUs it takes at min and max replicas.
+
+    Per model: pool, the instance type it most likely lands on, GPUs per replica, replica range,
+    GPU memory needed vs available; per pool: GPUs at min-max vs the pool's gpuLimit.
+    """
+    with _error_boundary(debug):
+        result = plan_environment(env_file)
+        click.echo(plan_as_json(result) if output_format == "json" else plan_as_text(result), nl=False)
 
 
 def _report(results: list[RenderResult], *, quiet: bool, dry_run: bool, echo: Callable[[str], None]) -> None:

@@ -9,6 +9,7 @@ from nimgen import writer
 from nimgen.environment import load_environment
 from nimgen.errors import ConfigError, Location, Problem, UserError
 from nimgen.model import Environment
+from nimgen.plan import Plan, plan
 from nimgen.render import Tree, render_environment
 
 
@@ -72,3 +73,9 @@ def _refuse_name_clashes(loaded: list[tuple[Environment, Path, Tree]]) -> None:
 
 
 
+
+
+def plan_environment(env_file: Path) -> Plan:
+    """Validate one environment file and compute its capacity plan (writes nothing)."""
+    root = env_file.resolve().parent.parent
+    return plan(load_environment(env_file, root))
