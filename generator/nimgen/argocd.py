@@ -160,8 +160,14 @@ def root_application(env: Environment) -> dict[str, Any]:
 
 
 def _application(env: Environment, *, name: str, project: str, path: str, release: str, values: dict[str, Any],
-                 namespace: str, wave: int, labels: dict[str, str], info: list[dict[str, str]]) -> dict[str, Any]:
-    """A child Application rendering a chart of this repository with inline values."""
+                 namespace: str, wave: int, labels: dict[str, str], info: list[dict[str, str]],
+                 helm_repo: tuple[str, str, str] | None = None) -> dict[str, Any]:
+    """A child Application rendering a chart with inline values: from this repository's `path`, or from
+    `helm_repo` = (repository URL, chart, version) for an upstream chart."""
+    if helm_repo:
+        location = {"repoURL": helm_repo[0], "chart": helm_repo[1], "targetRevision": helm_repo[2]}
+    else:
+        location = {"repoURL": env.gitops.repo_url, "targetRevision": env.gitops.target_revision, "path": path}
     return {
         "apiVersion": API_VERSION,
         "kind": "Application",
@@ -175,9 +181,7 @@ def _application(env: Environment, *, name: str, project: str, path: str, releas
         "spec": {
             "project": project,
             "source": {
-                "repoURL": env.gitops.repo_url,
-                "targetRevision": env.gitops.target_revision,
-                "path": path,
+                **location,
                 "helm": {
                     # Equal to the Application name, which Argo CD would use anyway; spelled
                     # out so a rename of either cannot silently rename every object.
@@ -247,14 +251,10 @@ def storage_application(env: Environment) -> dict[str, Any]:
 
 def device_plugin_application(env: Environment) -> dict[str, Any]:
     """The NVIDIA device plugin from its upstream Helm repository, pinned, on nimgen's AL2023 GPU pools."""
-    app = _application(
+    return _application(
         env, name=deviceplugin.RELEASE_NAME, project=platform_project_name(env), path="",
         release=deviceplugin.RELEASE_NAME, values=deviceplugin.plugin_values(env), namespace=deviceplugin.NAMESPACE,
         wave=WAVE_DEVICE_PLUGIN, labels={"nimgen.io/environment": env.name},
         info=[{"name": "Node pools", "value": ", ".join(deviceplugin.plugin_pools(env))}],
+        helm_repo=(deviceplugin.REPO_URL, deviceplugin.CHART, deviceplugin.VERSION),
     )
-    source = app["spec"]["source"]
-    # A Helm repository source: `chart` and a chart version instead of a path in Git.
-    app["spec"]["source"] = {"repoURL": deviceplugin.REPO_URL, "chart": deviceplugin.CHART,
-                             "targetRevision": deviceplugin.VERSION, "helm": source["helm"]}
-    return app
