@@ -1,13 +1,13 @@
 {{/*
-Chart name, truncated to 63 characters because Kubernetes label values and DNS names stop there.
+Chart name (or nameOverride), cut at 63 characters: label values and DNS labels stop there.
 */}}
 {{- define "nim-llm.name" -}}
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/*
-Fully qualified name of every object. A release name that already contains the chart name is used
-as is; names are cut at 63 characters (DNS-1123 label limit).
+Name of every object. A release name that already contains the chart name is used as is, so
+`helm template nim-llm .` does not give `nim-llm-nim-llm`; cut at 63 characters (DNS-1123 label).
 */}}
 {{- define "nim-llm.fullname" -}}
 {{- if .Values.fullnameOverride }}
@@ -23,28 +23,30 @@ as is; names are cut at 63 characters (DNS-1123 label limit).
 {{- end }}
 
 {{/*
-Chart name and version for the helm.sh/chart label ('+' is not allowed in label values).
+Chart name and version for the helm.sh/chart label: a label value cannot hold '+'.
 */}}
 {{- define "nim-llm.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/*
-Selector labels. Selectors are immutable: nothing but name and instance may ever go here.
+Label keys the chart owns. commonLabels and podLabels may not set them: a different name or
+instance would detach pods from their selector, the others would lie about what rendered the object.
 */}}
-{{- define "nim-llm.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "nim-llm.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+{{- define "nim-llm.reservedLabels" -}}
+{{- list "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/component" "app.kubernetes.io/part-of" | toJson }}
 {{- end }}
 
 {{/*
-Labels shared by objects and pods (version follows the image tag, which names the NIM release).
+Labels of every object: selector labels, the NIM version, the component and the caller's commonLabels.
 */}}
-{{- define "nim-llm.commonLabels" -}}
+{{- define "nim-llm.labels" -}}
+helm.sh/chart: {{ include "nim-llm.chart" . }}
 {{ include "nim-llm.selectorLabels" . }}
 {{- with .Values.image.tag }}
 app.kubernetes.io/version: {{ . | trunc 63 | trimSuffix "-" | quote }}
 {{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: inference
 app.kubernetes.io/part-of: nimgen
 {{- with .Values.commonLabels }}
@@ -53,26 +55,32 @@ app.kubernetes.io/part-of: nimgen
 {{- end }}
 
 {{/*
-Labels of every object.
+Selector labels. Workload selectors are immutable: only name and instance may ever go here, or an
+upgrade would need the StatefulSet or Deployment deleted and recreated.
 */}}
-{{- define "nim-llm.labels" -}}
-helm.sh/chart: {{ include "nim-llm.chart" . }}
-{{ include "nim-llm.commonLabels" . }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- define "nim-llm.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "nim-llm.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{/*
-Pod labels: no helm.sh/chart, so a chart version bump alone never restarts GPU pods.
+Pod template labels. No helm.sh/chart and no managed-by: a chart version bump alone must not change
+the pod template, or every GPU pod would restart and download its model again.
 */}}
 {{- define "nim-llm.podLabels" -}}
-{{ include "nim-llm.commonLabels" . }}
-{{- with .Values.podLabels }}
+{{ include "nim-llm.selectorLabels" . }}
+{{- with .Values.image.tag }}
+app.kubernetes.io/version: {{ . | trunc 63 | trimSuffix "-" | quote }}
+{{- end }}
+app.kubernetes.io/component: inference
+app.kubernetes.io/part-of: nimgen
+{{- with merge (dict) .Values.podLabels .Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
 
 {{/*
-ServiceAccount the pods run as.
+ServiceAccount the pods run as: the created one, or an existing one (default when none is named).
 */}}
 {{- define "nim-llm.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
@@ -83,11 +91,12 @@ ServiceAccount the pods run as.
 {{- end }}
 
 {{/*
-Image reference repo[:tag][@digest]. Refuses floating references: every node must run the same NIM.
+Image reference repository[:tag][@digest]. Floating references are refused: every replica, on every
+node and after every reschedule, must run the same NIM build.
 */}}
 {{- define "nim-llm.image" -}}
 {{- if eq .Values.image.tag "latest" }}
-{{- fail "image.tag 'latest' floats between NIM releases; pin a released tag or set image.digest" }}
+{{- fail "image.tag 'latest' floats between NIM releases: pin a released tag (e.g. 1.0.3) or set image.digest" }}
 {{- end }}
 {{- if and (not .Values.image.tag) (not .Values.image.digest) }}
 {{- fail "set image.tag or image.digest: an unpinned NIM image may differ on every node" }}
@@ -98,15 +107,55 @@ Image reference repo[:tag][@digest]. Refuses floating references: every node mus
 {{- end }}
 
 {{/*
-Headless Service that gives StatefulSet pods stable DNS names.
+Headless Service that gives StatefulSet pods stable DNS names (the StatefulSet's serviceName).
 */}}
 {{- define "nim-llm.headlessServiceName" -}}
 {{- printf "%s-headless" (include "nim-llm.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/*
-GPU resource entry shared by requests and limits (extended resources must be equal in both).
+Environment variable names the chart sets itself; env and secretEnv may not repeat them (a duplicate
+name silently overrides the first one in Kubernetes).
 */}}
-{{- define "nim-llm.gpuResource" -}}
-{{ .Values.gpu.resourceName }}: {{ .Values.gpu.count | quote }}
+{{- define "nim-llm.reservedEnv" -}}
+{{- list "NIM_CACHE_PATH" "NIM_SERVER_PORT" "NIM_JSONL_LOGGING" "NIM_LOG_LEVEL" "OUTLINES_CACHE_DIR" "NIM_SERVED_MODEL_NAME" "NGC_API_KEY" | toJson }}
+{{- end }}
+
+{{/*
+Cross-field checks a JSON schema cannot express, with messages that say what to change. Included
+once, from the workload template, which every render contains.
+*/}}
+{{- define "nim-llm.validate" -}}
+{{- $kind := .Values.workload.kind }}
+{{- if and (eq .Values.cache.type "claimTemplate") (ne $kind "StatefulSet") }}
+{{- fail "cache.type claimTemplate needs workload.kind StatefulSet (claim templates exist only there); use cache.type existingClaim or emptyDir with a Deployment" }}
+{{- end }}
+{{- if and (eq .Values.cache.type "existingClaim") (not .Values.cache.existingClaim) }}
+{{- fail "cache.type existingClaim needs cache.existingClaim: the name of the claim to mount" }}
+{{- end }}
+{{- $fullname := include "nim-llm.fullname" . }}
+{{- if and (eq $kind "StatefulSet") (gt (len $fullname) 52) }}
+{{- fail (printf "name %q is longer than 52 characters: StatefulSet pods would get an invalid controller-revision-hash label; set fullnameOverride or a shorter release name" $fullname) }}
+{{- end }}
+{{- $reservedLabels := include "nim-llm.reservedLabels" . | fromJsonArray }}
+{{- range $source := list "commonLabels" "podLabels" }}
+{{- range $key, $_ := index $.Values $source }}
+{{- if has $key $reservedLabels }}
+{{- fail (printf "%s may not set %q: the chart owns that label" $source $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $reservedEnv := include "nim-llm.reservedEnv" . | fromJsonArray }}
+{{- range $source := list "env" "secretEnv" }}
+{{- range $name, $_ := index $.Values $source }}
+{{- if has $name $reservedEnv }}
+{{- fail (printf "%s may not set %s: the chart sets it (see model.* and cache.mountPath)" $source $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $name, $_ := .Values.env }}
+{{- if hasKey $.Values.secretEnv $name }}
+{{- fail (printf "%s is in both env and secretEnv: keep one" $name) }}
+{{- end }}
+{{- end }}
 {{- end }}
