@@ -19,13 +19,15 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from helm_python import _native
+from nimgen.chart import coalesce
+from nimgen.helm import HelmError, engine
 
 PROJECT = Path(__file__).resolve().parents[1]
 CHART = PROJECT / "generator" / "nimgen" / "charts" / "nim-llm"
 KUBE_VERSION = "v1.33.0"
 SCHEMA_VERSION = "1.33"
 RELEASE = "llm"
+ENGINE = engine()
 NAMESPACE = "nim"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 CHART_LABELS = {"helm.sh/chart", "app.kubernetes.io/managed-by"}
@@ -70,24 +72,13 @@ CASES: dict[str, dict[str, Any]] = {**INLINE, **_ci_cases()}
 
 def merged(values: dict[str, Any]) -> dict[str, Any]:
     """Helm's merge of `values` over values.yaml (maps merge, anything else replaces)."""
-
-    def coalesce(base: Any, override: Any) -> Any:
-        if isinstance(base, dict) and isinstance(override, dict):
-            return {**base, **{k: coalesce(base.get(k), v) for k, v in override.items()}}
-        return override
-
-    result: dict[str, Any] = coalesce(yaml.safe_load((CHART / "values.yaml").read_text()), values)
-    return result
+    return coalesce(yaml.safe_load((CHART / "values.yaml").read_text()), values)
 
 
 def render(values: dict[str, Any], *, release: str = RELEASE, namespace: str = NAMESPACE,
            chart: Path = CHART) -> dict[str, str]:
     """`helm template` output: template path to text (NOTES.txt included)."""
-    options = {"name": release, "namespace": namespace, "kube_version": KUBE_VERSION}
-    with helm.Chart.load(str(chart)) as loaded:
-        out: dict[str, str] = json.loads(
-            _native.call_string("helm_render", loaded._raw(), json.dumps(values), json.dumps(options)))
-    return out
+    return ENGINE.template(chart, values, release=release, namespace=namespace, kube_version=KUBE_VERSION)
 
 
 def objects(values: dict[str, Any], **kwargs: Any) -> list[dict[str, Any]]:
@@ -430,14 +421,14 @@ def test_notes_explain_how_to_reach_the_api() -> None:
         "max-below-min", "reserved-common-label", "reserved-pod-label", "reserved-env", "reserved-secret-env",
         "env-and-secret-env"])
 def test_chart_refuses_bad_values(values: dict[str, Any], message: str) -> None:
-    with pytest.raises(helm.HelmError) as caught:
+    with pytest.raises(HelmError) as caught:
         render(values)
     assert message in str(caught.value)
 
 
 def test_statefulset_name_longer_than_52_is_refused() -> None:
     release = "a-release-name-that-is-long-enough-to-overflow"  # + "-nim-llm" = 54 characters
-    with pytest.raises(helm.HelmError) as caught:
+    with pytest.raises(HelmError) as caught:
         render(DEFAULTS, release=release)
     assert "longer than 52 characters" in str(caught.value)
     # A Deployment has no controller-revision-hash label: the same name is fine.
@@ -458,7 +449,7 @@ def test_statefulset_name_longer_than_52_is_refused() -> None:
 def test_schema_rejects_bad_values(values: dict[str, Any]) -> None:
     with helm.Chart.load(str(CHART)) as loaded, pytest.raises(helm.HelmError):
         loaded.validate_schema(values)
-    with pytest.raises(helm.HelmError) as caught:
+    with pytest.raises(HelmError) as caught:
         render(values)
     assert "schema" in str(caught.value)
 

@@ -71,7 +71,6 @@ class InProcessEngine:
                    "api_versions": list(api_versions)}
         try:
             with self._helm.Chart.load(str(chart)) as loaded:
-                loaded.validate_schema(values)
                 text = self._native.call_string("helm_render", loaded._raw(), json.dumps(values), json.dumps(options))
         except self._helm.HelmError as exc:
             raise HelmError(str(exc)) from None
