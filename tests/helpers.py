@@ -32,7 +32,7 @@ def write_env(root: Path, text: str, name: str = "test.yaml", *, dedent: bool = 
     return path
 
 
-def run(*args: str) -> Result:
+def run(*args: str | Path) -> Result:
     """Invoke the nimgen CLI in-process."""
     return CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
 

@@ -243,6 +243,37 @@ def test_volumes(case: Any) -> None:
             assert volumes["model-cache"]["emptyDir"] == {"sizeLimit": cache["size"]}
 
 
+def test_cache_warmup_job(case: Any) -> None:
+    _, values, objs = case
+    jobs = of_kind(objs, "Job")
+    if not values["cacheWarmup"]["enabled"]:
+        assert jobs == []
+        return
+    [job] = jobs
+    notes = job["metadata"]["annotations"]
+    # Argo CD runs it before the model's objects sync; the next sync replaces the finished Job.
+    assert notes["argocd.argoproj.io/hook"] == "PreSync"
+    assert notes["argocd.argoproj.io/hook-delete-policy"] == "BeforeHookCreation"
+    assert notes["helm.sh/hook"] == "pre-install,pre-upgrade"
+    pod = job["spec"]["template"]["spec"]
+    [cont] = pod["containers"]
+    assert cont["command"] == ["download-to-cache"]
+    assert cont["args"] == ["--profiles", *values["cacheWarmup"]["profiles"]]
+    assert cont["image"] == container(objs)["image"]
+    assert "nvidia.com/gpu" not in cont["resources"]["requests"] and "tolerations" not in pod
+    env = {e["name"]: e for e in cont["env"]}
+    assert env["NIM_CACHE_PATH"]["value"] == values["cache"]["mountPath"]
+    assert env["NGC_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == values["model"]["ngcAPISecret"]
+    # Same claim and directory as the model's pods, so they find what the Job downloaded.
+    assert cont["volumeMounts"] == [m for m in container(objs)["volumeMounts"] if m["name"] == "model-cache"]
+    assert pod["volumes"] == [{"name": "model-cache",
+                               "persistentVolumeClaim": {"claimName": values["cache"]["existingClaim"]}}]
+    assert pod["securityContext"] == workload(objs)["spec"]["template"]["spec"]["securityContext"]
+    # Never selected by the model's Services or PodDisruptionBudget.
+    selector = workload(objs)["spec"]["selector"]["matchLabels"]
+    assert not selector.items() <= job["spec"]["template"]["metadata"]["labels"].items()
+
+
 def test_runs_non_root_with_dropped_capabilities(case: Any) -> None:
     _, values, objs = case
     pod = workload(objs)["spec"]["template"]["spec"]
@@ -417,9 +448,14 @@ def test_notes_explain_how_to_reach_the_api() -> None:
      "secretEnv may not set NIM_CACHE_PATH"),
     ({"image": {"tag": "1.0.3"}, "env": {"HF_TOKEN": "x"}, "secretEnv": {"HF_TOKEN": {"secretName": "s", "key": "k"}}},
      "HF_TOKEN is in both env and secretEnv"),
+    ({"image": {"tag": "1.0.3"}, "cacheWarmup": {"enabled": True, "profiles": ["p"]}},
+     "cacheWarmup needs cache.type existingClaim"),
+    ({"image": {"tag": "1.0.3"}, "workload": {"kind": "Deployment"},
+      "cache": {"type": "existingClaim", "existingClaim": "c"}, "cacheWarmup": {"enabled": True}},
+     "cacheWarmup.profiles is empty"),
 ], ids=["tag-latest", "no-tag-no-digest", "claim-template-deployment", "existing-claim-without-name",
         "max-below-min", "reserved-common-label", "reserved-pod-label", "reserved-env", "reserved-secret-env",
-        "env-and-secret-env"])
+        "env-and-secret-env", "warmup-without-shared-claim", "warmup-without-profiles"])
 def test_chart_refuses_bad_values(values: dict[str, Any], message: str) -> None:
     with pytest.raises(HelmError) as caught:
         render(values)
@@ -500,7 +536,7 @@ def test_values_schema_is_closed_and_described() -> None:
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
     assert list(jsonschema.Draft7Validator(schema).iter_errors(defaults)) == []
     assert set(defaults) == set(schema["properties"])
-    verbatim = {".affinity", ".tolerations[]", ".topologySpreadConstraints[]", ".autoscaling.metrics[]",
+    verbatim = {".affinity", ".tolerations[]", ".cacheWarmup.tolerations[]", ".topologySpreadConstraints[]", ".autoscaling.metrics[]",
                 ".autoscaling.behavior", ".podSecurityContext", ".securityContext"}
     for path, node in _schema_nodes(schema):
         if path.endswith(".*") and node == {"type": "string"}:
@@ -538,3 +574,4 @@ def test_ci_values_files_validate_and_cover_each_mode() -> None:
     assert kinds == {"StatefulSet", "Deployment"}
     assert caches == {"claimTemplate", "existingClaim", "emptyDir"}
     assert any(merged(v)["autoscaling"]["enabled"] for v in ci.values())
+    assert any(merged(v)["cacheWarmup"]["enabled"] for v in ci.values())

@@ -170,6 +170,9 @@ BAD = [
                  "$.nodePools[0].amiVersion: 'v1.26.2' is not a al2023 AMI release", id="ami-version-format"),
     pytest.param(_with_pools(pools_text=POOLS.replace("gpuLimit: 8", "gpuLimit: 8\n    diskSize: 300GB")),
                  "$.nodePools[0].diskSize: invalid value \"300GB\"", id="disk-size-unit"),
+    pytest.param(_with_pools(pools_text=POOLS.replace("gpuLimit: 8", "gpuLimit: 8\n    minGpuMemory: 48Gi")),
+                 "$.nodePools[0].minGpuMemory: node pool 'a10g' has no instance with 48Gi per GPU "
+                 "(largest: A10G, 24 GiB)", id="memory-floor-excludes-all"),
 ]
 
 
@@ -244,3 +247,64 @@ def test_device_plugin_application_is_rendered_when_needed(tmp_path: Path, pools
     result = run("render", write_env(tmp_path, _with_pools(pools_text=pools_text)))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "argocd/test/apps/platform/nvidia-device-plugin.yaml").exists() is expected
+
+
+def _pool_values(tmp_path: Path, text: str) -> dict[str, Any]:
+    from nimgen.environment import load_environment
+
+    values: dict[str, Any] = pools.nodepool_values(load_environment(write_env(tmp_path, text), tmp_path))
+    return values
+
+
+def test_gpu_count_requirement_leaves_out_nodes_too_small_for_any_replica(tmp_path: Path) -> None:
+    four = _with_pools(VALID + "    gpus: 4\n", POOLS.replace("gpuLimit: 8", "gpuLimit: 16"))
+    assert _pool_values(tmp_path, four)["pools"]["a10g"]["gpuCounts"] == [4, 8]  # g5 has 1, 4 and 8
+    # A 1-GPU model can use every size, so nothing narrows and the requirement is left out.
+    assert "gpuCounts" not in _pool_values(tmp_path, _with_pools())["pools"]["a10g"]
+
+
+def test_memory_floor_sits_above_the_gpus_it_excludes(tmp_path: Path) -> None:
+    text = _with_pools(VALID.replace("nodePool: a10g", "nodePool: big"),
+                       POOLS.replace("a10g", "big").replace("[g5]", "[g6, g6e]").replace("gpuLimit: 8",
+                                                                                    "gpuLimit: 8\n    minGpuMemory: 48Gi"))
+    entry = _pool_values(tmp_path, text)["pools"]["big"]
+    # L4 and A10G (24 GiB) are out; EC2 reports an L40S below 48 GiB, so the floor is not 48Gi itself.
+    assert entry["minGpuMemoryMiB"] == 24 * 1024 + 1
+    # Instances nimgen does not know: the floor is taken as written.
+    unknown = text.replace("instanceFamilies: [g6, g6e]", "instanceFamilies: [g7x]")
+    assert _pool_values(tmp_path, unknown)["pools"]["big"]["minGpuMemoryMiB"] == 48 * 1024
+    # A floor below every GPU of the pool narrows nothing and is left out.
+    low = text.replace("minGpuMemory: 48Gi", "minGpuMemory: 16Gi")
+    assert "minGpuMemoryMiB" not in _pool_values(tmp_path, low)["pools"]["big"]
+
+
+def test_memory_floor_renders_as_karpenter_requirement(tmp_path: Path, helm_engine: helm.Engine,
+                                                      crd_schemas: Path) -> None:
+    from nimgen.environment import load_environment
+
+    text = _with_pools(VALID.replace("nodePool: a10g", "nodePool: big") + "    gpus: 4\n",
+                       POOLS.replace("a10g", "big").replace("[g5]", "[g6, g6e]").replace("gpuLimit: 8",
+                                                                                    "gpuLimit: 8\n    minGpuMemory: 48Gi"))
+    assert run("render", write_env(tmp_path, text)).exit_code == 0
+    app = argocd.nodepools_application(load_environment(tmp_path / "environments/test.yaml", tmp_path))
+    rendered = helm_engine.template(tmp_path / pools.CHART_PATH, app["spec"]["source"]["helm"]["valuesObject"],
+                                    release="gpu-nodepools", namespace="karpenter", kube_version="1.33")
+    objs = [doc for path, body in rendered.items() if not path.endswith("NOTES.txt") for doc in load_all_plain(body)]
+    nodepool = _by(objs, "NodePool", "big")
+    requirements = {r["key"]: r for r in nodepool["spec"]["template"]["spec"]["requirements"]}
+    assert requirements["karpenter.k8s.aws/instance-gpu-memory"] == {
+        "key": "karpenter.k8s.aws/instance-gpu-memory", "operator": "Gt", "values": ["24576"]}
+    assert requirements["karpenter.k8s.aws/instance-gpu-count"]["values"] == ["4", "8"]
+    assert crd_errors(nodepool, crd_schemas) == []
+
+
+def test_fit_check_uses_the_memory_floor(tmp_path: Path) -> None:
+    # 70B at bf16 needs about 172 GiB: 4 x L4 (96 GiB) would be refused, 4 x L40S (192 GiB) fits.
+    model = VALID.replace("llama3-8b-instruct:1.0.3", "llama-3.1-70b-instruct:1.3.3").replace(
+        "nodePool: a10g", "nodePool: big") + "    gpus: 4\n    resources: {cpu: '16', memory: 128Gi}\n" \
+        "    sharedMemory: 16Gi\n"
+    pool = POOLS.replace("a10g", "big").replace("[g5]", "[g6, g6e]").replace("gpuLimit: 8", "gpuLimit: 8")
+    refused = run("render", write_env(tmp_path, _with_pools(model, pool)))
+    assert refused.exit_code == 1 and "4 x L4 (g6.12xlarge) have 96 GiB" in refused.output
+    floored = _with_pools(model, pool.replace("gpuLimit: 8", "gpuLimit: 8\n    minGpuMemory: 48Gi"))
+    assert run("render", write_env(tmp_path, floored)).exit_code == 0

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from conftest import EXAMPLE_ENVIRONMENTS, example_environment
 from helpers import VALID, run, write_env
+from nimgen.environment import load_environment
+from nimgen.model import Environment
 from nimgen.plan import plan
 
 
@@ -19,14 +22,45 @@ def test_prod_plan_figures() -> None:
     assert [(p.pool, p.gpus_min, p.gpus_max, p.gpu_limit) for p in result.pools] == [
         ("a10g", 1, 5, 16), ("h100", 8, 16, 16)]
     assert (result.gpus_min, result.gpus_max) == (9, 21)
+    # g5.2xlarge 1.212 $/h and p5.48xlarge 55.04 $/h On-Demand in us-west-2, one node per replica.
+    assert (small.on_demand_usd_min, small.on_demand_usd_max) == (1.21, 6.06)
+    assert (small.spot_usd_min, small.spot_usd_max) == (0.48, 2.42)  # the a10g pool buys Spot
+    assert (big.on_demand_usd_min, big.on_demand_usd_max) == (55.04, 110.08)
+    assert (big.spot_usd_min, big.spot_usd_max) == (None, None)  # the h100 pool is On-Demand only
+    assert [(p.on_demand_usd_min, p.on_demand_usd_max) for p in result.pools] == [(1.21, 6.06), (55.04, 110.08)]
+    assert (result.on_demand_usd_min, result.on_demand_usd_max) == (56.25, 116.14)
+
+
+def _load(root: Path, text: str) -> Environment:
+    """An example environment, edited, beside a copy of the examples' shared defaults."""
+    write_env(root, (EXAMPLE_ENVIRONMENTS / "_defaults.yaml").read_text(), "_defaults.yaml", dedent=False)
+    return load_environment(write_env(root, text, dedent=False), root)
+
+
+def test_unknown_price_leaves_totals_unknown(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = (EXAMPLE_ENVIRONMENTS / "prod.yaml").read_text().replace("[p5.48xlarge]", "[p5en.48xlarge]")
+    result = plan(_load(tmp_path, text))
+    big = result.models[1]
+    assert big.instance == "p5en.48xlarge" and big.on_demand_usd_min is None
+    assert result.pools[1].on_demand_usd_max is None
+    assert result.on_demand_usd_min is None  # never a partial sum that reads as the whole
+
+
+def test_region_without_prices(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = (EXAMPLE_ENVIRONMENTS / "dev.yaml").read_text().replace("us-west-2", "eu-west-1")
+    result = plan(_load(tmp_path, text))
+    assert result.models[0].instance == "g5.2xlarge" and result.models[0].on_demand_usd_min is None
 
 
 def test_cli_text_table() -> None:
     output = run("plan", EXAMPLE_ENVIRONMENTS / "prod.yaml").output
     assert output.splitlines()[0].split() == ["MODEL", "POOL", "LIKELY", "INSTANCE", "GPUS/REPLICA", "REPLICAS",
-                                              "GPU", "MEMORY", "GPUS"]
-    assert "llama3-8b-instruct      a10g  g5.2xlarge (A10G)   1             1-5       20/24 GiB    1-5" in output
-    assert output.rstrip().endswith("environment prod: 9-21 GPUs")
+                                              "GPU", "MEMORY", "GPUS", "ON-DEMAND", "$/H", "SPOT", "$/H", "(EST.)"]
+    assert ("llama3-8b-instruct      a10g  g5.2xlarge (A10G)   1             1-5       20/24 GiB    1-5   "
+            "1.21-6.06      0.48-2.42") in output
+    assert "p5.48xlarge (H100)  8             1-2       174/640 GiB  8-16  55.04-110.08   -" in output
+    assert "environment prod: 9-21 GPUs, 56.25-116.14 $/h On-Demand in us-west-2" in output
+    assert "list-price estimates" in output
 
 
 def test_cli_json() -> None:
@@ -34,8 +68,10 @@ def test_cli_json() -> None:
     assert result.exit_code == 0
     data = json.loads(result.output)
     assert data["models"][0]["instance"] == "g5.2xlarge"
-    assert data["pools"] == [{"pool": "a10g", "gpus_min": 1, "gpus_max": 1, "gpu_limit": 4}]
-    assert data["totals"] == {"gpus_min": 1, "gpus_max": 1}
+    assert data["region"] == "us-west-2"
+    assert data["pools"] == [{"pool": "a10g", "gpus_min": 1, "gpus_max": 1, "gpu_limit": 4,
+                              "on_demand_usd_min": 1.21, "on_demand_usd_max": 1.21}]
+    assert data["totals"] == {"gpus_min": 1, "gpus_max": 1, "on_demand_usd_min": 1.21, "on_demand_usd_max": 1.21}
 
 
 def test_pools_managed_elsewhere_plan_without_instances(tmp_path) -> None:  # type: ignore[no-untyped-def]

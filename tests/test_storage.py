@@ -115,3 +115,62 @@ def test_bad_file_system_id_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "$.storage.modelCache.efs.fileSystemId: invalid value \"fs-xyz\"" in result.output
     assert tree_digest(tmp_path) == before
+
+
+PROFILE = "8835c31752fbc67ef658b20a9f78e056914fdef0660206d82f252d62fd96064d"
+WARMUP = f"    cacheWarmup: {{profiles: [{PROFILE}], timeoutMinutes: 90}}\n"
+
+
+def test_warmup_job_fills_the_shared_claim_before_the_model(tmp_path: Path, helm_engine: helm.Engine) -> None:
+    from nimgen.environment import load_environment
+
+    text = VALID.replace("models:\n", STORAGE + "models:\n") + WARMUP
+    result = run("render", write_env(tmp_path, text))
+    assert result.exit_code == 0, result.output
+    env = load_environment(tmp_path / "environments" / "test.yaml", tmp_path)
+    [model] = env.models
+    app = argocd.model_application(env, model)
+    helm_source = app["spec"]["source"]["helm"]
+    assert helm_source["valuesObject"]["cacheWarmup"] == {
+        "enabled": True, "profiles": [PROFILE], "activeDeadlineSeconds": 5400}
+    rendered = helm_engine.template(tmp_path / app["spec"]["source"]["path"], helm_source["valuesObject"],
+                                    release=helm_source["releaseName"], namespace="nim", kube_version="1.33")
+    objs = [d for p, t in sorted(rendered.items()) if not p.endswith("NOTES.txt") for d in load_all_plain(t)]
+    [job] = [o for o in objs if o["kind"] == "Job"]
+    assert kubernetes_errors(job, "1.33") == []
+    assert job["metadata"]["name"] == "llama3-8b-instruct-cache-warmup"
+    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
+    assert job["spec"]["activeDeadlineSeconds"] == 5400
+    pod = job["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": "model-cache", "persistentVolumeClaim": {"claimName": "nim-model-cache"}}]
+    assert pod["containers"][0]["volumeMounts"][0]["subPath"] == "llama3-8b-instruct"
+    # The models' AppProject admits Jobs only because a model warms its cache.
+    kinds = {(k["group"], k["kind"]) for k in argocd.app_project(env)["spec"]["namespaceResourceWhitelist"]}
+    assert ("batch", "Job") in kinds
+
+
+def test_no_warmup_no_jobs_in_the_project() -> None:
+    env = example_environment("prod")
+    kinds = {(k["group"], k["kind"]) for k in argocd.app_project(env)["spec"]["namespaceResourceWhitelist"]}
+    assert ("batch", "Job") not in kinds
+
+
+@pytest.mark.parametrize(("extra", "where"), [
+    ("", "no shared cache (storage.modelCache is not set)"),
+    (STORAGE, "cache type emptyDir"),
+], ids=["no-shared-cache", "own-cache"])
+def test_warmup_needs_a_shared_cache(tmp_path: Path, extra: str, where: str) -> None:
+    text = VALID.replace("models:\n", extra + "models:\n") + WARMUP
+    if extra:
+        text += "    workload: Deployment\n    cache: {type: emptyDir}\n"
+    result = run("render", write_env(tmp_path, text))
+    assert result.exit_code == 1
+    assert f"$.models[0].cacheWarmup: cacheWarmup fills a shared cache, but model 'llama3-8b-instruct' has {where}" \
+        in result.output
+
+
+def test_warmup_without_profiles_is_refused(tmp_path: Path) -> None:
+    text = VALID.replace("models:\n", STORAGE + "models:\n") + "    cacheWarmup: {timeoutMinutes: 30}\n"
+    result = run("render", write_env(tmp_path, text))
+    assert result.exit_code == 1
+    assert "$.models[0].cacheWarmup" in result.output and "profiles" in result.output

@@ -7,6 +7,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from nimgen.model import parse_quantity
 from nimgen.yamlio import load_plain
 
 BYTES_PER_PARAMETER = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
@@ -38,6 +39,17 @@ class Instance:
     gpus: int
     vcpu: int
     memory_gib: int
+    on_demand_usd: dict[str, float]  # $/hour by region; empty when the catalog has no figure
+    spot_share: float | None  # assumed Spot price as a share of On-Demand, None when not estimated
+
+    def hourly(self, region: str) -> float | None:
+        """On-Demand list price in `region`, None when the catalog has none."""
+        return self.on_demand_usd.get(region)
+
+    def spot_hourly(self, region: str) -> float | None:
+        """Spot estimate in `region`, None when either figure is missing."""
+        price = self.hourly(region)
+        return None if price is None or self.spot_share is None else price * self.spot_share
 
     @property
     def family(self) -> str:
@@ -59,12 +71,21 @@ def _catalog(name: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
+def gpus() -> dict[str, Gpu]:
+    """The GPU models of the catalog, by name."""
+    data = _catalog("gpu-instances.yaml")
+    return {name: Gpu(name, spec["memoryGiB"], spec["architecture"], spec["fp8"]) for name, spec in data["gpus"].items()}
+
+
+@lru_cache(maxsize=1)
 def instances() -> dict[str, Instance]:
     """The GPU instance catalog, by instance type."""
     data = _catalog("gpu-instances.yaml")
-    gpus = {name: Gpu(name, spec["memoryGiB"], spec["architecture"], spec["fp8"]) for name, spec in data["gpus"].items()}
+    by_name = gpus()
+    spot = data["spotShareEstimate"]
     return {
-        name: Instance(name, gpus[spec["gpu"]], spec["gpus"], spec["vcpu"], spec["memoryGiB"])
+        name: Instance(name, by_name[spec["gpu"]], spec["gpus"], spec["vcpu"], spec["memoryGiB"],
+                       dict(spec["onDemandUSD"] or {}), spot[name.split(".")[0]])
         for name, spec in data["instances"].items()
     }
 
@@ -82,12 +103,21 @@ def model_spec(repository: str) -> ModelSpec | None:
     return models().get(key)
 
 
-def pool_instances(families: list[str], types: list[str]) -> list[Instance]:
+def gpu_memory_floor_mib(pool: dict[str, Any]) -> int | None:
+    """A pool's `minGpuMemory` in MiB (the instance-gpu-memory requirement), None when unset."""
+    value = pool.get("minGpuMemory")
+    return None if value is None else int(parse_quantity(value)) // 2**20
+
+
+def pool_instances(families: list[str], types: list[str], min_gpu_memory_mib: int | None = None) -> list[Instance]:
     """Catalog instances a pool may launch (unknown names are simply absent)."""
     catalog = instances()
     if types:
-        return [catalog[name] for name in types if name in catalog]
-    return [instance for instance in catalog.values() if instance.family in families]
+        chosen = [catalog[name] for name in types if name in catalog]
+    else:
+        chosen = [instance for instance in catalog.values() if instance.family in families]
+    floor = (min_gpu_memory_mib or 0) / 1024
+    return [instance for instance in chosen if instance.gpu.memory_gib >= floor]
 
 
 def weights_gib(parameters: float, precision: str) -> float:

@@ -71,10 +71,12 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
         elif isinstance(name, str):
             seen[name] = index
     storage = document.get("storage")
-    if isinstance(storage, dict) and storage.get("modelCache"):
-        for index, model in enumerate(models):
-            if isinstance(model, dict) and not model.get("cache"):
-                _guarded(_efs_read_time, model, ["models", index], add)
+    shared_cache = isinstance(storage, dict) and bool(storage.get("modelCache"))
+    for index, model in enumerate(models):
+        if isinstance(model, dict) and not model.get("cache") and shared_cache:
+            _guarded(_efs_read_time, model, ["models", index], add)
+        if isinstance(model, dict) and model.get("cacheWarmup"):
+            _guarded(_warmup_needs_shared_cache, model, ["models", index], add, shared_cache)
     if isinstance(pools, list):
         _guarded(_pool_capacity, pools, models, add)
         by_name = {pool["name"]: (index, pool) for index, pool in enumerate(pools)
@@ -204,6 +206,14 @@ def _pool(document: Any, pool: Any, base: list[Any], add: Any, names: dict[str, 
     if bool(pool.get("instanceFamilies")) == bool(pool.get("instanceTypes")):
         add(base, f"node pool '{name}' needs exactly one of instanceFamilies or instanceTypes",
             "instanceFamilies: [g5] lets Karpenter pick any size; instanceTypes: [g5.12xlarge] pins sizes")
+    floor = capacity.gpu_memory_floor_mib(pool)
+    known = capacity.pool_instances(pool.get("instanceFamilies") or [], pool.get("instanceTypes") or [])
+    if floor is not None and known and not capacity.pool_instances(
+            pool.get("instanceFamilies") or [], pool.get("instanceTypes") or [], floor):
+        largest = max(known, key=lambda instance: instance.gpu.memory_gib)
+        add([*base, "minGpuMemory"], f"node pool '{name}' has no instance with {pool['minGpuMemory']} per GPU "
+                                     f"(largest: {largest.gpu.name}, {largest.gpu.memory_gib:g} GiB)",
+            "lower minGpuMemory, or add instance families with larger GPUs")
     version = pool["amiVersion"]
     family = pool.get("amiFamily", "al2023")
     if version == "latest":
@@ -259,7 +269,8 @@ def _gpu_fit(model: Any, base: list[Any], pool_entry: tuple[int, Any], add: Any)
                 else "use 1, 2, 4 or 8 GPUs per replica")
         add(gpus_path, f"NIM runs a model on 1, 2, 4 or 8 GPUs of one node, not {gpus}", hint)
         return
-    candidates = capacity.pool_instances(pool.get("instanceFamilies") or [], pool.get("instanceTypes") or [])
+    candidates = capacity.pool_instances(pool.get("instanceFamilies") or [], pool.get("instanceTypes") or [],
+                                         capacity.gpu_memory_floor_mib(pool))
     if not candidates:
         add(["nodePools", pool_index, "name"],
             f"node pool '{pool['name']}' launches no instance nimgen knows; GPU fit of its models is not checked",
@@ -300,6 +311,14 @@ def _gpu_fit(model: Any, base: list[Any], pool_entry: tuple[int, Any], add: Any)
             hint)
 
 
+def _warmup_needs_shared_cache(model: Any, base: list[Any], add: Any, shared_cache: bool) -> None:
+    kind = (model.get("cache") or {}).get("type", "existingClaim" if shared_cache else "none")
+    if kind != "existingClaim":
+        where = f"cache type {kind}" if kind != "none" else "no shared cache (storage.modelCache is not set)"
+        add([*base, "cacheWarmup"], f"cacheWarmup fills a shared cache, but model '{model['name']}' has {where}",
+            "set storage.modelCache (EFS) or cache: {type: existingClaim, claimName: ...}, or remove cacheWarmup")
+
+
 def _efs_read_time(model: Any, base: list[Any], add: Any) -> None:
     """Warn when a model's weights are large enough that EFS reads dominate start-up."""
     spec = capacity.model_spec(ImageRef.parse(model["image"]).repository)
@@ -309,6 +328,7 @@ def _efs_read_time(model: Any, base: list[Any], add: Any) -> None:
     weights = capacity.weights_gib(parameters, model.get("precision", "bf16"))
     if weights > EFS_WARN_WEIGHTS_GIB:
         add(base, f"model '{model['name']}' reads about {weights:.0f} GiB of weights from the EFS cache at every start",
-            "pre-fill the cache before scaling out (NIM's download-to-cache), and give the file system Elastic or "
-            "provisioned throughput; a per-replica claim (cache: {type: claimTemplate}) avoids network reads",
+            ("" if model.get("cacheWarmup") else "add cacheWarmup so a Job downloads it once before the model syncs; ")
+            + "give the file system Elastic or provisioned throughput; a per-replica claim "
+            "(cache: {type: claimTemplate}) avoids network reads",
             warning=True)

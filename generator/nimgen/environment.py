@@ -13,7 +13,7 @@ from typing import Any
 
 import jsonschema
 
-from nimgen import checks
+from nimgen import capacity, checks
 from nimgen.errors import ConfigError, Location, Problem, json_path
 from nimgen.layering import locate, locate_key, merge
 from nimgen.model import (
@@ -277,6 +277,7 @@ def _build_pool(pool: dict[str, Any], properties: dict[str, Any]) -> NodePool:
         expire_after=pool["expireAfter"],
         termination_grace_period=pool["terminationGracePeriod"],
         disruption_budget=pool["disruptionBudget"],
+        min_gpu_memory_mib=capacity.gpu_memory_floor_mib(pool),
     )
 
 
@@ -334,4 +335,6 @@ def _build_model(model: Any, shared_cache: ModelCache | None = None) -> Model:
         do_not_disrupt=bool(model.get("doNotDisrupt", False)),
         precision=model.get("precision", "bf16"),
         parameters=model.get("parameters"),
+        warmup_profiles=tuple((model.get("cacheWarmup") or {}).get("profiles", ())),
+        warmup_timeout_minutes=(model.get("cacheWarmup") or {}).get("timeoutMinutes", 60),
     )

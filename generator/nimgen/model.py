@@ -107,6 +107,8 @@ class Model:
     precision: str = "bf16"
     parameters: float | None = None  # declared for models outside nimgen's catalog
     cache_sub_path: str = ""
+    warmup_profiles: tuple[str, ...] = ()  # download-to-cache profiles; empty: no warm-up Job
+    warmup_timeout_minutes: int = 60
 
     @property
     def autoscaled(self) -> bool:
@@ -159,6 +161,7 @@ class NodePool:
     expire_after: str
     termination_grace_period: str
     disruption_budget: str
+    min_gpu_memory_mib: int | None = None  # instance-gpu-memory floor, per GPU
 
     @property
     def ami_alias(self) -> str:

@@ -29,6 +29,12 @@ class ModelPlan:
     gpu_memory_available_gib: float | None
     gpus_min: int
     gpus_max: int
+    # List-price estimates in $/hour at min and max replicas (one node per replica); None when unknown,
+    # spot None also when the pool does not buy Spot.
+    on_demand_usd_min: float | None
+    on_demand_usd_max: float | None
+    spot_usd_min: float | None
+    spot_usd_max: float | None
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class PoolPlan:
     gpus_min: int
     gpus_max: int
     gpu_limit: int | None
+    on_demand_usd_min: float | None
+    on_demand_usd_max: float | None
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,19 @@ class Plan:
     """The environment's plan."""
 
     environment: str
+    region: str
     models: tuple[ModelPlan, ...]
     pools: tuple[PoolPlan, ...]
+
+    @property
+    def on_demand_usd_min(self) -> float | None:
+        """On-Demand $/hour at min replicas, all models (None when a price is unknown)."""
+        return _total([m.on_demand_usd_min for m in self.models])
+
+    @property
+    def on_demand_usd_max(self) -> float | None:
+        """On-Demand $/hour at max replicas, all models (None when a price is unknown)."""
+        return _total([m.on_demand_usd_max for m in self.models])
 
     @property
     def gpus_min(self) -> int:
@@ -58,6 +77,15 @@ class Plan:
     def gpus_max(self) -> int:
         """GPUs at max replicas, all models."""
         return sum(m.gpus_max for m in self.models)
+
+
+def _total(prices: list[float | None]) -> float | None:
+    """Sum of prices, None when any is unknown (a partial sum would read as the whole)."""
+    return None if any(price is None for price in prices) else round(sum(p for p in prices if p is not None), 2)
+
+
+def _times(price: float | None, count: int) -> float | None:
+    return None if price is None else round(price * count, 2)
 
 
 def _likely_instance(model: Model, candidates: list[capacity.Instance]) -> capacity.Instance | None:
@@ -77,10 +105,13 @@ def plan(env: Environment) -> Plan:
     rows = []
     for model in env.models:
         pool = pools.get(model.node_pool)
-        candidates = capacity.pool_instances(list(pool.instance_families), list(pool.instance_types)) if pool else []
+        candidates = capacity.pool_instances(
+            list(pool.instance_families), list(pool.instance_types), pool.min_gpu_memory_mib) if pool else []
         instance = _likely_instance(model, candidates)
         spec = capacity.model_spec(model.image.repository)
         parameters = model.parameters or (spec.parameters if spec else None)
+        on_demand = instance.hourly(env.region) if instance else None
+        spot = instance.spot_hourly(env.region) if instance and pool and "spot" in pool.capacity_types else None
         rows.append(ModelPlan(
             model=model.name,
             pool=model.node_pool,
@@ -94,6 +125,10 @@ def plan(env: Environment) -> Plan:
             gpu_memory_available_gib=float(model.gpus * instance.gpu.memory_gib) if instance else None,
             gpus_min=model.gpus * model.min_replicas,
             gpus_max=model.gpus * model.max_replicas,
+            on_demand_usd_min=_times(on_demand, model.min_replicas),
+            on_demand_usd_max=_times(on_demand, model.max_replicas),
+            spot_usd_min=_times(spot, model.min_replicas),
+            spot_usd_max=_times(spot, model.max_replicas),
         ))
     pool_names = sorted({row.pool for row in rows} | set(pools))
     pool_rows = tuple(
@@ -102,19 +137,23 @@ def plan(env: Environment) -> Plan:
             gpus_min=sum(r.gpus_min for r in rows if r.pool == name),
             gpus_max=sum(r.gpus_max for r in rows if r.pool == name),
             gpu_limit=pools[name].gpu_limit if name in pools else None,
+            on_demand_usd_min=_total([r.on_demand_usd_min for r in rows if r.pool == name]),
+            on_demand_usd_max=_total([r.on_demand_usd_max for r in rows if r.pool == name]),
         )
         for name in pool_names
     )
-    return Plan(env.name, tuple(rows), pool_rows)
+    return Plan(env.name, env.region, tuple(rows), pool_rows)
 
 
 def as_json(result: Plan) -> str:
     """Machine-readable plan (stable key order)."""
     data: dict[str, Any] = {
         "environment": result.environment,
+        "region": result.region,
         "models": [asdict(row) for row in result.models],
         "pools": [asdict(row) for row in result.pools],
-        "totals": {"gpus_min": result.gpus_min, "gpus_max": result.gpus_max},
+        "totals": {"gpus_min": result.gpus_min, "gpus_max": result.gpus_max,
+                   "on_demand_usd_min": result.on_demand_usd_min, "on_demand_usd_max": result.on_demand_usd_max},
     }
     return json.dumps(data, indent=2) + "\n"
 
@@ -126,16 +165,28 @@ def as_text(result: Plan) -> str:
             return "unknown"
         return f"{row.gpu_memory_needed_gib:.0f}/{row.gpu_memory_available_gib:.0f} GiB"
 
-    model_rows = [["MODEL", "POOL", "LIKELY INSTANCE", "GPUS/REPLICA", "REPLICAS", "GPU MEMORY", "GPUS"]]
+    model_rows = [["MODEL", "POOL", "LIKELY INSTANCE", "GPUS/REPLICA", "REPLICAS", "GPU MEMORY", "GPUS",
+                   "ON-DEMAND $/H", "SPOT $/H (EST.)"]]
     for row in result.models:
         model_rows.append([row.model, row.pool, f"{row.instance} ({row.gpu})" if row.instance else "unknown",
                            str(row.gpus_per_replica), f"{row.replicas_min}-{row.replicas_max}", memory(row),
-                           f"{row.gpus_min}-{row.gpus_max}"])
-    pool_rows = [["POOL", "GPUS", "GPU LIMIT"]]
+                           f"{row.gpus_min}-{row.gpus_max}", _usd(row.on_demand_usd_min, row.on_demand_usd_max),
+                           _usd(row.spot_usd_min, row.spot_usd_max)])
+    pool_rows = [["POOL", "GPUS", "GPU LIMIT", "ON-DEMAND $/H"]]
     for pool in result.pools:
-        pool_rows.append([pool.pool, f"{pool.gpus_min}-{pool.gpus_max}", str(pool.gpu_limit) if pool.gpu_limit else "-"])
-    total = f"environment {result.environment}: {result.gpus_min}-{result.gpus_max} GPUs"
+        pool_rows.append([pool.pool, f"{pool.gpus_min}-{pool.gpus_max}", str(pool.gpu_limit) if pool.gpu_limit else "-",
+                          _usd(pool.on_demand_usd_min, pool.on_demand_usd_max)])
+    total = (f"environment {result.environment}: {result.gpus_min}-{result.gpus_max} GPUs, "
+             f"{_usd(result.on_demand_usd_min, result.on_demand_usd_max)} $/h On-Demand in {result.region}\n"
+             "prices: list-price estimates from nimgen's catalog (one node per replica, no discounts); "
+             "Spot is an assumed share of On-Demand")
     return f"{_table(model_rows)}\n{_table(pool_rows)}\n{total}\n"
+
+
+def _usd(low: float | None, high: float | None) -> str:
+    if low is None or high is None:
+        return "-"
+    return f"{low:.2f}" if low == high else f"{low:.2f}-{high:.2f}"
 
 
 def _table(rows: list[list[str]]) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nimgen.model import Environment
+from nimgen import capacity
+from nimgen.model import Environment, NodePool
 
 CHART_NAME = "gpu-nodepools"
 CHART_PATH = f"charts/{CHART_NAME}"
@@ -36,9 +37,37 @@ def nodepool_values(env: Environment) -> dict[str, Any]:
                 "budgets": [{"nodes": pool.disruption_budget}],
             }
         )
+        entry.update(_gpu_requirements(env, pool))
         pools[pool.name] = entry
     return {
         "commonLabels": {"nimgen.io/environment": env.name},
         "karpenter": {"nodeRole": env.karpenter.node_role, "discoveryTag": env.karpenter.discovery_tag},
         "pools": pools,
     }
+
+
+def _gpu_requirements(env: Environment, pool: NodePool) -> dict[str, Any]:
+    """instance-gpu-count / instance-gpu-memory values, only where they narrow what the pool may launch.
+
+    GPU counts below the smallest replica of the pool's models are left out (such a node could never
+    take one of its pods). The memory floor comes from the pool's minGpuMemory, placed just above the
+    largest GPU of the pool it excludes: EC2 reports GPU memory in MiB that can sit below the marketed size
+    (an L4's 24 GB is 22888 MiB), so a floor of exactly 48Gi would also shut out the L40S it is meant for.
+    """
+    out: dict[str, Any] = {}
+    if pool.min_gpu_memory_mib is not None:
+        launchable = capacity.pool_instances(list(pool.instance_families), list(pool.instance_types))
+        excluded = [i.gpu.memory_gib * 1024 for i in launchable if i.gpu.memory_gib * 1024 < pool.min_gpu_memory_mib]
+        if excluded:
+            out["minGpuMemoryMiB"] = int(max(excluded)) + 1
+        elif not launchable:  # instances nimgen does not know: take the floor as written
+            out["minGpuMemoryMiB"] = pool.min_gpu_memory_mib
+    instances = capacity.pool_instances(list(pool.instance_families), list(pool.instance_types),
+                                        pool.min_gpu_memory_mib)
+    replica_gpus = [model.gpus for model in env.models if model.node_pool == pool.name]
+    if instances and replica_gpus:
+        counts = sorted({instance.gpus for instance in instances})
+        useful = [count for count in counts if count >= min(replica_gpus)]
+        if useful and useful != counts:
+            out["gpuCounts"] = useful
+    return out

@@ -86,6 +86,9 @@ def chart_values(env: Environment, model: Model) -> dict[str, Any]:
             },
             "nodePool": model.node_pool,
             "cache": _cache(model),
+            "cacheWarmup": {"enabled": bool(model.warmup_profiles), "profiles": list(model.warmup_profiles),
+                            "activeDeadlineSeconds": model.warmup_timeout_minutes * 60}
+            if model.warmup_profiles else {"enabled": False},
             "sharedMemory": {"sizeLimit": model.shared_memory},
             "startupProbe": {
                 "initialDelaySeconds": STARTUP_DELAY_SECONDS,
