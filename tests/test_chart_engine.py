@@ -17,6 +17,7 @@ from typing import Any
 import helm_python as helm
 import jsonschema
 import kubernetes_validate
+from kube import crd_errors
 import pytest
 import yaml
 from nimgen.chart import coalesce
@@ -118,14 +119,48 @@ def test_lint_strict_is_clean(name: str) -> None:
     assert problems == [] and not report.get("errors"), problems or report.get("errors")
 
 
+CRD_GROUPS = ("monitoring.coreos.com/",)
+
+
 def test_every_rendered_object_passes_kubernetes_strict_schema(case: Any) -> None:
     _, _, objs = case
     assert objs
     for obj in objs:
+        if obj["apiVersion"].startswith(CRD_GROUPS):
+            continue  # validated against the upstream CRD schema below
         try:
             kubernetes_validate.validate(obj, SCHEMA_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:
             pytest.fail(f"{obj['kind']}/{obj['metadata']['name']}: {'.'.join(map(str, error.path))}: {error.message}")
+
+
+def test_prometheus_operator_objects_pass_their_crd_schemas(case: Any, crd_schemas: Path) -> None:
+    _, values, objs = case
+    crd_objects = [o for o in objs if o["apiVersion"].startswith(CRD_GROUPS)]
+    expected = {kind for kind, key in (("ServiceMonitor", "serviceMonitor"), ("PrometheusRule", "prometheusRule"))
+                if values["metrics"][key]["enabled"]}
+    assert {o["kind"] for o in crd_objects} == expected
+    for obj in crd_objects:
+        assert crd_errors(obj, crd_schemas) == [], obj["kind"]
+
+
+def test_service_monitor_scrapes_the_api_service_once(case: Any) -> None:
+    _, values, objs = case
+    monitors = of_kind(objs, "ServiceMonitor")
+    if not monitors:
+        return
+    [monitor] = monitors
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    matching = [svc for svc in of_kind(objs, "Service") if selector.items() <= svc["metadata"]["labels"].items()]
+    # One Service only: the headless one (StatefulSets) would double every series.
+    assert [svc["metadata"]["name"] for svc in matching] == [workload(objs)["metadata"]["name"]]
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "http-openai" and endpoint["path"] == values["metrics"]["serviceMonitor"]["path"]
+    assert monitor["metadata"]["labels"].items() >= values["metrics"]["serviceMonitor"]["labels"].items()
+    assert endpoint["relabelings"] == [{"action": "replace", "targetLabel": "model",
+                                        "replacement": workload(objs)["metadata"]["name"]}]
+    [rule] = of_kind(objs, "PrometheusRule")
+    assert rule["spec"]["groups"] == values["metrics"]["prometheusRule"]["groups"]
 
 
 def test_every_object_has_namespace_and_labels(case: Any) -> None:
@@ -536,7 +571,7 @@ def test_values_schema_is_closed_and_described() -> None:
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
     assert list(jsonschema.Draft7Validator(schema).iter_errors(defaults)) == []
     assert set(defaults) == set(schema["properties"])
-    verbatim = {".affinity", ".tolerations[]", ".cacheWarmup.tolerations[]", ".topologySpreadConstraints[]", ".autoscaling.metrics[]",
+    verbatim = {".affinity", ".tolerations[]", ".cacheWarmup.tolerations[]", ".metrics.prometheusRule.groups[]", ".topologySpreadConstraints[]", ".autoscaling.metrics[]",
                 ".autoscaling.behavior", ".podSecurityContext", ".securityContext"}
     for path, node in _schema_nodes(schema):
         if path.endswith(".*") and node == {"type": "string"}:

@@ -9,7 +9,7 @@ import pytest
 from conftest import EXAMPLE_NAMES, example_environment
 from helpers import VALID, run, tree_digest, write_env
 from kube import crd_errors
-from nimgen import argocd, helm, pools
+from nimgen import argocd, helm, monitoring, pools
 from nimgen.yamlio import load_all_plain
 
 POOLS = """\
@@ -116,9 +116,10 @@ def test_platform_project_and_application() -> None:
     assert project["metadata"]["name"] == "prod-platform"
     assert {(k["group"], k["kind"]) for k in project["spec"]["clusterResourceWhitelist"]} == {
         ("", "Namespace"), ("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass"),
-        ("storage.k8s.io", "StorageClass")}
+        ("storage.k8s.io", "StorageClass"), *monitoring.CLUSTER_KINDS}  # prod runs the monitoring stack
     assert {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]} == {
-        ("", "PersistentVolumeClaim"), ("", "ConfigMap"), ("", "ServiceAccount"), ("apps", "DaemonSet")}
+        ("", "PersistentVolumeClaim"), ("", "ConfigMap"), ("", "ServiceAccount"), ("apps", "DaemonSet"),
+        *monitoring.NAMESPACED_KINDS}
     dev = argocd.platform_project(example_environment("dev"))  # pools and device plugin, no storage
     assert {(k["group"], k["kind"]) for k in dev["spec"]["clusterResourceWhitelist"]} == {
         ("", "Namespace"), ("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass")}

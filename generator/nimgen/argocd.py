@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nimgen import deviceplugin, pools, storage
+from nimgen import deviceplugin, monitoring, pools, storage
 from nimgen.model import Environment, Model
 from nimgen.values import CHART_PATH, chart_values, model_labels
 
@@ -18,6 +18,9 @@ SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 # Sync waves inside the root app: the project first, then (later issues) platform
 # services, node pools and storage, then the models. Gaps leave room in between.
 WAVE_PROJECT = -20
+# The monitoring stack brings the Prometheus Operator CRDs the models' ServiceMonitors need.
+WAVE_MONITORING_STACK = -15
+WAVE_MONITORING = -12
 WAVE_NODE_POOLS = -10
 WAVE_STORAGE = -10
 WAVE_DEVICE_PLUGIN = -10
@@ -101,12 +104,14 @@ def app_project(env: Environment) -> dict[str, Any]:
     kinds = MODEL_NAMESPACED_KINDS
     if any(model.warmup_profiles for model in env.models):
         kinds += WARMUP_KINDS
+    if env.observability:
+        kinds += monitoring.MODEL_KINDS
     return _project(env, env.name, description, env.namespaces, CLUSTER_KINDS, kinds)
 
 
 def has_platform(env: Environment) -> bool:
     """Whether the environment has cluster-level pieces (node pools, shared storage, device plugin)."""
-    return bool(env.node_pools or env.model_cache)
+    return bool(env.node_pools or env.model_cache or env.observability)
 
 
 def platform_project(env: Environment) -> dict[str, Any]:
@@ -127,9 +132,19 @@ def platform_project(env: Environment) -> dict[str, Any]:
         namespaced += deviceplugin.NAMESPACED_KINDS
         namespaces += (deviceplugin.NAMESPACE,)
         repos += (deviceplugin.REPO_URL,)
+    if env.observability:
+        cluster_kinds += monitoring.CLUSTER_KINDS
+        namespaced += monitoring.NAMESPACED_KINDS
+        # kube-prometheus-stack puts the Services it scrapes CoreDNS and the kubelet through in kube-system.
+        namespaces += (env.observability.namespace, "kube-system")
+        repos += (monitoring.ADAPTER_REPO[0],)
+        if env.observability.prometheus_stack:
+            repos += (monitoring.PROMETHEUS_STACK_REPO[0],)
+        if env.observability.dcgm_exporter:
+            repos += (monitoring.DCGM_REPO[0],)
     project = _project(env, platform_project_name(env), description, tuple(sorted(set(namespaces))), cluster_kinds,
                        tuple(sorted(set(namespaced))))
-    project["spec"]["sourceRepos"] += list(repos)
+    project["spec"]["sourceRepos"] += sorted(set(repos))
     return project
 
 
@@ -166,7 +181,7 @@ def root_application(env: Environment) -> dict[str, Any]:
 
 def _application(env: Environment, *, name: str, project: str, path: str, release: str, values: dict[str, Any],
                  namespace: str, wave: int, labels: dict[str, str], info: list[dict[str, str]],
-                 helm_repo: tuple[str, str, str] | None = None) -> dict[str, Any]:
+                 helm_repo: tuple[str, str, str] | None = None, sync_options: tuple[str, ...] = ()) -> dict[str, Any]:
     """A child Application rendering a chart with inline values: from this repository's `path`, or from
     `helm_repo` = (repository URL, chart, version) for an upstream chart."""
     if helm_repo:
@@ -198,7 +213,7 @@ def _application(env: Environment, *, name: str, project: str, path: str, releas
             "info": info,
             "syncPolicy": {
                 "automated": {"prune": True, "selfHeal": True},
-                "syncOptions": ["CreateNamespace=true", "PruneLast=true"],
+                "syncOptions": ["CreateNamespace=true", "PruneLast=true", *sync_options],
                 "retry": _retry(),
             },
         },
@@ -263,3 +278,40 @@ def device_plugin_application(env: Environment) -> dict[str, Any]:
         info=[{"name": "Node pools", "value": ", ".join(deviceplugin.plugin_pools(env))}],
         helm_repo=(deviceplugin.REPO_URL, deviceplugin.CHART, deviceplugin.VERSION),
     )
+
+
+def _monitoring_app(env: Environment, name: str, values: dict[str, Any], wave: int, info: str,
+                    helm_repo: tuple[str, str, str] | None = None, path: str = "",
+                    sync_options: tuple[str, ...] = ()) -> dict[str, Any]:
+    assert env.observability is not None
+    return _application(
+        env, name=name, project=platform_project_name(env), path=path, release=name, values=values,
+        namespace=env.observability.namespace, wave=wave, labels={"nimgen.io/environment": env.name},
+        info=[{"name": "Purpose", "value": info}], helm_repo=helm_repo, sync_options=sync_options,
+    )
+
+
+def monitoring_applications(env: Environment) -> dict[str, dict[str, Any]]:
+    """The monitoring platform's Applications by name (empty when observability is off)."""
+    obs = env.observability
+    if obs is None:
+        return {}
+    apps: dict[str, dict[str, Any]] = {}
+    if obs.prometheus_stack:
+        # Its CRDs exceed the annotation size client-side apply needs: server-side apply only.
+        apps[monitoring.PROMETHEUS_STACK_RELEASE] = _monitoring_app(
+            env, monitoring.PROMETHEUS_STACK_RELEASE, monitoring.prometheus_stack_values(env), WAVE_MONITORING_STACK,
+            "Prometheus, Alertmanager, Grafana, kube-state-metrics",
+            helm_repo=(*monitoring.PROMETHEUS_STACK_REPO, obs.prometheus_stack_version),
+            sync_options=("ServerSideApply=true",))
+    apps[monitoring.ADAPTER_RELEASE] = _monitoring_app(
+        env, monitoring.ADAPTER_RELEASE, monitoring.adapter_values(env), WAVE_MONITORING,
+        "NIM load metrics as Pods metrics for the HPAs", helm_repo=(*monitoring.ADAPTER_REPO, obs.adapter_version))
+    if obs.dcgm_exporter:
+        apps[monitoring.DCGM_RELEASE] = _monitoring_app(
+            env, monitoring.DCGM_RELEASE, monitoring.dcgm_values(env), WAVE_MONITORING,
+            "GPU utilisation and memory", helm_repo=(*monitoring.DCGM_REPO, obs.dcgm_exporter_version))
+    apps[monitoring.DASHBOARDS_RELEASE] = _monitoring_app(
+        env, monitoring.DASHBOARDS_RELEASE, monitoring.dashboards_values(env), WAVE_MONITORING, "Grafana dashboards",
+        path=monitoring.DASHBOARDS_CHART_PATH)
+    return apps

@@ -25,8 +25,11 @@ from nimgen.model import (
     ModelCache,
     Ngc,
     NodePool,
+    Alerts,
+    Observability,
     SecretEnvVar,
 )
+from nimgen.monitoring import PROMETHEUS_STACK_RELEASE
 from nimgen.yamlio import LMap, load_located
 
 DEFAULTS_FILE = "_defaults.yaml"
@@ -258,6 +261,32 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
         karpenter=Karpenter(cluster["karpenter"]["nodeRole"], cluster["karpenter"]["discoveryTag"])
         if "karpenter" in cluster else None,
         node_pools=tuple(_build_pool(pool, top["nodePools"]["items"]["properties"]) for pool in document.get("nodePools") or []),
+        observability=_build_observability(document.get("observability") or {}, top["observability"]["properties"]),
+    )
+
+
+def _build_observability(spec: dict[str, Any], properties: dict[str, Any]) -> Observability | None:
+    spec = _with_schema_defaults(spec, properties)
+    if not spec["enabled"]:
+        return None
+    stack = _with_schema_defaults(spec.get("prometheusStack") or {}, properties["prometheusStack"]["properties"])
+    adapter = _with_schema_defaults(spec.get("prometheusAdapter") or {}, properties["prometheusAdapter"]["properties"])
+    dcgm = _with_schema_defaults(spec.get("dcgmExporter") or {}, properties["dcgmExporter"]["properties"])
+    alerts = _with_schema_defaults(spec.get("alerts") or {}, properties["alerts"]["properties"])
+    default_url = f"http://{PROMETHEUS_STACK_RELEASE}-prometheus.{spec['namespace']}.svc:9090"
+    return Observability(
+        namespace=spec["namespace"],
+        metrics_path=spec["metricsPath"],
+        scrape_interval=spec["scrapeInterval"],
+        prometheus_stack=stack["enabled"],
+        prometheus_stack_version=stack["chartVersion"],
+        adapter_version=adapter["chartVersion"],
+        dcgm_exporter=dcgm["enabled"],
+        dcgm_exporter_version=dcgm["chartVersion"],
+        prometheus_url=spec.get("prometheusUrl", default_url),
+        grafana_admin_secret=spec["grafanaAdminSecret"],
+        alerts=Alerts(float(alerts["ttftP95Seconds"]), float(alerts["kvCacheUsage"]), float(alerts["queueWaiting"]),
+                      float(alerts["failureRatio"]), int(alerts["pendingMinutes"])),
     )
 
 

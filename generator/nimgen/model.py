@@ -180,6 +180,34 @@ class ModelCache:
 
 
 @dataclass(frozen=True)
+class Alerts:
+    """Alert thresholds of an environment."""
+
+    ttft_p95_seconds: float
+    kv_cache_usage: float
+    queue_waiting: float
+    failure_ratio: float
+    pending_minutes: int
+
+
+@dataclass(frozen=True)
+class Observability:
+    """The monitoring stack and per-model scraping."""
+
+    namespace: str
+    metrics_path: str
+    scrape_interval: str
+    prometheus_stack: bool
+    prometheus_stack_version: str
+    adapter_version: str
+    dcgm_exporter: bool
+    dcgm_exporter_version: str
+    prometheus_url: str
+    grafana_admin_secret: str
+    alerts: Alerts
+
+
+@dataclass(frozen=True)
 class Environment:
     """A validated environment file, layered over its defaults."""
 
@@ -198,6 +226,7 @@ class Environment:
     node_pools: tuple[NodePool, ...] = ()
     model_cache: ModelCache | None = None
     device_plugin: str = "auto"
+    observability: Observability | None = None  # None: monitoring is not nimgen's
     # Findings that do not stop a render (e.g. a pool no model uses).
     warnings: tuple[Problem, ...] = ()
 

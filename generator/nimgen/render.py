@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import PurePosixPath
 
 import jsonschema
 
-from nimgen import argocd, deviceplugin, pools, storage
+from nimgen import argocd, deviceplugin, monitoring, observability, pools, storage
 from nimgen.chart import (
     MODEL_CHART,
     chart_default_values,
+    chart_header,
     chart_files,
     chart_values_schema,
     coalesce,
@@ -63,6 +65,16 @@ def render_environment(env: Environment) -> Tree:
     if env.model_cache:
         tree.update(chart_files(storage.CHART_NAME))
         put(apps / "platform" / f"{storage.RELEASE_NAME}.yaml", dump(argocd.storage_application(env)))
+    if env.observability:
+        chart_base = PurePosixPath(monitoring.DASHBOARDS_CHART_PATH)
+        tree.update(chart_files(monitoring.DASHBOARDS_CHART))
+        # Generated from the metric list, shared by every environment like the chart it belongs to.
+        dashboard = PurePosixPath(monitoring.DASHBOARD_FILE)
+        tree[chart_base / dashboard] = with_header(dashboard, json.dumps(observability.dashboard(), indent=2),
+                                                   chart_header(monitoring.DASHBOARDS_CHART))
+        for name, app in argocd.monitoring_applications(env).items():
+            put(apps / "platform" / f"{name}.yaml", dump(app))
+        _check_values(monitoring.DASHBOARDS_CHART, {monitoring.DASHBOARDS_RELEASE: monitoring.dashboards_values(env)})
     put(base / "README.md", render_text("environment-README.md.j2", env=env, apps_path=argocd.apps_path(env)))
     _check_values(MODEL_CHART, {model.name: chart_values(env, model) for model in env.models})
     if env.node_pools:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from nimgen import observability
 from nimgen.chart import MODEL_CHART
 from nimgen.model import Environment, Model
 
@@ -44,6 +45,12 @@ def chart_values(env: Environment, model: Model) -> dict[str, Any]:
         "secretEnv": {var.name: {"secretName": var.secret, "key": var.key} for var in model.secret_env},
         "workload": {"kind": model.workload},
     }
+    if env.observability:
+        values["metrics"] = {
+            "serviceMonitor": {"enabled": True, "path": env.observability.metrics_path,
+                               "interval": env.observability.scrape_interval},
+            "prometheusRule": {"enabled": True, "groups": observability.alert_groups(env, model)},
+        }
     if model.do_not_disrupt:
         # Karpenter then leaves the node alone for consolidation and drift (not expiry or Spot loss).
         values["podAnnotations"] = {"karpenter.sh/do-not-disrupt": "true"}
