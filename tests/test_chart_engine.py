@@ -17,9 +17,9 @@ from typing import Any
 import helm_python as helm
 import jsonschema
 import kubernetes_validate
-from kube import crd_errors
 import pytest
 import yaml
+from kube import crd_errors
 from nimgen.chart import coalesce
 from nimgen.helm import HelmError, engine
 

@@ -49,6 +49,7 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
     # The document may still hold schema errors (reported separately): a check that meets
     # a value of the wrong shape skips it instead of failing.
     _guarded(_environment_level, document, add)
+    _guarded(_observability, document, models, add)
     pools = document.get("nodePools")
     pool_names = None
     if isinstance(pools, list):
@@ -317,6 +318,27 @@ def _warmup_needs_shared_cache(model: Any, base: list[Any], add: Any, shared_cac
         where = f"cache type {kind}" if kind != "none" else "no shared cache (storage.modelCache is not set)"
         add([*base, "cacheWarmup"], f"cacheWarmup fills a shared cache, but model '{model['name']}' has {where}",
             "set storage.modelCache (EFS) or cache: {type: existingClaim, claimName: ...}, or remove cacheWarmup")
+
+
+def _observability(document: Any, models: list[Any], add: Any) -> None:
+    """The monitoring stack must be reachable, and HPAs need something serving their metric."""
+    obs = document.get("observability") or {}
+    if obs.get("enabled"):
+        if (obs.get("prometheusStack") or {}).get("enabled", True) is False and not obs.get("prometheusUrl"):
+            add(["observability", "prometheusStack"],
+                "without kube-prometheus-stack, set observability.prometheusUrl (the Prometheus prometheus-adapter "
+                "queries)", "e.g. prometheusUrl: http://prometheus-operated.monitoring.svc:9090")
+        return
+    for index, model in enumerate(models):
+        if not isinstance(model, dict):
+            continue
+        replicas = model.get("replicas") or {}
+        if replicas.get("max", 1) > replicas.get("min", 1):
+            metric = (model.get("autoscaling") or {}).get("metric", "num_requests_running")
+            add(["models", index], f"model '{model['name']}' scales on {metric}, but observability is off: nothing "
+                                   "nimgen renders serves that metric to its HPA",
+                "set observability.enabled: true (prometheus-adapter with the rule), or serve the metric yourself",
+                warning=True)
 
 
 def _efs_read_time(model: Any, base: list[Any], add: Any) -> None:

@@ -17,6 +17,7 @@ from nimgen import capacity, checks
 from nimgen.errors import ConfigError, Location, Problem, json_path
 from nimgen.layering import locate, locate_key, merge
 from nimgen.model import (
+    Alerts,
     Environment,
     GitOps,
     ImageRef,
@@ -25,7 +26,6 @@ from nimgen.model import (
     ModelCache,
     Ngc,
     NodePool,
-    Alerts,
     Observability,
     SecretEnvVar,
 )

@@ -102,6 +102,7 @@ def dashboard() -> dict[str, Any]:
     """The NIM dashboard (one for every environment; models are picked with its variables)."""
     sel = 'namespace=~"$namespace", model=~"$model"'
     rate = "$__rate_interval"
+    hpa = 'namespace=~"$namespace", horizontalpodautoscaler=~"$model"'
 
     def quantiles(metric: str) -> list[tuple[str, str]]:
         return [(f"histogram_quantile({q}, sum by (le, model) (rate({metric}_bucket{{{sel}}}[{rate}])))",
@@ -128,12 +129,9 @@ def dashboard() -> dict[str, Any]:
         ("GPU memory used", "decmbytes", [
             (f"sum by ({INSTANCE_LABEL}) (DCGM_FI_DEV_FB_USED{gpu_pods})", f"{{{{{INSTANCE_LABEL}}}}}")]),
         ("Replicas and HPA bounds", "short", [
-            (f'kube_horizontalpodautoscaler_status_current_replicas{{namespace=~"$namespace", '
-             f'horizontalpodautoscaler=~"$model"}}', "replicas {{horizontalpodautoscaler}}"),
-            (f'kube_horizontalpodautoscaler_spec_min_replicas{{namespace=~"$namespace", '
-             f'horizontalpodautoscaler=~"$model"}}', "min {{horizontalpodautoscaler}}"),
-            (f'kube_horizontalpodautoscaler_spec_max_replicas{{namespace=~"$namespace", '
-             f'horizontalpodautoscaler=~"$model"}}', "max {{horizontalpodautoscaler}}")]),
+            (f"kube_horizontalpodautoscaler_status_current_replicas{{{hpa}}}", "replicas {{horizontalpodautoscaler}}"),
+            (f"kube_horizontalpodautoscaler_spec_min_replicas{{{hpa}}}", "min {{horizontalpodautoscaler}}"),
+            (f"kube_horizontalpodautoscaler_spec_max_replicas{{{hpa}}}", "max {{horizontalpodautoscaler}}")]),
     ]
     panels = []
     for index, (title, unit, queries) in enumerate(panels_spec):

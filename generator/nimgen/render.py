@@ -11,8 +11,8 @@ from nimgen import argocd, deviceplugin, monitoring, observability, pools, stora
 from nimgen.chart import (
     MODEL_CHART,
     chart_default_values,
-    chart_header,
     chart_files,
+    chart_header,
     chart_values_schema,
     coalesce,
     with_header,
