@@ -173,7 +173,7 @@ def test_every_object_has_namespace_and_labels(case: Any) -> None:
         assert labels["app.kubernetes.io/instance"] == RELEASE
         assert labels["helm.sh/chart"] == "nim-llm-0.1.0"
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
-        assert labels["app.kubernetes.io/component"] == "inference"
+        assert labels["app.kubernetes.io/component"] == ("cache-warmup" if obj["kind"] == "Job" else "inference")
         assert labels["app.kubernetes.io/part-of"] == "nimgen"
         assert labels.get("app.kubernetes.io/version") == (merged_values["image"]["tag"] or None)
         for key, value in merged_values["commonLabels"].items():
@@ -285,6 +285,9 @@ def test_cache_warmup_job(case: Any) -> None:
         assert jobs == []
         return
     [job] = jobs
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "cache-warmup"
+    assert job["metadata"]["labels"]["app.kubernetes.io/instance"] == workload(objs)["metadata"]["labels"][
+        "app.kubernetes.io/instance"]
     notes = job["metadata"]["annotations"]
     # Argo CD runs it before the model's objects sync; the next sync replaces the finished Job.
     assert notes["argocd.argoproj.io/hook"] == "PreSync"

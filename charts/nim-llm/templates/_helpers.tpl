@@ -42,16 +42,26 @@ instance would detach pods from their selector, the others would lie about what 
 Labels of every object: selector labels, the NIM version, the component and the caller's commonLabels.
 */}}
 {{- define "nim-llm.labels" -}}
+{{ include "nim-llm.componentLabels" (dict "root" . "component" "inference") }}
+{{- end }}
+
+{{/*
+The same labels for another component of the release (e.g. the cache warm-up Job).
+*/}}
+{{- define "nim-llm.componentLabels" -}}
+{{- $component := .component }}
+{{- with .root }}
 helm.sh/chart: {{ include "nim-llm.chart" . }}
 {{ include "nim-llm.selectorLabels" . }}
 {{- with .Values.image.tag }}
 app.kubernetes.io/version: {{ . | trunc 63 | trimSuffix "-" | quote }}
 {{- end }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/component: inference
+app.kubernetes.io/component: {{ $component }}
 app.kubernetes.io/part-of: nimgen
 {{- with .Values.commonLabels }}
 {{ toYaml . }}
+{{- end }}
 {{- end }}
 {{- end }}
 
