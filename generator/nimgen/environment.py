@@ -326,6 +326,9 @@ def _build_model(model: Any, shared_cache: ModelCache | None = None) -> Model:
         model.get("autoscaling") or {}, environment_schema()["$defs"]["autoscaling"]["properties"]
     )
     workload = model_value(model, "workload")
+    warmup = _with_schema_defaults(
+        model.get("cacheWarmup") or {},
+        environment_schema()["properties"]["models"]["items"]["properties"]["cacheWarmup"]["properties"])
     # Per-replica claims survive restarts but exist only for StatefulSets.
     if model.get("cache"):
         cache = model["cache"]
@@ -364,6 +367,6 @@ def _build_model(model: Any, shared_cache: ModelCache | None = None) -> Model:
         do_not_disrupt=bool(model.get("doNotDisrupt", False)),
         precision=model.get("precision", "bf16"),
         parameters=model.get("parameters"),
-        warmup_profiles=tuple((model.get("cacheWarmup") or {}).get("profiles", ())),
-        warmup_timeout_minutes=(model.get("cacheWarmup") or {}).get("timeoutMinutes", 60),
+        warmup_profiles=tuple(warmup.get("profiles", ())),
+        warmup_timeout_minutes=warmup["timeoutMinutes"],
     )

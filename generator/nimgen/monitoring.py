@@ -7,6 +7,7 @@ environment file may move a pin); nimgen's own nim-observability chart carries t
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from nimgen import observability
 from nimgen.model import Environment
@@ -77,11 +78,12 @@ def prometheus_stack_values(env: Environment) -> dict[str, Any]:
 def adapter_values(env: Environment) -> dict[str, Any]:
     """prometheus-adapter: only the Pods metrics the environment's HPAs read."""
     assert env.observability is not None
-    url, _, port = env.observability.prometheus_url.rpartition(":")
-    if not port.isdigit():
-        url, port = env.observability.prometheus_url, "9090"
+    # The chart takes the address and the port apart.
+    parts = urlsplit(env.observability.prometheus_url)
+    url = f"{parts.scheme}://{parts.hostname}{parts.path.rstrip('/')}"
+    port = parts.port or (443 if parts.scheme == "https" else 9090)
     return {
-        "prometheus": {"url": url, "port": int(port)},
+        "prometheus": {"url": url, "port": port},
         "rules": {"default": False, "custom": observability.adapter_rules(env)},
     }
 
