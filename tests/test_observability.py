@@ -188,3 +188,9 @@ def test_external_prometheus_needs_its_url(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "$.observability.prometheusStack: without kube-prometheus-stack, set observability.prometheusUrl" \
         in result.output
+
+
+def test_dashboards_chart_lints_strict(rendered_repo: Path, helm_engine: helm.Engine) -> None:
+    values = monitoring.dashboards_values(example_environment("prod"))
+    findings = helm_engine.lint(rendered_repo / monitoring.DASHBOARDS_CHART_PATH, values, kube_version="1.33")
+    assert [f for f in findings if f.severity != "info"] == []
