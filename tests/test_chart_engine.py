@@ -119,7 +119,7 @@ def test_lint_strict_is_clean(name: str) -> None:
     assert problems == [] and not report.get("errors"), problems or report.get("errors")
 
 
-CRD_GROUPS = ("monitoring.coreos.com/",)
+CRD_GROUPS = ("monitoring.coreos.com/", "keda.sh/")
 
 
 def test_every_rendered_object_passes_kubernetes_strict_schema(case: Any) -> None:
@@ -134,11 +134,13 @@ def test_every_rendered_object_passes_kubernetes_strict_schema(case: Any) -> Non
             pytest.fail(f"{obj['kind']}/{obj['metadata']['name']}: {'.'.join(map(str, error.path))}: {error.message}")
 
 
-def test_prometheus_operator_objects_pass_their_crd_schemas(case: Any, crd_schemas: Path) -> None:
+def test_custom_resources_pass_their_crd_schemas(case: Any, crd_schemas: Path) -> None:
     _, values, objs = case
     crd_objects = [o for o in objs if o["apiVersion"].startswith(CRD_GROUPS)]
     expected = {kind for kind, key in (("ServiceMonitor", "serviceMonitor"), ("PrometheusRule", "prometheusRule"))
                 if values["metrics"][key]["enabled"]}
+    if values["autoscaling"]["enabled"] and values["autoscaling"]["engine"] == "keda":
+        expected.add("ScaledObject")
     assert {o["kind"] for o in crd_objects} == expected
     for obj in crd_objects:
         assert crd_errors(obj, crd_schemas) == [], obj["kind"]
@@ -367,8 +369,11 @@ def test_replicas_belong_to_the_hpa_when_autoscaled(case: Any) -> None:
     wl = workload(objs)
     hpas = of_kind(objs, "HorizontalPodAutoscaler")
     scaling = values["autoscaling"]
-    if scaling["enabled"]:
+    if scaling["enabled"] and scaling["engine"] == "keda":
+        assert "replicas" not in wl["spec"] and hpas == []  # KEDA creates the HPA itself
+    elif scaling["enabled"]:
         assert "replicas" not in wl["spec"]
+        assert of_kind(objs, "ScaledObject") == []
         [hpa] = hpas
         assert hpa["apiVersion"] == "autoscaling/v2"
         assert hpa["metadata"]["name"] == wl["metadata"]["name"]
@@ -381,7 +386,30 @@ def test_replicas_belong_to_the_hpa_when_autoscaled(case: Any) -> None:
             assert metric["pods"]["target"]["type"] == "AverageValue"
     else:
         assert wl["spec"]["replicas"] == values["replicaCount"]
-        assert hpas == []
+        assert hpas == [] and of_kind(objs, "ScaledObject") == []
+
+
+def test_keda_scaled_object_owns_the_replicas(case: Any) -> None:
+    _, values, objs = case
+    scaling = values["autoscaling"]
+    if not (scaling["enabled"] and scaling["engine"] == "keda"):
+        return
+    wl = workload(objs)
+    [scaled] = of_kind(objs, "ScaledObject")
+    spec = scaled["spec"]
+    assert scaled["metadata"]["name"] == wl["metadata"]["name"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": wl["kind"], "name": wl["metadata"]["name"]}
+    # KEDA's own default minimum is 0: the chart must always write the bound.
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (scaling["minReplicas"], scaling["maxReplicas"])
+    assert spec["triggers"] == scaling["keda"]["triggers"]
+    assert spec["advanced"]["horizontalPodAutoscalerConfig"] == {"name": wl["metadata"]["name"],
+                                                                "behavior": scaling["behavior"]}
+    assert spec.get("fallback", {}) == scaling["keda"]["fallback"]
+
+
+def test_keda_without_triggers_is_refused() -> None:
+    with pytest.raises(HelmError, match="autoscaling.engine keda needs autoscaling.keda.triggers"):
+        render({"autoscaling": {"enabled": True, "engine": "keda", "minReplicas": 1, "maxReplicas": 2}})
 
 
 def test_pod_disruption_budget(case: Any) -> None:
@@ -575,7 +603,8 @@ def test_values_schema_is_closed_and_described() -> None:
     assert list(jsonschema.Draft7Validator(schema).iter_errors(defaults)) == []
     assert set(defaults) == set(schema["properties"])
     verbatim = {".affinity", ".tolerations[]", ".cacheWarmup.tolerations[]", ".metrics.prometheusRule.groups[]", ".topologySpreadConstraints[]", ".autoscaling.metrics[]",
-                ".autoscaling.behavior", ".podSecurityContext", ".securityContext"}
+                ".autoscaling.behavior", ".autoscaling.keda.triggers[]", ".autoscaling.keda.fallback",
+                ".podSecurityContext", ".securityContext"}
     for path, node in _schema_nodes(schema):
         if path.endswith(".*") and node == {"type": "string"}:
             continue  # value type of a free-form string map

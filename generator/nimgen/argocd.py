@@ -106,6 +106,8 @@ def app_project(env: Environment) -> dict[str, Any]:
         kinds += WARMUP_KINDS
     if env.observability:
         kinds += monitoring.MODEL_KINDS
+    if env.uses_keda:
+        kinds += monitoring.KEDA_MODEL_KINDS
     return _project(env, env.name, description, env.namespaces, CLUSTER_KINDS, kinds)
 
 
@@ -137,7 +139,11 @@ def platform_project(env: Environment) -> dict[str, Any]:
         namespaced += monitoring.NAMESPACED_KINDS
         # kube-prometheus-stack puts the Services it scrapes CoreDNS and the kubelet through in kube-system.
         namespaces += (env.observability.namespace, "kube-system")
-        repos += (monitoring.ADAPTER_REPO[0],)
+        if env.uses_adapter:
+            repos += (monitoring.ADAPTER_REPO[0],)
+        if env.uses_keda:
+            namespaces += (monitoring.KEDA_NAMESPACE,)
+            repos += (monitoring.KEDA_REPO[0],)
         if env.observability.prometheus_stack:
             repos += (monitoring.PROMETHEUS_STACK_REPO[0],)
         if env.observability.dcgm_exporter:
@@ -282,11 +288,11 @@ def device_plugin_application(env: Environment) -> dict[str, Any]:
 
 def _monitoring_app(env: Environment, name: str, values: dict[str, Any], wave: int, info: str,
                     helm_repo: tuple[str, str, str] | None = None, path: str = "",
-                    sync_options: tuple[str, ...] = ()) -> dict[str, Any]:
+                    sync_options: tuple[str, ...] = (), namespace: str = "") -> dict[str, Any]:
     assert env.observability is not None
     return _application(
         env, name=name, project=platform_project_name(env), path=path, release=name, values=values,
-        namespace=env.observability.namespace, wave=wave, labels={"nimgen.io/environment": env.name},
+        namespace=namespace or env.observability.namespace, wave=wave, labels={"nimgen.io/environment": env.name},
         info=[{"name": "Purpose", "value": info}], helm_repo=helm_repo, sync_options=sync_options,
     )
 
@@ -304,9 +310,18 @@ def monitoring_applications(env: Environment) -> dict[str, dict[str, Any]]:
             "Prometheus, Alertmanager, Grafana, kube-state-metrics",
             helm_repo=(*monitoring.PROMETHEUS_STACK_REPO, obs.prometheus_stack_version),
             sync_options=("ServerSideApply=true",))
-    apps[monitoring.ADAPTER_RELEASE] = _monitoring_app(
-        env, monitoring.ADAPTER_RELEASE, monitoring.adapter_values(env), WAVE_MONITORING,
-        "NIM load metrics as Pods metrics for the HPAs", helm_repo=(*monitoring.ADAPTER_REPO, obs.adapter_version))
+    if env.uses_adapter:
+        apps[monitoring.ADAPTER_RELEASE] = _monitoring_app(
+            env, monitoring.ADAPTER_RELEASE, monitoring.adapter_values(env), WAVE_MONITORING,
+            "NIM load metrics as Pods metrics for the HPAs", helm_repo=(*monitoring.ADAPTER_REPO, obs.adapter_version))
+    if env.uses_keda:
+        # Its CRDs (ScaledJob) exceed client-side apply's annotation limit too.
+        keda = _monitoring_app(
+            env, monitoring.KEDA_RELEASE, monitoring.keda_values(env), WAVE_MONITORING,
+            "KEDA: ScaledObjects on Prometheus queries", helm_repo=(*monitoring.KEDA_REPO, obs.keda_version),
+            sync_options=("ServerSideApply=true", "RespectIgnoreDifferences=true"), namespace=monitoring.KEDA_NAMESPACE)
+        keda["spec"]["ignoreDifferences"] = [dict(item) for item in monitoring.KEDA_IGNORE_DIFFERENCES]
+        apps[monitoring.KEDA_RELEASE] = keda
     if obs.dcgm_exporter:
         apps[monitoring.DCGM_RELEASE] = _monitoring_app(
             env, monitoring.DCGM_RELEASE, monitoring.dcgm_values(env), WAVE_MONITORING,

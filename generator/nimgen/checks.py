@@ -334,7 +334,14 @@ def _observability(document: Any, models: list[Any], add: Any) -> None:
             continue
         replicas = model.get("replicas") or {}
         if replicas.get("max", 1) > replicas.get("min", 1):
-            metric = (model.get("autoscaling") or {}).get("metric", "num_requests_running")
+            autoscaling = model.get("autoscaling") or {}
+            metric = autoscaling.get("metric", "num_requests_running")
+            if autoscaling.get("engine") == "keda":
+                add(["models", index, "autoscaling", "engine"],
+                    f"model '{model['name']}' scales with KEDA, whose Prometheus trigger needs a Prometheus, but "
+                    "observability is off", "set observability.enabled: true (or observability.prometheusUrl with "
+                    "prometheusStack.enabled: false), or use engine: hpa")
+                continue
             add(["models", index], f"model '{model['name']}' scales on {metric}, but observability is off: nothing "
                                    "nimgen renders serves that metric to its HPA",
                 "set observability.enabled: true (prometheus-adapter with the rule), or serve the metric yourself",

@@ -272,6 +272,7 @@ def _build_observability(spec: dict[str, Any], properties: dict[str, Any]) -> Ob
     stack = _with_schema_defaults(spec.get("prometheusStack") or {}, properties["prometheusStack"]["properties"])
     adapter = _with_schema_defaults(spec.get("prometheusAdapter") or {}, properties["prometheusAdapter"]["properties"])
     dcgm = _with_schema_defaults(spec.get("dcgmExporter") or {}, properties["dcgmExporter"]["properties"])
+    keda = _with_schema_defaults(spec.get("keda") or {}, properties["keda"]["properties"])
     alerts = _with_schema_defaults(spec.get("alerts") or {}, properties["alerts"]["properties"])
     default_url = f"http://{PROMETHEUS_STACK_RELEASE}-prometheus.{spec['namespace']}.svc:9090"
     return Observability(
@@ -283,6 +284,7 @@ def _build_observability(spec: dict[str, Any], properties: dict[str, Any]) -> Ob
         adapter_version=adapter["chartVersion"],
         dcgm_exporter=dcgm["enabled"],
         dcgm_exporter_version=dcgm["chartVersion"],
+        keda_version=keda["chartVersion"],
         prometheus_url=spec.get("prometheusUrl", default_url),
         grafana_admin_secret=spec["grafanaAdminSecret"],
         alerts=Alerts(float(alerts["ttftP95Seconds"]), float(alerts["kvCacheUsage"]), float(alerts["queueWaiting"]),
@@ -351,6 +353,7 @@ def _build_model(model: Any, shared_cache: ModelCache | None = None) -> Model:
             SecretEnvVar(name=name, secret=ref["secret"], key=ref["key"])
             for name, ref in sorted((model.get("secretEnv") or {}).items())
         ),
+        autoscaling_engine=autoscaling["engine"],
         autoscaling_metric=autoscaling["metric"],
         autoscaling_target=autoscaling["target"],
         scale_down_stabilization_seconds=autoscaling["scaleDownStabilizationSeconds"],

@@ -109,11 +109,17 @@ class Model:
     cache_sub_path: str = ""
     warmup_profiles: tuple[str, ...] = ()  # download-to-cache profiles; empty: no warm-up Job
     warmup_timeout_minutes: int = 60
+    autoscaling_engine: str = "hpa"  # hpa (prometheus-adapter) or keda (ScaledObject)
 
     @property
     def autoscaled(self) -> bool:
         """An HPA owns the replica count only when there is a range to scale in."""
         return self.max_replicas > self.min_replicas
+
+    @property
+    def keda_scaled(self) -> bool:
+        """A KEDA ScaledObject (not nimgen's own HPA) owns the replica count."""
+        return self.autoscaled and self.autoscaling_engine == "keda"
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,7 @@ class Observability:
     adapter_version: str
     dcgm_exporter: bool
     dcgm_exporter_version: str
+    keda_version: str
     prometheus_url: str
     grafana_admin_secret: str
     alerts: Alerts
@@ -229,6 +236,16 @@ class Environment:
     observability: Observability | None = None  # None: monitoring is not nimgen's
     # Findings that do not stop a render (e.g. a pool no model uses).
     warnings: tuple[Problem, ...] = ()
+
+    @property
+    def uses_adapter(self) -> bool:
+        """Whether some model's HPA reads a Pods metric that prometheus-adapter must serve."""
+        return any(model.autoscaled and not model.keda_scaled for model in self.models)
+
+    @property
+    def uses_keda(self) -> bool:
+        """Whether some model scales through KEDA (which then must be installed)."""
+        return any(model.keda_scaled for model in self.models)
 
     @property
     def namespaces(self) -> tuple[str, ...]:

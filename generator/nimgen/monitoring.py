@@ -1,7 +1,8 @@
-"""The monitoring platform: kube-prometheus-stack, prometheus-adapter, DCGM exporter and nimgen's dashboards.
+"""The monitoring platform: kube-prometheus-stack, prometheus-adapter, DCGM exporter, KEDA and nimgen's dashboards.
 
-The three upstream charts are installed from their Helm repositories at pinned versions (the
-environment file may move a pin); nimgen's own nim-observability chart carries the Grafana dashboard.
+The upstream charts are installed from their Helm repositories at pinned versions (the environment
+file may move a pin); nimgen's own nim-observability chart carries the Grafana dashboard. KEDA is here
+because its triggers read this Prometheus.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ ADAPTER_RELEASE = "prometheus-adapter"
 ADAPTER_REPO = ("https://prometheus-community.github.io/helm-charts", "prometheus-adapter")
 DCGM_RELEASE = "dcgm-exporter"
 DCGM_REPO = ("https://nvidia.github.io/dcgm-exporter/helm-charts", "dcgm-exporter")
+KEDA_RELEASE = "keda"
+KEDA_REPO = ("https://kedacore.github.io/charts", "keda")
+KEDA_NAMESPACE = "keda"
 DASHBOARDS_CHART = "nim-observability"
 DASHBOARDS_CHART_PATH = f"charts/{DASHBOARDS_CHART}"
 DASHBOARDS_RELEASE = "nim-observability"
@@ -45,9 +49,16 @@ NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
     ("monitoring.coreos.com", "ServiceMonitor"), ("monitoring.coreos.com", "PodMonitor"),
     ("monitoring.coreos.com", "PrometheusRule"),
 )
-# What each model's Application adds when monitoring is on.
+# What each model's Application adds when monitoring is on, and when a model scales through KEDA.
 MODEL_KINDS: tuple[tuple[str, str], ...] = (
     ("monitoring.coreos.com", "ServiceMonitor"), ("monitoring.coreos.com", "PrometheusRule"))
+KEDA_MODEL_KINDS: tuple[tuple[str, str], ...] = (("keda.sh", "ScaledObject"),)
+# KEDA's operator rotates its own certificates and writes their CA into these objects.
+KEDA_IGNORE_DIFFERENCES: tuple[dict[str, Any], ...] = (
+    {"group": "apiregistration.k8s.io", "kind": "APIService", "jsonPointers": ["/spec/caBundle"]},
+    {"group": "admissionregistration.k8s.io", "kind": "ValidatingWebhookConfiguration",
+     "jqPathExpressions": [".webhooks[]?.clientConfig.caBundle"]},
+)
 
 
 def prometheus_stack_values(env: Environment) -> dict[str, Any]:
@@ -96,6 +107,12 @@ def dcgm_values(env: Environment) -> dict[str, Any]:
         "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
             {"matchExpressions": [{"key": "nimgen.io/node-pool", "operator": "Exists"}]}]}}},
     }
+
+
+def keda_values(env: Environment) -> dict[str, Any]:
+    """KEDA: its operator and metrics server scraped by the stack, so scaler errors are visible."""
+    return {"prometheus": {part: {"enabled": True, "serviceMonitor": {"enabled": True}}
+                           for part in ("operator", "metricServer")}}
 
 
 def dashboards_values(env: Environment) -> dict[str, Any]:

@@ -81,7 +81,7 @@ def alert_groups(env: Environment, model: Model) -> list[dict[str, Any]]:
 
 def adapter_rules(env: Environment) -> list[dict[str, Any]]:
     """prometheus-adapter custom rules: the Pods metrics this environment's HPAs read."""
-    used = sorted({model.autoscaling_metric for model in env.models if model.autoscaled})
+    used = sorted({model.autoscaling_metric for model in env.models if model.autoscaled and not model.keda_scaled})
     return [
         {
             "seriesQuery": f'{metric}{{namespace!="", pod!=""}}',
@@ -91,6 +91,11 @@ def adapter_rules(env: Environment) -> list[dict[str, Any]]:
         }
         for metric in used
     ]
+
+
+def scaling_query(model: Model) -> str:
+    """The PromQL a KEDA Prometheus trigger reads: the model's total of its scaling metric."""
+    return f"sum({model.autoscaling_metric}{{{_model(model)}}})"
 
 
 def _target(expr: str, legend: str) -> dict[str, Any]:

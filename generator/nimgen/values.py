@@ -15,6 +15,8 @@ CHART_PATH = f"charts/{MODEL_CHART}"
 # failureThreshold turns the environment's startupTimeoutMinutes into probe counts.
 STARTUP_DELAY_SECONDS = 30
 STARTUP_PERIOD_SECONDS = 10
+# How often KEDA queries Prometheus for a ScaledObject (its default is 30 s; NIM queues build up faster).
+KEDA_POLLING_SECONDS = 15
 
 
 def _number(value: float) -> str:
@@ -55,31 +57,7 @@ def chart_values(env: Environment, model: Model) -> dict[str, Any]:
         # Karpenter then leaves the node alone for consolidation and drift (not expiry or Spot loss).
         values["podAnnotations"] = {"karpenter.sh/do-not-disrupt": "true"}
     if model.autoscaled:
-        values["autoscaling"] = {
-            "enabled": True,
-            "minReplicas": model.min_replicas,
-            "maxReplicas": model.max_replicas,
-            "metrics": [
-                {
-                    "type": "Pods",
-                    "pods": {
-                        "metric": {"name": model.autoscaling_metric},
-                        "target": {"type": "AverageValue", "averageValue": _number(model.autoscaling_target)},
-                    },
-                }
-            ],
-            "behavior": {
-                "scaleDown": {
-                    "stabilizationWindowSeconds": model.scale_down_stabilization_seconds,
-                    # One replica at a time: each one holds GPUs that take many minutes to get back.
-                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}],
-                },
-                "scaleUp": {
-                    "stabilizationWindowSeconds": 0,
-                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
-                },
-            },
-        }
+        values["autoscaling"] = _autoscaling(env, model)
     else:
         values["replicaCount"] = model.min_replicas
         values["autoscaling"] = {"enabled": False}
@@ -107,6 +85,57 @@ def chart_values(env: Environment, model: Model) -> dict[str, Any]:
         }
     )
     return values
+
+
+def _autoscaling(env: Environment, model: Model) -> dict[str, Any]:
+    """The chart's autoscaling block: an HPA on an adapter-served Pods metric, or a KEDA ScaledObject."""
+    behavior = {
+        "scaleDown": {
+            "stabilizationWindowSeconds": model.scale_down_stabilization_seconds,
+            # One replica at a time: each one holds GPUs that take many minutes to get back.
+            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}],
+        },
+        "scaleUp": {
+            "stabilizationWindowSeconds": 0,
+            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+        },
+    }
+    autoscaling: dict[str, Any] = {
+        "enabled": True,
+        "engine": model.autoscaling_engine,
+        "minReplicas": model.min_replicas,
+        "maxReplicas": model.max_replicas,
+    }
+    if model.keda_scaled:
+        assert env.observability is not None  # checks refuse KEDA without a Prometheus
+        autoscaling["keda"] = {
+            "pollingInterval": KEDA_POLLING_SECONDS,
+            "triggers": [{
+                "type": "prometheus",
+                # The query sums the model's pods; AverageValue makes the HPA divide by the replica count,
+                # the same per-pod target the adapter path uses.
+                "metricType": "AverageValue",
+                "metadata": {
+                    "serverAddress": env.observability.prometheus_url,
+                    "query": observability.scaling_query(model),
+                    "threshold": f"{model.autoscaling_target:g}",
+                },
+            }],
+            # Prometheus unreachable: hold the current count rather than drop to a fixed one.
+            "fallback": {"failureThreshold": 3, "replicas": model.min_replicas, "behavior": "currentReplicas"},
+        }
+    else:
+        autoscaling["metrics"] = [
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": model.autoscaling_metric},
+                    "target": {"type": "AverageValue", "averageValue": _number(model.autoscaling_target)},
+                },
+            }
+        ]
+    autoscaling["behavior"] = behavior
+    return autoscaling
 
 
 def _cache(model: Model) -> dict[str, Any]:

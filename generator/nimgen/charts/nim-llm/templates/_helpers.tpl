@@ -168,4 +168,14 @@ once, from the workload template, which every render contains.
 {{- fail (printf "%s is in both env and secretEnv: keep one" $name) }}
 {{- end }}
 {{- end }}
+{{- with .Values.autoscaling }}
+{{- if .enabled }}
+{{- if lt (int .maxReplicas) (int .minReplicas) }}
+{{- fail (printf "autoscaling.maxReplicas must be at least autoscaling.minReplicas (got maxReplicas %d < minReplicas %d)" (int .maxReplicas) (int .minReplicas)) }}
+{{- end }}
+{{- if and (eq .engine "keda") (not .keda.triggers) }}
+{{- fail "autoscaling.engine keda needs autoscaling.keda.triggers (e.g. a prometheus trigger on a NIM metric)" }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
