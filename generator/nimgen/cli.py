@@ -101,6 +101,40 @@ def plan(debug: bool, env_file: Path, output_format: str) -> None:
         click.echo(plan_as_json(result) if output_format == "json" else plan_as_text(result), nl=False)
 
 
+@main.command()
+@click.argument("env_files", metavar="[ENV_FILE]...", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--schema-location", "schema_locations", multiple=True, metavar="LOCATION",
+              help="CRD schemas: a folder in {group}/{kind}_{version}.json layout, or a path/URL template in "
+                   "kubeconform syntax ({{.Group}}, {{.ResourceKind}}, {{.ResourceAPIVersion}}). Repeatable. "
+                   "Default: $NIMGEN_SCHEMA_LOCATION, else the public CRD catalog (fetched once, cached).")
+@click.option("--chart-cache", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Folder of `helm pull` archives (<chart>-<version>.tgz) to render external charts from.")
+@click.option("--ignore-missing-schemas", is_flag=True, help="A kind without a schema is a notice, not an error.")
+@click.option("--output", "output_format", type=click.Choice(["text", "json", "junit"]), default="text",
+              show_default=True, help="Report for people, tools or CI.")
+@click.pass_obj
+def validate(debug: bool, env_files: tuple[Path, ...], schema_locations: tuple[str, ...], chart_cache: Path | None,
+             ignore_missing_schemas: bool, output_format: str) -> None:
+    """Check what Argo CD will apply from the committed charts/ and argocd/<env>/ (no ENV_FILE: every environment).
+
+    Renders every Application's chart as Argo CD does, validates each manifest against Kubernetes'
+    schemas (strict) and the CRD schemas (with their CEL rules where they can be evaluated), then
+    checks the links between objects and serving-safety policy. Exit 1 when anything is an error.
+    """
+    from nimgen.validation.report import FORMATS
+    from nimgen.validation.runner import Options, environment_files
+    from nimgen.validation.runner import validate as run_validate
+    from nimgen.validation.schemas import SchemaLocation, default_locations
+
+    with _error_boundary(debug):
+        locations = [SchemaLocation.parse(text) for text in schema_locations] or default_locations()
+        files = list(env_files) or environment_files(Path.cwd())
+        report = run_validate(files, Options(tuple(locations), chart_cache, ignore_missing_schemas))
+        click.echo(FORMATS[output_format](report), nl=False)
+    if not report.ok:
+        sys.exit(EXIT_USER_ERROR)
+
+
 def _report(results: list[RenderResult], *, quiet: bool, dry_run: bool, echo: Callable[[str], None]) -> None:
     for result in results:
         for warning in result.warnings:

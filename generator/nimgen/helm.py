@@ -1,12 +1,18 @@
-"""The real Helm engine, run the way Argo CD runs it (`helm template`), in-process.
+"""The real Helm engine, run the way Argo CD runs it (`helm template`): in-process, or a `helm` binary.
 
-helm-python-sdk embeds Helm v4's Go SDK behind a C ABI (install `nimgen[test]`).
-Rendering does not need it; checking the charts nimgen writes does.
+helm-python-sdk embeds Helm v4's Go SDK behind a C ABI; without it a `helm` binary on PATH does the
+same job one process per render. Rendering does not need Helm; validating what Argo CD will apply does.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,6 +68,16 @@ class InProcessEngine:
         from helm_python import _native
 
         self._native = _native
+        # Loaded charts are immutable and thread-safe: load each once, render it many times.
+        self._charts: dict[Path, Any] = {}
+        self._lock = threading.Lock()
+
+    def _chart(self, chart: Path) -> Any:
+        key = chart.resolve()
+        with self._lock:
+            if key not in self._charts:
+                self._charts[key] = self._helm.Chart.load(str(key))
+            return self._charts[key]
 
     def template(
         self, chart: Path, values: dict[str, Any], *, release: str, namespace: str, kube_version: str,
@@ -70,8 +86,8 @@ class InProcessEngine:
         options = {"name": release, "namespace": namespace, "kube_version": _kube(kube_version),
                    "api_versions": list(api_versions)}
         try:
-            with self._helm.Chart.load(str(chart)) as loaded:
-                text = self._native.call_string("helm_render", loaded._raw(), json.dumps(values), json.dumps(options))
+            loaded = self._chart(chart)
+            text = self._native.call_string("helm_render", loaded._raw(), json.dumps(values), json.dumps(options))
         except self._helm.HelmError as exc:
             raise HelmError(str(exc)) from None
         rendered: dict[str, str] = json.loads(text)
@@ -86,9 +102,74 @@ class InProcessEngine:
         return found
 
 
+# `helm template` separates documents with "---" and names each one's template in a comment.
+_SOURCE = re.compile(r"^---\n# Source: (?P<path>[^\n]+)\n", re.MULTILINE)
+
+
+class BinaryEngine:
+    """A `helm` executable (v3 or v4), one process per render, with Argo CD's `helm template` flags."""
+
+    name = "helm binary"
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+
+    def _run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        # HELM_* settings of the caller (plugins, repositories) must not change what renders.
+        env = {key: value for key, value in os.environ.items() if not key.startswith("HELM_")}
+        return subprocess.run([self.executable, *args], capture_output=True, text=True, env=env, check=False)
+
+    def template(
+        self, chart: Path, values: dict[str, Any], *, release: str, namespace: str, kube_version: str,
+        api_versions: tuple[str, ...] = (),
+    ) -> dict[str, str]:
+        with tempfile.TemporaryDirectory(prefix="nimgen-helm-") as tmp:
+            values_file = Path(tmp) / "values.json"
+            values_file.write_text(json.dumps(values), encoding="utf-8")
+            args = ["template", release, str(chart), "--namespace", namespace, "--kube-version", _kube(kube_version),
+                    "--include-crds", "--values", str(values_file)]
+            for api in api_versions:
+                args += ["--api-versions", api]
+            done = self._run(args)
+        if done.returncode != 0:
+            raise HelmError(done.stderr.strip() or f"helm template exited with {done.returncode}")
+        return split_manifests(done.stdout)
+
+    def lint(self, chart: Path, values: dict[str, Any], *, kube_version: str, strict: bool = True) -> list[LintMessage]:
+        with tempfile.TemporaryDirectory(prefix="nimgen-helm-") as tmp:
+            values_file = Path(tmp) / "values.json"
+            values_file.write_text(json.dumps(values), encoding="utf-8")
+            args = ["lint", str(chart), "--kube-version", _kube(kube_version), "--values", str(values_file)]
+            done = self._run([*args, "--strict"] if strict else args)
+        found = []
+        for line in done.stdout.splitlines():
+            match = re.match(r"^\[(INFO|WARNING|ERROR)\] (?P<path>[^:]+): (?P<message>.*)$", line)
+            if match:
+                found.append(LintMessage(match.group(1).lower(), match["path"], match["message"]))
+        if done.returncode != 0 and not any(m.severity == "error" for m in found):
+            found.append(LintMessage("error", str(chart), done.stderr.strip() or done.stdout.strip()))
+        return found
+
+
+def split_manifests(text: str) -> dict[str, str]:
+    """`helm template` output as template path -> manifest text (documents of one template joined)."""
+    rendered: dict[str, str] = {}
+    matches = list(_SOURCE.finditer(text))
+    for index, match in enumerate(matches):
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        body = text[match.end():end]
+        path = match["path"]
+        rendered[path] = f"{rendered[path]}---\n{body}" if path in rendered else body
+    return rendered
+
+
 def engine() -> Engine:
-    """The in-process Helm engine; HelmError when helm-python-sdk is not installed."""
+    """The in-process Helm engine, else a `helm` binary on PATH; HelmError when there is neither."""
     try:
         return InProcessEngine()
     except ImportError:
-        raise HelmError("no Helm engine: install nimgen[test] (it brings helm-python-sdk)") from None
+        pass
+    executable = shutil.which("helm")
+    if executable:
+        return BinaryEngine(executable)
+    raise HelmError("no Helm engine: install helm-python-sdk (pip install 'nimgen[validate]') or put helm on PATH")

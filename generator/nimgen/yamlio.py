@@ -215,11 +215,15 @@ def dump_all(documents: list[Any]) -> str:
     )
 
 
+# libyaml's safe loader when PyYAML was built with it: the same YAML, several times faster.
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_plain(text: str) -> Any:
     """Parse trusted YAML (nimgen's own output) into plain Python data."""
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=_FAST_LOADER)
 
 
 def load_all_plain(text: str) -> list[Any]:
     """Parse a trusted multi-document YAML stream, dropping empty documents."""
-    return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    return [doc for doc in yaml.load_all(text, Loader=_FAST_LOADER) if doc is not None]

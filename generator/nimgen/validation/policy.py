@@ -1,0 +1,132 @@
+"""Serving-safety policy: pinned images, resources, probes, non-root, and no secret value anywhere.
+
+Applied to every pod template Argo CD will create and to every manifest and Helm value in the tree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from nimgen.model import Environment
+from nimgen.validation.crossref import Pod, pods
+from nimgen.validation.findings import Finding, object_ref
+from nimgen.validation.sources import Applied, AppResult
+
+LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
+# Values that are credentials whatever key holds them.
+SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("an NGC API key", re.compile(r"\bnvapi-[A-Za-z0-9_-]{20,}")),
+    ("an NGC API key", re.compile(r"^[A-Za-z0-9]{26}:[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")),
+    ("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
+    ("a registry credential", re.compile(r'"auths"\s*:\s*\{\s*"[^"]+"\s*:\s*\{[^}]*"(auth|password)"\s*:\s*"[^"]+')),
+)
+# Keys whose literal value is a secret (an AWS secret key, a password, a token).
+SECRET_KEYS = re.compile(r"(secret[_-]?access[_-]?key|password|passwd|api[_-]?key|token|credentials?)$", re.IGNORECASE)
+# Literal values under such keys that are references or placeholders, not secrets.
+NOT_A_SECRET = re.compile(r"^(|true|false|\$\{[^}]+\}|<[^>]+>|changeme|admin-password|admin-user)$", re.IGNORECASE)
+
+
+def _finding(env: Environment, applied: Applied, check: str, message: str, path: str, hint: str) -> Finding:
+    return Finding("error", f"policy/{check}", message, environment=env.name, application=applied.application,
+                   obj=object_ref(applied.obj), path=path, hint=hint)
+
+
+def _containers(pod: Pod) -> Iterator[tuple[str, dict[str, Any]]]:
+    for group in ("initContainers", "containers"):
+        for i, container in enumerate(pod.spec.get(group) or []):
+            yield f"{pod.prefix}.{group}[{i}]", container
+
+
+def _pinned(env: Environment, pod: Pod) -> Iterator[Finding]:
+    for path, container in _containers(pod):
+        image = str(container.get("image", ""))
+        tag = image.rsplit("/", 1)[-1].partition(":")[2] if "@" not in image else "digest"
+        if tag in ("", "latest"):
+            yield _finding(env, pod.owner, "pinned-image", f"image {image!r} is not pinned to a version",
+                           f"{path}.image", "use an exact tag (e.g. :1.0.3) or a digest (@sha256:...)")
+
+
+def _resources(env: Environment, pod: Pod) -> Iterator[Finding]:
+    for path, container in _containers(pod):
+        resources = container.get("resources") or {}
+        missing = [f"requests.{r}" for r in ("cpu", "memory") if r not in (resources.get("requests") or {})]
+        missing += ["limits.memory"] if "memory" not in (resources.get("limits") or {}) else []
+        if missing:
+            yield _finding(env, pod.owner, "resources", f"container {container.get('name')!r} sets no "
+                           f"{', '.join(missing)}", f"{path}.resources",
+                           "set CPU and memory requests and a memory limit (the scheduler and the OOM killer rely on them)")
+
+
+def _probes(env: Environment, pod: Pod) -> Iterator[Finding]:
+    if pod.owner.obj.get("kind") not in LONG_RUNNING:
+        return
+    for path, container in _containers(pod):
+        if path.split(".")[-1].startswith("initContainers"):
+            continue
+        missing = [p for p in ("readinessProbe", "livenessProbe") if p not in container]
+        if missing:
+            yield _finding(env, pod.owner, "probes", f"container {container.get('name')!r} has no "
+                           f"{' or '.join(missing)}", path,
+                           "a server without probes gets traffic before it is ready and is never restarted when stuck")
+
+
+def _non_root(env: Environment, pod: Pod) -> Iterator[Finding]:
+    pod_context = pod.spec.get("securityContext") or {}
+    pod_ok = pod_context.get("runAsNonRoot") is True or (pod_context.get("runAsUser") or 0) > 0
+    for path, container in _containers(pod):
+        context = container.get("securityContext") or {}
+        if context.get("runAsNonRoot") is False or context.get("runAsUser") == 0:
+            ok = False
+        else:
+            ok = pod_ok or context.get("runAsNonRoot") is True or (context.get("runAsUser") or 0) > 0
+        if not ok:
+            yield _finding(env, pod.owner, "non-root", f"container {container.get('name')!r} may run as root",
+                           f"{path}.securityContext", "set runAsNonRoot: true (and a runAsUser) in the pod's "
+                           "securityContext")
+
+
+def secret_values(data: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(path, what) of every value in a document that looks like a credential."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            child = f"{path}.{key}" if path else str(key)
+            if isinstance(value, str) and SECRET_KEYS.search(str(key)) and not NOT_A_SECRET.match(value) \
+                    and not value.startswith(("secretKeyRef", "arn:")) and len(value) >= 8:
+                yield child, f"a literal value under {key!r}"
+            else:
+                yield from secret_values(value, child)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from secret_values(value, f"{path}[{i}]")
+    elif isinstance(data, str):
+        for what, pattern in SECRET_PATTERNS:
+            if pattern.search(data):
+                yield path, what
+                return
+
+
+def _plaintext(env: Environment, applied: Applied) -> Iterator[Finding]:
+    obj = applied.obj
+    if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1" and (obj.get("data") or obj.get("stringData")):
+        yield _finding(env, applied, "no-plaintext-secret", "a Secret with its values would be committed to Git",
+                       "data", "reference secrets (an existing Secret, an ExternalSecret); never render their values")
+        return
+    for path, what in secret_values(obj):
+        yield _finding(env, applied, "no-plaintext-secret", f"{what} is in the manifest", path,
+                       "move it to a Secret created outside Git and reference it (secretKeyRef, existingSecret)")
+
+
+def check(env: Environment, manifests: list[Applied], results: list[AppResult]) -> list[Finding]:
+    """Every policy finding of one environment."""
+    rendered = [obj for result in results for obj in result.objects]
+    found: list[Finding] = []
+    for pod in pods(rendered):
+        for rule in (_pinned, _resources, _probes, _non_root):
+            found.extend(rule(env, pod))
+    # Helm values are checked where they are written (the Applications), manifests where they land.
+    for applied in manifests + rendered:
+        found.extend(_plaintext(env, applied))
+    return found

@@ -1,0 +1,85 @@
+"""A validation report as text for people, JSON for tools and JUnit XML for CI."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+
+from nimgen.validation.findings import SEVERITIES, Finding, Report
+
+
+def summary(report: Report) -> str:
+    """`N manifests, M Applications, E errors` plus warnings and notices when there are any."""
+    counts = {severity: report.count(severity) for severity in SEVERITIES}
+    parts = [f"{report.manifests} manifests", f"{report.applications} Applications",
+             f"{counts['error']} error{'s' if counts['error'] != 1 else ''}"]
+    parts += [f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in ("warning", "notice") if counts[s]]
+    return ", ".join(parts)
+
+
+def _where(finding: Finding) -> str:
+    parts = [p for p in (finding.environment, finding.application) if p]
+    place = "/".join(parts)
+    if finding.obj:
+        place += f" {finding.obj}"
+    if finding.path:
+        place += f" {finding.path}"
+    return place.strip()
+
+
+def as_text(report: Report) -> str:
+    lines = []
+    for finding in report.sorted_findings():
+        lines.append(f"{finding.severity}: {_where(finding)}: [{finding.check}] {finding.message}")
+        if finding.hint:
+            lines.append(f"    hint: {finding.hint}")
+    if report.unevaluated_rules:
+        lines.append(f"{len(report.unevaluated_rules)} CEL rules of the CRD schemas could not be evaluated "
+                     "(listed with --output json); they are neither passed nor failed")
+    lines.append(summary(report))
+    return "\n".join(lines) + "\n"
+
+
+def as_json(report: Report) -> str:
+    document = {
+        "summary": {"environments": report.environments, "manifests": report.manifests,
+                    "applications": report.applications,
+                    **{f"{severity}s": report.count(severity) for severity in SEVERITIES}, "ok": report.ok},
+        "findings": [finding.as_dict() for finding in report.sorted_findings()],
+        "unevaluatedCelRules": [{"schema": schema, "rule": rule, "reason": reason}
+                                for schema, rule, reason in sorted(report.unevaluated_rules)],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def as_junit(report: Report) -> str:
+    """One test suite per environment, one test case per Application (and one for the environment itself)."""
+    by_case: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for finding in report.sorted_findings():
+        by_case[(finding.environment, finding.application or "(environment)")].append(finding)
+    suites = ET.Element("testsuites", name="nimgen validate", tests=str(max(report.applications, 1)),
+                        failures=str(report.count("error")))
+    for environment in report.environments:
+        cases = sorted({name for env, name in [*by_case, *report.checked] if env == environment})
+        suite = ET.SubElement(suites, "testsuite", name=environment)
+        failures = 0
+        for name in cases or ["(environment)"]:
+            case = ET.SubElement(suite, "testcase", classname=f"nimgen.{environment}", name=name)
+            found = by_case.get((environment, name), [])
+            errors = [f for f in found if f.severity == "error"]
+            if errors:
+                failures += 1
+                failure = ET.SubElement(case, "failure", message=f"{len(errors)} error(s)", type="nimgen")
+                failure.text = "\n".join(f"{_where(f)}: [{f.check}] {f.message}" for f in errors)
+            others = [f for f in found if f.severity != "error"]
+            if others:
+                ET.SubElement(case, "system-out").text = "\n".join(
+                    f"{f.severity}: {_where(f)}: [{f.check}] {f.message}" for f in others)
+        suite.set("tests", str(len(cases or ["(environment)"])))
+        suite.set("failures", str(failures))
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+FORMATS = {"text": as_text, "json": as_json, "junit": as_junit}

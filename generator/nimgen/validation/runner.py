@@ -1,0 +1,132 @@
+"""Validate environments as committed: render what Argo CD will apply, then check every manifest and their links."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nimgen import helm
+from nimgen.environment import load_environment
+from nimgen.errors import ConfigError, Problem, UserError
+from nimgen.model import Environment
+from nimgen.pipeline import default_root
+from nimgen.validation import crossref, policy
+from nimgen.validation.findings import Finding, Report, Severity, object_ref
+from nimgen.validation.schemas import MissingSchema, SchemaLocation, Schemas
+from nimgen.validation.sources import Applied, AppResult, applications, argocd_manifests, render_applications
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to validate: where CRD schemas are, where external charts are cached."""
+
+    locations: tuple[SchemaLocation, ...]
+    chart_cache: Path | None = None
+    ignore_missing_schemas: bool = False
+
+
+def environment_files(root: Path) -> list[Path]:
+    """Every environment under root/environments/ (not the _defaults.yaml layer)."""
+    folder = root / "environments"
+    found = sorted(p for p in folder.glob("*.y*ml") if not p.name.startswith("_")) if folder.is_dir() else []
+    if not found:
+        raise UserError(f"no environment files in {folder}", hint="pass ENV_FILE arguments, or run in the repository root")
+    return found
+
+
+class _Checker:
+    """Schema and CEL checks with every schema and CEL program compiled once per run."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self._schemas: dict[str, Schemas] = {}
+        self._cel: dict[tuple[str, str, str], Any] = {}
+
+    def schemas(self, kubernetes_version: str) -> Schemas:
+        if kubernetes_version not in self._schemas:
+            self._schemas[kubernetes_version] = Schemas(kubernetes_version, list(self.options.locations))
+        return self._schemas[kubernetes_version]
+
+    def check(self, env: Environment, applied: Applied, report: Report) -> None:
+        obj = applied.obj
+        schemas = self.schemas(env.kubernetes_version)
+        place = {"environment": env.name, "application": applied.application, "obj": object_ref(obj)}
+        api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
+        if not api_version or not kind:
+            report.add(Finding("error", "schema", "manifest without apiVersion or kind", path=applied.file, **place))
+            return
+        try:
+            errors = schemas.errors(obj)
+        except MissingSchema as missing:
+            severity: Severity = "notice" if self.options.ignore_missing_schemas else "error"
+            report.add(Finding(severity, "schema", str(missing), hint="give --schema-location DIR (or set "
+                               "NIMGEN_SCHEMA_LOCATION) holding {group}/{kind}_{version}.json, or pass "
+                               "--ignore-missing-schemas", **place))
+            return
+        for path, message in errors:
+            report.add(Finding("error", "schema", message, path=path, **place))
+        if not schemas.is_builtin(api_version, kind):
+            self._check_cel(schemas, api_version, kind, applied, report, place)
+
+    def _check_cel(self, schemas: Schemas, api_version: str, kind: str, applied: Applied, report: Report,
+                   place: dict[str, str]) -> None:
+        from nimgen.validation.cel import CelProgram
+
+        key = (schemas.version, api_version, kind)
+        if key not in self._cel:
+            self._cel[key] = CelProgram.from_schema(schemas.crd_schema(api_version, kind))
+        program = self._cel[key]
+        violations, unevaluated = program.check(applied.obj)
+        for violation in violations:
+            report.add(Finding("error", "cel", violation.message, path=violation.path.removeprefix("$.").lstrip("$"),
+                               hint=f"CRD rule: {violation.rule}", **place))
+        for rule in (*program.unevaluated, *unevaluated):
+            report.unevaluated_rules.add((f"{kind} ({api_version})", rule.rule, rule.reason))
+
+
+def _render_findings(env: Environment, results: list[AppResult], report: Report) -> None:
+    for result in results:
+        place = {"environment": env.name, "application": result.name, "obj": object_ref(result.app)}
+        if result.notice:
+            report.add(Finding("notice", "render", result.notice, **place))
+        if result.error:
+            report.add(Finding("error", "render", result.error, path="spec.source", **place))
+
+
+def validate(env_files: list[Path], options: Options, engine: helm.Engine | None = None) -> Report:
+    """Check each environment's committed Applications and everything they apply."""
+    loaded: list[tuple[Environment, Path]] = []
+    problems: list[Problem] = []
+    for env_file in env_files:
+        root = default_root(env_file)
+        try:
+            loaded.append((load_environment(env_file, root), root))
+        except ConfigError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise ConfigError(problems)
+    engine = engine or helm.engine()
+    checker = _Checker(options)
+    report = Report()
+    for env, root in loaded:
+        report.environments.append(env.name)
+        manifests, trouble = argocd_manifests(root, env)
+        if trouble:
+            report.add(Finding("error", "tree", trouble, environment=env.name,
+                               hint=f"run 'nimgen render {env.source}' and commit the result"))
+            continue
+        apps = applications(manifests)
+        results = render_applications(root, env, apps, engine, options.chart_cache)
+        report.applications += len(apps)
+        report.checked += [(env.name, result.name) for result in results]
+        _render_findings(env, results, report)
+        applied = manifests + [obj for result in results for obj in result.objects]
+        report.manifests += len(applied)
+        for item in applied:
+            checker.check(env, item, report)
+        for finding in crossref.check(env, manifests, results):
+            report.add(finding)
+        for finding in policy.check(env, manifests, results):
+            report.add(finding)
+    return report

@@ -1,0 +1,215 @@
+"""Schemas of everything a cluster accepts: Kubernetes' own (kubernetes-validate) and CRDs (kubeconform locations).
+
+Every schema is read and compiled once per run and kept by (apiVersion, kind); validating a
+manifest is then one pass of an already built validator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from referencing import Registry, Resource
+
+from nimgen.errors import UserError
+
+# The CRD catalog kubeconform users point at (datreeio/CRDs-catalog), in kubeconform's template syntax.
+PUBLIC_CATALOG = ("https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/"
+                  "{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json")
+LOCATION_ENV = "NIMGEN_SCHEMA_LOCATION"
+_TEMPLATE_VAR = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
+_KNOWN_VARS = {"Group", "ResourceKind", "ResourceAPIVersion", "KindSuffix", "NormalizedKubernetesVersion",
+               "StrictSuffix"}
+FETCH_TIMEOUT_SECONDS = 10
+
+
+class MissingSchema(Exception):
+    """No location holds a schema for a kind; the message says where nimgen looked."""
+
+
+def cache_dir() -> Path:
+    """Where fetched schemas are kept: $XDG_CACHE_HOME/nimgen/schemas (~/.cache/nimgen/schemas)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "nimgen" / "schemas"
+
+
+@dataclass(frozen=True)
+class SchemaLocation:
+    """A kubeconform schema location: a folder in {group}/{kind}_{version}.json layout, or a path/URL template."""
+
+    template: str
+
+    @classmethod
+    def parse(cls, text: str) -> SchemaLocation:
+        """A folder, a file/URL template in kubeconform syntax; UserError on anything else."""
+        if "{{" not in text:
+            if text.startswith(("http://", "https://")):
+                text = text.rstrip("/") + "/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
+            else:
+                folder = Path(text).expanduser()
+                if not folder.is_dir():
+                    raise UserError(f"schema location {text} is not a folder",
+                                    hint="give a folder in {group}/{kind}_{version}.json layout, or a template such as "
+                                         "'DIR/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json'")
+                text = str(folder) + "/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
+        unknown = {name for name in _TEMPLATE_VAR.findall(text)} - _KNOWN_VARS
+        if unknown:
+            raise UserError(f"schema location {text} uses unknown variables: {', '.join(sorted(unknown))}",
+                            hint=f"kubeconform's variables are {', '.join(sorted(_KNOWN_VARS))}")
+        return cls(text)
+
+    def resolve(self, api_version: str, kind: str, kubernetes_version: str, strict: bool = True) -> str:
+        """The path or URL for one kind."""
+        group, _, version = api_version.rpartition("/")
+        values = {"Group": group, "ResourceKind": kind.lower(), "ResourceAPIVersion": version,
+                  "KindSuffix": f"-{group.split('.')[0]}-{version}" if group else f"-{version}",
+                  "NormalizedKubernetesVersion": f"v{kubernetes_version}.0" if kubernetes_version.count(".") == 1
+                  else f"v{kubernetes_version}",
+                  "StrictSuffix": "-strict" if strict else ""}
+        return _TEMPLATE_VAR.sub(lambda match: values[match.group(1)], self.template)
+
+    @property
+    def remote(self) -> bool:
+        return self.template.startswith(("http://", "https://"))
+
+
+def default_locations() -> list[SchemaLocation]:
+    """$NIMGEN_SCHEMA_LOCATION (several separated by commas) if set, else the public CRD catalog."""
+    configured = os.environ.get(LOCATION_ENV, "").strip()
+    if configured:
+        return [SchemaLocation.parse(part.strip()) for part in configured.split(",") if part.strip()]
+    return [SchemaLocation.parse(PUBLIC_CATALOG)]
+
+
+def _fetch(url: str) -> Any | None:
+    """A schema by URL, from the cache or fetched once into it; None when the catalog has none."""
+    cached = cache_dir() / f"{hashlib.sha256(url.encode()).hexdigest()}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text(encoding="utf-8"))
+    try:
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_SECONDS) as response:
+            body = response.read()
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise MissingSchema(f"fetching {url} failed: HTTP {error.code}") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise MissingSchema(f"cannot fetch {url} ({reason}); offline?") from None
+    schema = json.loads(body)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    temporary = cached.with_suffix(".tmp")
+    temporary.write_bytes(body)
+    temporary.replace(cached)
+    return schema
+
+
+class Schemas:
+    """Compiled validators for one Kubernetes version: built-in kinds, then CRDs from the locations in order."""
+
+    def __init__(self, kubernetes_version: str, locations: list[SchemaLocation]) -> None:
+        import kubernetes_validate.utils as kv
+
+        self.requested_version = kubernetes_version
+        available = kv.all_versions()
+        usable = [v for v in available if kv.major_minor(v) <= kv.major_minor(kubernetes_version)] or available[:1]
+        # The newest schema set not newer than the cluster (kubernetes-validate's own rule).
+        self.version = kv.major_minor(usable[-1])
+        self._builtin_dir = Path(str(kv.importlib_resources.files("kubernetes_validate"))) / \
+            "kubernetes-json-schema" / f"v{usable[-1]}-local-strict"
+        self.locations = locations
+        self._validators: dict[tuple[str, str], jsonschema.protocols.Validator] = {}
+        self._crd_schemas: dict[tuple[str, str], dict[str, Any]] = {}
+
+    @cached_property
+    def _builtin_files(self) -> frozenset[str]:
+        return frozenset(path.name for path in self._builtin_dir.iterdir())
+
+    @cached_property
+    def _registry(self) -> Registry[Any]:
+        definitions = json.loads((self._builtin_dir / "_definitions.json").read_text(encoding="utf-8"))
+        return Resource.from_contents(definitions) @ Registry()
+
+    def _builtin_file(self, api_version: str, kind: str) -> str | None:
+        # kubernetes-validate's naming: rbac.authorization.k8s.io/v1 -> rbac-v1; v1 -> v1.
+        short = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+        name = f"{kind.lower()}-{short}.json"
+        # A CRD group may share the short form of a built-in one (monitoring.coreos.com vs none): only
+        # Kubernetes' own groups end in k8s.io or have no dot.
+        group = api_version.rpartition("/")[0]
+        builtin_group = "." not in group or group.endswith(".k8s.io")
+        return name if builtin_group and name in self._builtin_files else None
+
+    def is_builtin(self, api_version: str, kind: str) -> bool:
+        return self._builtin_file(api_version, kind) is not None
+
+    def crd_schema(self, api_version: str, kind: str) -> dict[str, Any]:
+        """The raw CRD schema (for its CEL rules); MissingSchema when no location has it."""
+        key = (api_version, kind)
+        if key not in self._crd_schemas:
+            self._crd_schemas[key] = self._find_crd(api_version, kind)
+        return self._crd_schemas[key]
+
+    def _find_crd(self, api_version: str, kind: str) -> dict[str, Any]:
+        tried: list[str] = []
+        for location in self.locations:
+            where = location.resolve(api_version, kind, self.version)
+            if location.remote:
+                schema = _fetch(where)
+                if schema is not None:
+                    return dict(schema)
+            else:
+                path = Path(where)
+                if path.is_file():
+                    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+                    return loaded
+            tried.append(where)
+        raise MissingSchema(f"no schema for {kind} ({api_version}); looked in: {', '.join(tried) or 'nowhere'}")
+
+    def validator(self, api_version: str, kind: str) -> jsonschema.protocols.Validator:
+        """The compiled validator for a kind (built once); MissingSchema when there is none."""
+        key = (api_version, kind)
+        found = self._validators.get(key)
+        if found is None:
+            builtin = self._builtin_file(api_version, kind)
+            if builtin:
+                schema = json.loads((self._builtin_dir / builtin).read_text(encoding="utf-8"))
+                found = jsonschema.Draft202012Validator(schema, registry=Resource.from_contents(schema) @ self._registry)
+            else:
+                # CRD schemas are OpenAPI v3 subsets; Draft 7 reads them as the API server means them.
+                found = jsonschema.Draft7Validator(self.crd_schema(api_version, kind))
+            self._validators[key] = found
+        return found
+
+    def errors(self, obj: dict[str, Any]) -> list[tuple[str, str]]:
+        """(field path, message) of every schema violation, sorted by path."""
+        validator = self.validator(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        found = []
+        try:
+            for error in validator.iter_errors(obj):
+                found.append((field_path(error.absolute_path), _short(error.message)))
+        except re.error as error:  # a Go-only regex in an upstream schema (see the catalog's caveats)
+            found.append(("", f"the schema has a pattern Python cannot evaluate: {error}"))
+        return sorted(found)
+
+
+def field_path(parts: Any) -> str:
+    """`spec.template.spec.containers[0].image` from a jsonschema path."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _short(message: str, limit: int = 300) -> str:
+    """jsonschema quotes whole sub-documents; keep messages readable."""
+    return message if len(message) <= limit else message[: limit - 3] + "..."
