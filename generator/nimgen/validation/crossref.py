@@ -86,7 +86,7 @@ class _Index:
         self.env = env
         self.rendered = [obj for result in results for obj in result.objects]
         self.everything = manifests + self.rendered
-        self.pods = pods(self.rendered)
+        self.pods = pods(self.everything)
         self.apps = {str(m.obj["metadata"]["name"]): m for m in manifests
                      if m.obj.get("kind") == "Application" and m.obj.get("apiVersion") == "argoproj.io/v1alpha1"}
         self.results = results
@@ -95,7 +95,7 @@ class _Index:
         return (a for a in self.everything if a.obj.get("kind") == kind)
 
     def find(self, group: str, kind: str, namespace: str, name: str) -> Applied | None:
-        for applied in self.rendered:
+        for applied in self.everything:
             meta = applied.obj["metadata"]
             if (applied.obj.get("kind") == kind and _group(str(applied.obj.get("apiVersion", ""))) == group
                     and meta.get("name") == name and meta.get("namespace", "") == namespace):

@@ -123,7 +123,7 @@ def check(env: Environment, manifests: list[Applied], results: list[AppResult]) 
     """Every policy finding of one environment."""
     rendered = [obj for result in results for obj in result.objects]
     found: list[Finding] = []
-    for pod in pods(rendered):
+    for pod in pods(manifests + rendered):
         for rule in (_pinned, _resources, _probes, _non_root):
             found.extend(rule(env, pod))
     # Helm values are checked where they are written (the Applications), manifests where they land.
