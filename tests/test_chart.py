@@ -139,6 +139,24 @@ def test_pods_run_non_root_with_dropped_capabilities(manifests: Any, env_name: s
 
 
 @pytest.mark.parametrize(("env_name", "model"), CASES)
+def test_network_policy_admits_cluster_clients_and_prometheus_to_the_api_port(
+        manifests: Any, env_name: str, model: str) -> None:
+    env = example_environment(env_name)
+    objects = manifests[(env_name, model)]
+    policy = _one(objects, "NetworkPolicy")
+    assert policy["spec"]["podSelector"] == _workload(objects)["spec"]["selector"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]  # egress open: NIM downloads from NGC
+    assert {"name": "http-openai", "containerPort": 8000, "protocol": "TCP"} in _container(objects)["ports"]
+    rules = policy["spec"]["ingress"]
+    assert all(rule["ports"] == [{"port": "http-openai", "protocol": "TCP"}] for rule in rules)
+    peers = [peer for rule in rules for peer in rule["from"]]
+    assert {"namespaceSelector": {}} in peers  # any pod of the cluster, nothing outside it
+    scraper = env.observability.namespace if env.observability else "monitoring"
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": scraper}}} in peers
+    assert kubernetes_errors(policy, env.kubernetes_version) == []
+
+
+@pytest.mark.parametrize(("env_name", "model"), CASES)
 def test_probes_allow_a_cold_download(manifests: Any, env_name: str, model: str) -> None:
     container = _container(manifests[(env_name, model)])
     assert container["livenessProbe"]["httpGet"] == {"path": "/v1/health/live", "port": "http-openai"}

@@ -175,7 +175,8 @@ def test_every_object_has_namespace_and_labels(case: Any) -> None:
         assert labels["app.kubernetes.io/instance"] == RELEASE
         assert labels["helm.sh/chart"] == "nim-llm-0.1.0"
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
-        assert labels["app.kubernetes.io/component"] == ("cache-warmup" if obj["kind"] == "Job" else "inference")
+        warmup = obj["kind"] == "Job" or (obj["kind"] == "NetworkPolicy" and meta["name"].endswith("-cache-warmup"))
+        assert labels["app.kubernetes.io/component"] == ("cache-warmup" if warmup else "inference")
         assert labels["app.kubernetes.io/part-of"] == "nimgen"
         assert labels.get("app.kubernetes.io/version") == (merged_values["image"]["tag"] or None)
         for key, value in merged_values["commonLabels"].items():
@@ -250,7 +251,9 @@ def test_image_pull_secrets_and_image(case: Any) -> None:
     expected = image["repository"] + (f":{image['tag']}" if image["tag"] else "") + (
         f"@{image['digest']}" if image["digest"] else "")
     assert container(objs)["image"] == expected
-    assert container(objs)["imagePullPolicy"] == image["pullPolicy"]
+    # A digest cannot change: IfNotPresent. A tag is resolved at the registry on every start.
+    assert container(objs)["imagePullPolicy"] == image["pullPolicy"] or (
+        "IfNotPresent" if image["digest"] else "Always")
 
 
 def test_volumes(case: Any) -> None:
@@ -473,6 +476,89 @@ def test_service_account(case: Any) -> None:
         assert pod["serviceAccountName"] == (values["serviceAccount"]["name"] or "default")
 
 
+API_PORT = [{"port": "http-openai", "protocol": "TCP"}]
+
+
+def test_network_policy(case: Any) -> None:
+    _, values, objs = case
+    policies = {p["metadata"]["name"]: p for p in of_kind(objs, "NetworkPolicy")}
+    settings = values["networkPolicy"]
+    if not settings["enabled"]:
+        assert policies == {}
+        return
+    wl = workload(objs)
+    policy = policies.pop(wl["metadata"]["name"])
+    assert policy["apiVersion"] == "networking.k8s.io/v1"
+    assert policy["metadata"]["labels"] == wl["metadata"]["labels"]
+    spec = policy["spec"]
+    # Exactly the model's pods: the workload's (immutable) selector labels.
+    assert spec["podSelector"] == wl["spec"]["selector"]
+    assert spec["podSelector"]["matchLabels"].items() <= wl["spec"]["template"]["metadata"]["labels"].items()
+    # Ingress only: egress stays open, NIM downloads its model from NGC.
+    assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec
+    assert {"name": "http-openai", "containerPort": values["model"]["openaiPort"], "protocol": "TCP"} in container(
+        objs)["ports"]
+    for rule in spec["ingress"]:
+        assert rule["from"], "a rule without peers admits every source, inside or outside the cluster"
+        assert rule["ports"] == API_PORT
+    rules = list(spec["ingress"])
+    if settings["clients"]:
+        assert rules.pop(0)["from"] == settings["clients"]
+    prometheus = settings["prometheus"]
+    if prometheus["namespace"]:
+        peer: dict[str, Any] = {"namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": prometheus["namespace"]}}}
+        if prometheus["podLabels"]:
+            peer["podSelector"] = {"matchLabels": prometheus["podLabels"]}
+        assert rules.pop(0)["from"] == [peer]
+    assert rules == []
+    if values["cacheWarmup"]["enabled"]:
+        [job] = of_kind(objs, "Job")
+        warmup = policies.pop(job["metadata"]["name"])
+        # The download Job serves nothing: no ingress at all, and the model's policy does not select it.
+        assert warmup["spec"] == {"podSelector": {"matchLabels": job["spec"]["template"]["metadata"]["labels"]},
+                                  "policyTypes": ["Ingress"], "ingress": []}
+        assert not spec["podSelector"]["matchLabels"].items() <= job["spec"]["template"]["metadata"]["labels"].items()
+    assert policies == {}
+
+
+def test_network_policy_defaults_admit_the_cluster_and_the_monitoring_namespace() -> None:
+    [policy] = of_kind(objects(DEFAULTS), "NetworkPolicy")
+    assert policy["spec"]["ingress"] == [
+        {"from": [{"namespaceSelector": {}}], "ports": API_PORT},
+        {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+         "ports": API_PORT},
+    ]
+
+
+@pytest.mark.parametrize(("network", "ingress"), [
+    ({"enabled": False}, None),
+    ({"clients": [], "prometheus": {"namespace": ""}}, []),
+    ({"clients": [], "prometheus": {"namespace": "observability"}},
+     [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}],
+       "ports": API_PORT}]),
+    ({"clients": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "prometheus": {"namespace": ""}},
+     [{"from": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": API_PORT}]),
+], ids=["disabled", "no-one", "prometheus-only", "clients-only"])
+def test_network_policy_rules(network: dict[str, Any], ingress: list[dict[str, Any]] | None) -> None:
+    objs = objects({**DEFAULTS, "networkPolicy": network})
+    policies = of_kind(objs, "NetworkPolicy")
+    if ingress is None:
+        assert policies == []
+        return
+    [policy] = policies
+    assert policy["spec"]["ingress"] == ingress
+    kubernetes_validate.validate(policy, SCHEMA_VERSION, strict=True)
+
+
+def test_notes_warn_that_a_load_balancer_needs_an_ip_block() -> None:
+    hint = "reaches the pods only through an ipBlock"
+    assert hint not in render(DEFAULTS)["nim-llm/templates/NOTES.txt"]
+    assert hint in render({**DEFAULTS, "service": {"type": "LoadBalancer"}})["nim-llm/templates/NOTES.txt"]
+    assert hint not in render({**DEFAULTS, "service": {"type": "LoadBalancer"}, "networkPolicy": {"enabled": False}})[
+        "nim-llm/templates/NOTES.txt"]
+
+
 def test_chart_version_bump_leaves_the_pod_template_alone(tmp_path: Path) -> None:
     copy = tmp_path / "nim-llm"
     shutil.copytree(CHART, copy)
@@ -546,8 +632,14 @@ def test_statefulset_name_longer_than_52_is_refused() -> None:
     {"image": {"tag": "1.0.3"}, "env": {"NIM_MAX_MODEL_LEN": 8192}},
     {"image": {"tag": "1.0.3", "digest": "sha256:short"}},
     {"image": {"tag": "1.0.3"}, "podDisruptionBudget": {"maxUnavailable": "1"}},
+    {"image": {"tag": "1.0.3"}, "networkPolicy": {"clients": [{"namespaceSelector": {}, "ipBlock": {"cidr": "10.0.0.0/8"}}]}},
+    {"image": {"tag": "1.0.3"}, "networkPolicy": {"clients": [{}]}},
+    {"image": {"tag": "1.0.3"}, "networkPolicy": {"clients": [{"namespaceSelector": {"matchLabel": {"a": "b"}}}]}},
+    {"image": {"tag": "1.0.3"}, "networkPolicy": {"prometheus": {"namespace": "Monitoring"}}},
+    {"image": {"tag": "1.0.3", "pullPolicy": "Sometimes"}},
 ], ids=["unknown-top-level", "unknown-nested", "bad-quantity", "bad-kind", "bad-log-level", "env-not-string",
-        "bad-digest", "pdb-bare-string"])
+        "bad-digest", "pdb-bare-string", "peer-ipblock-with-selector", "peer-empty", "peer-selector-typo",
+        "prometheus-namespace-not-dns", "bad-pull-policy"])
 def test_schema_rejects_bad_values(values: dict[str, Any]) -> None:
     with helm.Chart.load(str(CHART)) as loaded, pytest.raises(helm.HelmError):
         loaded.validate_schema(values)

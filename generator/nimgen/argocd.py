@@ -36,6 +36,7 @@ MODEL_NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
     ("apps", "Deployment"),
     ("autoscaling", "HorizontalPodAutoscaler"),
     ("policy", "PodDisruptionBudget"),
+    ("networking.k8s.io", "NetworkPolicy"),
 )
 # Admitted only when a model fills its cache with a warm-up Job.
 WARMUP_KINDS: tuple[tuple[str, str], ...] = (("batch", "Job"),)

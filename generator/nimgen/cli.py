@@ -7,14 +7,14 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from nimgen import __version__
 from nimgen.errors import NimgenError, UserError
-from nimgen.pipeline import RenderResult, plan_environment, render_files
-from nimgen.plan import as_json as plan_as_json
-from nimgen.plan import as_text as plan_as_text
+
+if TYPE_CHECKING:
+    from nimgen.pipeline import RenderResult
 
 EXIT_USER_ERROR = 1
 EXIT_INTERNAL_ERROR = 3
@@ -48,7 +48,7 @@ def _error_boundary(debug: bool) -> Iterator[None]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "--version", "-V", prog_name="nimgen")
+@click.version_option(None, "--version", "-V", package_name="nimgen", prog_name="nimgen")
 @click.option("--debug", is_flag=True, help="Show a traceback for unexpected errors.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
@@ -80,6 +80,9 @@ def render(debug: bool, env_files: tuple[Path, ...], output: Path | None, dry_ru
     nothing is written unless all files are valid. Rendering the same input twice changes
     nothing; files nimgen did not generate are never touched.
     """
+    # Each command imports what it needs: start-up time counts in pre-commit hooks and CI.
+    from nimgen.pipeline import render_files
+
     with _error_boundary(debug):
         results = render_files(list(env_files), output=output, dry_run=dry_run)
         _report(results, quiet=quiet, dry_run=dry_run, echo=lambda text: click.echo(text, err=True))
@@ -96,9 +99,12 @@ def plan(debug: bool, env_file: Path, output_format: str) -> None:
     Per model: pool, the instance type it most likely lands on, GPUs per replica, replica range,
     GPU memory needed vs available; per pool: GPUs at min-max vs the pool's gpuLimit.
     """
+    from nimgen.pipeline import plan_environment
+    from nimgen.plan import as_json, as_text
+
     with _error_boundary(debug):
         result = plan_environment(env_file)
-        click.echo(plan_as_json(result) if output_format == "json" else plan_as_text(result), nl=False)
+        click.echo(as_json(result) if output_format == "json" else as_text(result), nl=False)
 
 
 @main.command()

@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 
 from nimgen import capacity, checks
-from nimgen.errors import ConfigError, Location, Problem, json_path
+from nimgen.errors import ConfigError, Location, Problem, UserError, json_path
 from nimgen.layering import locate, locate_key, merge
 from nimgen.model import (
     Alerts,
@@ -48,6 +48,17 @@ def _validator() -> jsonschema.Draft202012Validator:
     schema = environment_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
+
+
+def default_root(env_file: Path) -> Path:
+    """The repository root for an environment file: the folder that holds its `environments/` folder."""
+    folder = env_file.resolve().parent
+    if folder.name != "environments":
+        raise UserError(
+            f"cannot tell where to write for {env_file}: it is not in an environments/ folder",
+            hint="keep environment files in <repository>/environments/, or pass --output DIR",
+        )
+    return folder.parent
 
 
 def display_path(path: Path, root: Path) -> str:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nimgen import writer
-from nimgen.environment import load_environment
-from nimgen.errors import ConfigError, Location, Problem, UserError
+from nimgen.environment import default_root, load_environment
+from nimgen.errors import ConfigError, Location, Problem
 from nimgen.model import Environment
 from nimgen.plan import Plan, plan
 from nimgen.render import Tree, render_environment
@@ -21,17 +21,6 @@ class RenderResult:
     root: Path
     changes: list[writer.Change]
     warnings: tuple[Problem, ...] = ()
-
-
-def default_root(env_file: Path) -> Path:
-    """The repository root for an environment file: the folder that holds its `environments/` folder."""
-    folder = env_file.resolve().parent
-    if folder.name != "environments":
-        raise UserError(
-            f"cannot tell where to write for {env_file}: it is not in an environments/ folder",
-            hint="keep environment files in <repository>/environments/, or pass --output DIR",
-        )
-    return folder.parent
 
 
 def render_files(env_files: list[Path], *, output: Path | None = None, dry_run: bool = False) -> list[RenderResult]:

@@ -53,6 +53,8 @@ def chart_values(env: Environment, model: Model) -> dict[str, Any]:
                                "interval": env.observability.scrape_interval},
             "prometheusRule": {"enabled": True, "groups": observability.alert_groups(env, model)},
         }
+        # The model's NetworkPolicy admits the scraper from the monitoring stack's namespace.
+        values["networkPolicy"] = {"prometheus": {"namespace": env.observability.namespace}}
     if model.do_not_disrupt:
         # Karpenter then leaves the node alone for consolidation and drift (not expiry or Spot loss).
         values["podAnnotations"] = {"karpenter.sh/do-not-disrupt": "true"}

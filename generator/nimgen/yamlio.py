@@ -40,8 +40,9 @@ class LList(list):  # type: ignore[type-arg]
         self.item_locs: list[Location | None] = [None] * len(self)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads YAML 1.2 exponent floats such as `8e9` as numbers (YAML 1.1 wants `8.0e+9`)."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """SafeLoader (libyaml's parser when available: several times faster on a hundred-model file, with the
+    same marks) that also reads YAML 1.2 exponent floats such as `8e9` as numbers (YAML 1.1 wants `8.0e+9`)."""
 
 
 _Loader.add_implicit_resolver(

@@ -118,6 +118,21 @@ node and after every reschedule, must run the same NIM build.
 {{- end }}
 
 {{/*
+Image pull policy: image.pullPolicy when set, else IfNotPresent for a digest (its bytes cannot change) and
+Always for a tag (each container start resolves the tag again and re-checks the pull secret; cached
+layers are not downloaded again).
+*/}}
+{{- define "nim-llm.imagePullPolicy" -}}
+{{- if .Values.image.pullPolicy }}
+{{- .Values.image.pullPolicy }}
+{{- else if .Values.image.digest }}
+{{- "IfNotPresent" }}
+{{- else }}
+{{- "Always" }}
+{{- end }}
+{{- end }}
+
+{{/*
 Headless Service that gives StatefulSet pods stable DNS names (the StatefulSet's serviceName).
 */}}
 {{- define "nim-llm.headlessServiceName" -}}

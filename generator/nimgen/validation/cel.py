@@ -12,10 +12,13 @@ function cel-python lacks is reported as unevaluated, never as passed.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import operator
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import celpy
@@ -205,15 +208,43 @@ def _to_cel(value: Any, node: _Node | None, cache: dict[tuple[int, int], celtype
     return converted
 
 
+def _cached_parser() -> None:
+    """Build cel-python's CEL parser with Lark's grammar cache: the LALR analysis takes ~0.4 s per process,
+    more than checking every manifest of an environment; the cache (keyed by grammar and options) loads fast."""
+    from celpy.celparser import CELParser
+
+    if CELParser.CEL_PARSER is not None:
+        return
+    import lark
+
+    from nimgen.validation.schemas import cache_dir
+
+    grammar = (Path(celpy.__file__).parent / "cel.lark").read_text(encoding="utf-8")
+    # In the user's own cache folder, not a shared temporary one: Lark's cache is a pickle.
+    folder = cache_dir().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(grammar.encode()).hexdigest()[:16]  # a new cel-python grammar gets a new file
+    cache = folder / f"cel-lark-{lark.__version__}-{digest}.cache"
+    # The same options cel-python's own CELParser uses, plus the cache.
+    CELParser.CEL_PARSER = lark.Lark(grammar, parser="lalr", start="expr", debug=True, g_regex_flags=re.MULTILINE,
+                                     lexer_callbacks={"IDENT": CELParser.ambiguous_literals},
+                                     propagate_positions=True, maybe_placeholders=False, priority="invert",
+                                     tree_class=Tree, cache=str(cache))
+
+
 class CelProgram:
     """The CEL rules of one CRD schema, compiled once and reused for every manifest of that kind."""
 
     def __init__(self, root: _Node, rules: tuple[CelRule, ...], unevaluated: tuple[CelUnevaluated, ...]) -> None:
         self._root, self._rules, self._unevaluated = root, rules, unevaluated
+        # A rule's outcome depends only on the value bound to `self`: manifests of one kind repeat most
+        # values (every pool's EC2NodeClass spec, every requirement key), so each is evaluated once.
+        self._outcomes: dict[tuple[int, str], list[CelViolation | CelUnevaluated | None]] = {}
 
     @classmethod
     def from_schema(cls, schema: dict[str, Any]) -> CelProgram:
         """Compile every `x-kubernetes-validations` rule reachable via properties/items/additionalProperties."""
+        _cached_parser()
         env = celpy.Environment()
         rules: list[CelRule] = []
         skipped: list[CelUnevaluated] = []
@@ -289,12 +320,17 @@ class CelProgram:
             if value is None or not node.active:
                 return
             unevaluated.update(dict.fromkeys(node.skipped))
-            bound = {"self": _to_cel(value, node, cache)} if node.rules else {}
-            for outcome in (_evaluate(compiled, bound, path) for compiled in node.rules):
-                if isinstance(outcome, CelViolation):
-                    violations.append(outcome)
-                elif outcome is not None:
-                    unevaluated[outcome] = None
+            if node.rules:
+                key = (id(node), json.dumps(value, sort_keys=True, separators=(",", ":"), default=str))
+                outcomes = self._outcomes.get(key)
+                if outcomes is None:
+                    bound = {"self": _to_cel(value, node, cache)}
+                    outcomes = self._outcomes[key] = [_evaluate(compiled, bound, "$") for compiled in node.rules]
+                for outcome in outcomes:
+                    if isinstance(outcome, CelViolation):
+                        violations.append(replace(outcome, path=path + outcome.path[1:]))
+                    elif outcome is not None:
+                        unevaluated[outcome] = None
             if isinstance(value, dict) and node.is_struct:
                 for name, sub in node.props.items():
                     walk(sub, _child(value, name, sub), path + _segment(name))

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nimgen import helm
-from nimgen.environment import load_environment
+from nimgen.environment import default_root, load_environment
 from nimgen.errors import ConfigError, Problem, UserError
 from nimgen.model import Environment
-from nimgen.pipeline import default_root
 from nimgen.validation import crossref, policy
 from nimgen.validation.findings import Finding, Report, Severity, object_ref
 from nimgen.validation.schemas import MissingSchema, SchemaLocation, Schemas
-from nimgen.validation.sources import Applied, AppResult, applications, argocd_manifests, render_applications
+from nimgen.validation.sources import Applied, AppResult, applications, argocd_manifests, rendering
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,13 @@ class _Checker:
 
         key = (schemas.version, api_version, kind)
         if key not in self._cel:
-            self._cel[key] = CelProgram.from_schema(schemas.crd_schema(api_version, kind))
+            schema = schemas.crd_schema(api_version, kind)
+            # Most CRDs carry no rule at all (Argo CD's, Prometheus Operator's): skip walking their schema.
+            has_rules = "x-kubernetes-validations" in json.dumps(schema)
+            self._cel[key] = CelProgram.from_schema(schema) if has_rules else None
         program = self._cel[key]
+        if program is None:
+            return
         violations, unevaluated = program.check(applied.obj)
         for violation in violations:
             report.add(Finding("error", "cel", violation.message, path=violation.path.removeprefix("$.").lstrip("$"),
@@ -117,14 +122,19 @@ def validate(env_files: list[Path], options: Options, engine: helm.Engine | None
                                hint=f"run 'nimgen render {env.source}' and commit the result"))
             continue
         apps = applications(manifests)
-        results = render_applications(root, env, apps, engine, options.chart_cache)
+        results: list[AppResult] = []
+        with rendering(root, env, apps, engine, options.chart_cache) as stream:
+            # Checked while Helm renders on the worker threads, then each result as it arrives.
+            for item in manifests:
+                checker.check(env, item, report)
+            for result in stream:
+                results.append(result)
+                for item in result.objects:
+                    checker.check(env, item, report)
         report.applications += len(apps)
         report.checked += [(env.name, result.name) for result in results]
+        report.manifests += len(manifests) + sum(len(result.objects) for result in results)
         _render_findings(env, results, report)
-        applied = manifests + [obj for result in results for obj in result.objects]
-        report.manifests += len(applied)
-        for item in applied:
-            checker.check(env, item, report)
         for finding in crossref.check(env, manifests, results):
             report.add(finding)
         for finding in policy.check(env, manifests, results):

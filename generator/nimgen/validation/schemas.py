@@ -1,7 +1,9 @@
 """Schemas of everything a cluster accepts: Kubernetes' own (kubernetes-validate) and CRDs (kubeconform locations).
 
 Every schema is read and compiled once per run and kept by (apiVersion, kind); validating a
-manifest is then one pass of an already built validator.
+manifest is then one pass of an already built validator. The validators are jsonschema-rs (compiled
+Rust): a hundred-model environment has about a thousand manifests, and pure-Python validation of
+Kubernetes' heavily $ref'd schemas would cost more than everything else together.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-from referencing import Registry, Resource
+import jsonschema_rs
 
 from nimgen.errors import UserError
 
@@ -30,6 +31,8 @@ _TEMPLATE_VAR = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
 _KNOWN_VARS = {"Group", "ResourceKind", "ResourceAPIVersion", "KindSuffix", "NormalizedKubernetesVersion",
                "StrictSuffix"}
 FETCH_TIMEOUT_SECONDS = 10
+# Base URI the built-in schemas are registered under, so their relative $refs resolve in memory.
+_BUILTIN_BASE = "file:///kubernetes-json-schema/"
 
 
 class MissingSchema(Exception):
@@ -127,7 +130,7 @@ class Schemas:
         self._builtin_dir = Path(str(kv.importlib_resources.files("kubernetes_validate"))) / \
             "kubernetes-json-schema" / f"v{usable[-1]}-local-strict"
         self.locations = locations
-        self._validators: dict[tuple[str, str], jsonschema.protocols.Validator] = {}
+        self._validators: dict[tuple[str, str], Any] = {}
         self._crd_schemas: dict[tuple[str, str], dict[str, Any]] = {}
 
     @cached_property
@@ -135,9 +138,10 @@ class Schemas:
         return frozenset(path.name for path in self._builtin_dir.iterdir())
 
     @cached_property
-    def _registry(self) -> Registry[Any]:
+    def _registry(self) -> jsonschema_rs.Registry:
+        # The kind schemas refer to "_definitions.json#/definitions/..." relative to their own location.
         definitions = json.loads((self._builtin_dir / "_definitions.json").read_text(encoding="utf-8"))
-        return Resource.from_contents(definitions) @ Registry()
+        return jsonschema_rs.Registry([(f"{_BUILTIN_BASE}_definitions.json", definitions)])
 
     def _builtin_file(self, api_version: str, kind: str) -> str | None:
         # kubernetes-validate's naming: rbac.authorization.k8s.io/v1 -> rbac-v1; v1 -> v1.
@@ -175,7 +179,7 @@ class Schemas:
             tried.append(where)
         raise MissingSchema(f"no schema for {kind} ({api_version}); looked in: {', '.join(tried) or 'nowhere'}")
 
-    def validator(self, api_version: str, kind: str) -> jsonschema.protocols.Validator:
+    def validator(self, api_version: str, kind: str) -> Any:
         """The compiled validator for a kind (built once); MissingSchema when there is none."""
         key = (api_version, kind)
         found = self._validators.get(key)
@@ -183,23 +187,50 @@ class Schemas:
             builtin = self._builtin_file(api_version, kind)
             if builtin:
                 schema = json.loads((self._builtin_dir / builtin).read_text(encoding="utf-8"))
-                found = jsonschema.Draft202012Validator(schema, registry=Resource.from_contents(schema) @ self._registry)
+                found = jsonschema_rs.Draft202012Validator(schema, registry=self._registry, validate_formats=False,
+                                                           base_uri=f"{_BUILTIN_BASE}{builtin}")
             else:
                 # CRD schemas are OpenAPI v3 subsets; Draft 7 reads them as the API server means them.
-                found = jsonschema.Draft7Validator(self.crd_schema(api_version, kind))
+                # Formats (int32, int-or-string, ...) are OpenAPI's, not JSON Schema's: not checked.
+                found = jsonschema_rs.Draft7Validator(_ecma_patterns(self.crd_schema(api_version, kind)),
+                                                      validate_formats=False)
             self._validators[key] = found
         return found
 
     def errors(self, obj: dict[str, Any]) -> list[tuple[str, str]]:
         """(field path, message) of every schema violation, sorted by path."""
         validator = self.validator(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
-        found = []
-        try:
-            for error in validator.iter_errors(obj):
-                found.append((field_path(error.absolute_path), _short(error.message)))
-        except re.error as error:  # a Go-only regex in an upstream schema (see the catalog's caveats)
-            found.append(("", f"the schema has a pattern Python cannot evaluate: {error}"))
-        return sorted(found)
+        return sorted((field_path(error.instance_path), _short(error.message)) for error in validator.iter_errors(obj))
+
+
+def _case_folded(pattern: str) -> str:
+    """Go's inline `(?i)` (which JSON Schema's ECMA-262 regexes lack) as explicit [aA] classes."""
+    out, in_class, escaped = [], False, False
+    for char in pattern.replace("(?i)", ""):
+        if escaped:
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            out.append(char)
+            escaped = True
+        elif char in "[]":
+            in_class = char == "["
+            out.append(char)
+        elif char.isascii() and char.isalpha() and not in_class:
+            out.append(f"[{char.lower()}{char.upper()}]")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _ecma_patterns(schema: Any) -> Any:
+    """The schema with Go-only `(?i)` patterns rewritten (e.g. PrometheusRule's partial_response_strategy)."""
+    if isinstance(schema, dict):
+        return {key: _case_folded(value) if key == "pattern" and isinstance(value, str) and "(?i)" in value
+                else _ecma_patterns(value) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_ecma_patterns(item) for item in schema]
+    return schema
 
 
 def field_path(parts: Any) -> str:

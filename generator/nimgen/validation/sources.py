@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,9 +187,14 @@ def cluster_api_versions(env: Environment) -> tuple[str, ...]:
     return tuple(sorted(versions))
 
 
-def render_applications(root: Path, env: Environment, apps: list[Applied], engine: helm.Engine,
-                        chart_cache: Path | None) -> list[AppResult]:
-    """Render every Application's source concurrently (the Helm engine releases the GIL while it renders)."""
+@contextmanager
+def rendering(root: Path, env: Environment, apps: list[Applied], engine: helm.Engine,
+              chart_cache: Path | None) -> Iterator[Iterator[AppResult]]:
+    """Start rendering every Application's source on worker threads and give their results as they finish.
+
+    Helm renders in Go with the GIL released, so the caller checks what is already there (and the
+    results that have arrived) while the rest render.
+    """
     jobs = [_job(applied, root, env, chart_cache) for applied in apps]
     api_versions = cluster_api_versions(env)
 
@@ -210,16 +216,28 @@ def render_applications(root: Path, env: Environment, apps: list[Applied], engin
                 continue
             for doc in load_all_plain(text):
                 if isinstance(doc, dict):
-                    # Argo CD puts namespaced objects without a namespace into the destination namespace.
                     result.objects.append(Applied(doc, result.name, path))
+        # Argo CD puts namespaced objects without a namespace into the destination namespace.
         for applied in result.objects:
             metadata = applied.obj.setdefault("metadata", {})
             if _namespaced(applied.obj):
                 metadata.setdefault("namespace", namespace)
         return result
 
+    # Lowest sync wave first, as Argo CD applies them: the platform (node pools, with the slow-to-check CEL
+    # rules) is rendered, and checked, while the models are still rendering.
+    jobs.sort(key=lambda job: (wave(job.applied.obj), job.applied.file))
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-        return list(pool.map(run, jobs))
+        futures = [pool.submit(run, job) for job in jobs]
+        yield (future.result() for future in as_completed(futures))
+
+
+def render_applications(root: Path, env: Environment, apps: list[Applied], engine: helm.Engine,
+                        chart_cache: Path | None) -> list[AppResult]:
+    """Every Application's rendered source, in the order of `apps`."""
+    with rendering(root, env, apps, engine, chart_cache) as results:
+        done = {(result.file, result.name): result for result in results}
+    return [done[(applied.file, str(applied.obj["metadata"]["name"]))] for applied in apps]
 
 
 # Cluster-scoped kinds nimgen's charts and the usual platform charts render.

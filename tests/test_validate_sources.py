@@ -1,0 +1,171 @@
+"""Where `nimgen validate` gets schemas and charts: folders, kubeconform templates, URLs (fetched once), chart caches,
+and a `helm` binary when the in-process engine is missing."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import sys
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import run
+from nimgen import helm
+from nimgen.validation.runner import Options
+from nimgen.validation.runner import validate as run_validate
+from nimgen.validation.schemas import SchemaLocation
+from nimgen.yamlio import dump, load_plain
+from test_validate import add_manifests
+
+TEMPLATE = "{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
+
+
+@pytest.fixture()
+def repo_copy(rendered_repo: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(rendered_repo, tmp_path / "repo"))
+
+
+@pytest.fixture()
+def schema_server(crd_schemas: Path) -> Iterator[tuple[str, list[str]]]:
+    """The CRD schema folder over HTTP on 127.0.0.1, recording every request path."""
+    requests: list[str] = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            requests.append(self.path)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(crd_schemas)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _prod(root: Path) -> Path:
+    return root / "environments" / "prod.yaml"
+
+
+def test_kubeconform_template_location(rendered_repo: Path, crd_schemas: Path) -> None:
+    result = run("validate", _prod(rendered_repo), "--schema-location", f"{crd_schemas}/{TEMPLATE}")
+    assert result.exit_code == 0, result.output
+
+
+def test_location_from_the_environment(rendered_repo: Path, crd_schemas: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("NIMGEN_SCHEMA_LOCATION", str(crd_schemas))
+    result = run("validate", _prod(rendered_repo))
+    assert result.exit_code == 0, result.output
+
+
+def test_unknown_template_variable_is_refused(rendered_repo: Path) -> None:
+    result = run("validate", _prod(rendered_repo), "--schema-location", "/x/{{.Kind}}.json")
+    assert result.exit_code == 1
+    assert "error: schema location /x/{{.Kind}}.json uses unknown variables: Kind" in result.output
+
+
+def test_url_schemas_are_fetched_once_into_the_cache(rendered_repo: Path, schema_server: Any, tmp_path: Path,
+                                                     monkeypatch: Any) -> None:
+    base, requests = schema_server
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = run("validate", _prod(rendered_repo), "--schema-location", f"{base}/{TEMPLATE}")
+    assert first.exit_code == 0, first.output
+    fetched = sorted(requests)
+    assert "/argoproj.io/application_v1alpha1.json" in fetched and len(fetched) == len(set(fetched))
+    assert list((tmp_path / "cache" / "nimgen" / "schemas").glob("*.json"))
+    requests.clear()
+    second = run("validate", _prod(rendered_repo), "--schema-location", f"{base}/{TEMPLATE}")
+    assert second.exit_code == 0 and requests == []  # everything came from the cache
+    assert second.output == first.output
+
+
+def test_offline_catalog_names_the_missing_schema(rendered_repo: Path, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # Port 9 (discard) on 127.0.0.1 has no server here: the fetch fails the way it does offline.
+    result = run("validate", _prod(rendered_repo), "--schema-location", f"http://127.0.0.1:9/{TEMPLATE}")
+    assert result.exit_code == 1
+    assert ("[schema] cannot fetch http://127.0.0.1:9/argoproj.io/application_v1alpha1.json" in result.output)
+    assert "hint: give --schema-location DIR (or set NIMGEN_SCHEMA_LOCATION)" in result.output
+
+
+def test_external_chart_from_the_chart_cache(repo_copy: Path, crd_schemas: Path, tmp_path: Path) -> None:
+    import helm_python
+
+    chart = repo_copy / "charts" / "nim-observability"
+    version = load_plain((chart / "Chart.yaml").read_text())["version"]
+    cache = tmp_path / "charts"
+    cache.mkdir()
+    helm_python.package(str(chart), destination=str(cache))
+    assert (cache / f"nim-observability-{version}.tgz").is_file()
+    platform = load_plain((repo_copy / "argocd/prod/apps/platform/nim-observability.yaml").read_text())
+    app = {**platform, "metadata": {**platform["metadata"], "name": "dashboards-from-repo"}}
+    app["spec"] = {**platform["spec"], "source": {
+        "repoURL": "https://prometheus-community.github.io/helm-charts", "chart": "nim-observability",
+        "targetRevision": version, "helm": platform["spec"]["source"]["helm"]}}
+    add_manifests(repo_copy, app)
+    without = run("validate", _prod(repo_copy), "--schema-location", str(crd_schemas))
+    assert "notice: prod/dashboards-from-repo Application argocd/dashboards-from-repo: [render] not rendered " \
+           "offline: chart nim-observability" in without.output
+    cached = run("validate", _prod(repo_copy), "--schema-location", str(crd_schemas), "--chart-cache", str(cache))
+    assert cached.exit_code == 0, cached.output
+    assert "dashboards-from-repo" not in cached.output
+    count = [int(line.split()[0]) for line in (without.output, cached.output) for line in [line.splitlines()[-1]]]
+    assert count[1] == count[0] + 1  # the dashboard ConfigMap, rendered from the archive
+
+
+# `helm template` as the real CLI takes it (flags only; the rendering is Helm's, through the SDK).
+HELM_SHIM = '''#!{python}
+import argparse, json, sys
+import helm_python
+from helm_python import _native
+parser = argparse.ArgumentParser()
+parser.add_argument("command", choices=["template"])
+parser.add_argument("release")
+parser.add_argument("chart")
+parser.add_argument("--namespace", required=True)
+parser.add_argument("--kube-version", required=True)
+parser.add_argument("--include-crds", action="store_true")
+parser.add_argument("--values", action="append", default=[])
+parser.add_argument("--api-versions", action="append", default=[])
+args = parser.parse_args()
+values = {{}}
+for path in args.values:
+    values.update(json.load(open(path)))
+options = {{"name": args.release, "namespace": args.namespace, "kube_version": args.kube_version,
+           "api_versions": args.api_versions}}
+with helm_python.Chart.load(args.chart) as chart:
+    rendered = json.loads(_native.call_string("helm_render", chart._raw(), json.dumps(values), json.dumps(options)))
+for path, text in sorted(rendered.items()):
+    for document in text.split("\\n---\\n"):
+        if document.strip():
+            sys.stdout.write("---\\n# Source: " + path + "\\n" + document.strip("-\\n") + "\\n")
+'''
+
+
+def test_helm_binary_engine_matches_the_in_process_one(rendered_repo: Path, crd_schemas: Path, tmp_path: Path) -> None:
+    shim = tmp_path / "bin" / "helm"
+    shim.parent.mkdir()
+    shim.write_text(HELM_SHIM.format(python=sys.executable))
+    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    options = Options((SchemaLocation.parse(str(crd_schemas)),))
+    binary = run_validate([_prod(rendered_repo)], options, engine=helm.BinaryEngine(str(shim)))
+    in_process = run_validate([_prod(rendered_repo)], options, engine=helm.engine())
+    assert binary.manifests == in_process.manifests and binary.manifests > 30
+    assert binary.sorted_findings() == in_process.sorted_findings()
+
+
+def test_split_manifests_keeps_documents_of_one_template_together() -> None:
+    text = "---\n# Source: c/templates/a.yaml\nkind: A\n---\n# Source: c/templates/b.yaml\nkind: B1\n" \
+           "---\n# Source: c/templates/b.yaml\nkind: B2\n"
+    assert helm.split_manifests(text) == {"c/templates/a.yaml": "kind: A\n",
+                                          "c/templates/b.yaml": "kind: B1\n---\nkind: B2\n"}
+
+
+def test_dump_roundtrip_helper_is_stable() -> None:
+    assert load_plain(dump({"a": [1, {"b": "c"}]})) == {"a": [1, {"b": "c"}]}
