@@ -14,7 +14,14 @@ from nimgen.model import Environment
 from nimgen.validation import crossref, policy
 from nimgen.validation.findings import Finding, Report, Severity, object_ref
 from nimgen.validation.schemas import MissingSchema, SchemaLocation, Schemas
-from nimgen.validation.sources import Applied, AppResult, applications, argocd_manifests, rendering
+from nimgen.validation.sources import (
+    Applied,
+    AppResult,
+    Renderer,
+    TreeError,
+    is_application,
+    iter_argocd_manifests,
+)
 
 
 @dataclass(frozen=True)
@@ -116,22 +123,29 @@ def validate(env_files: list[Path], options: Options, engine: helm.Engine | None
     report = Report()
     for env, root in loaded:
         report.environments.append(env.name)
-        manifests, trouble = argocd_manifests(root, env)
-        if trouble:
-            report.add(Finding("error", "tree", trouble, environment=env.name,
-                               hint=f"run 'nimgen render {env.source}' and commit the result"))
-            continue
-        apps = applications(manifests)
+        manifests: list[Applied] = []
         results: list[AppResult] = []
-        with rendering(root, env, apps, engine, options.chart_cache) as stream:
+        apps = 0
+        with Renderer(root, env, engine, options.chart_cache) as renderer:
+            try:
+                # Each Application starts rendering as soon as its file is read.
+                for item in iter_argocd_manifests(root, env):
+                    manifests.append(item)
+                    if is_application(item):
+                        renderer.submit(item)
+                        apps += 1
+            except TreeError as trouble:
+                report.add(Finding("error", "tree", str(trouble), environment=env.name,
+                                   hint=f"run 'nimgen render {env.source}' and commit the result"))
+                continue
             # Checked while Helm renders on the worker threads, then each result as it arrives.
             for item in manifests:
                 checker.check(env, item, report)
-            for result in stream:
+            for result in renderer.results():
                 results.append(result)
                 for item in result.objects:
                     checker.check(env, item, report)
-        report.applications += len(apps)
+        report.applications += apps
         report.checked += [(env.name, result.name) for result in results]
         report.manifests += len(manifests) + sum(len(result.objects) for result in results)
         _render_findings(env, results, report)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,34 +58,57 @@ def wave(obj: dict[str, Any]) -> int:
         return 0
 
 
-def argocd_manifests(root: Path, env: Environment) -> tuple[list[Applied], str]:
-    """root.yaml and every manifest under argocd/<env>/apps/ (the root Application's recursive directory)."""
+class TreeError(Exception):
+    """The committed tree cannot be read as Argo CD would (missing folder, broken YAML)."""
+
+
+def _reading_order(path: Path, apps: Path) -> tuple[int, str]:
+    # nimgen's layout syncs apps/*.yaml (projects) and apps/platform/ before apps/models/: read them first
+    # so their renders start first.
+    relative = path.relative_to(apps)
+    return (0 if len(relative.parts) == 1 or relative.parts[0] == "platform" else 1, relative.as_posix())
+
+
+def iter_argocd_manifests(root: Path, env: Environment) -> Iterator[Applied]:
+    """root.yaml, then every manifest under argocd/<env>/apps/ (the root Application's recursive directory)."""
     folder = root / "argocd" / env.name
     if not folder.is_dir():
-        return [], f"argocd/{env.name}/ does not exist"
-    found: list[Applied] = []
-    root_file = folder / "root.yaml"
-    files = ([root_file] if root_file.is_file() else []) + sorted((folder / "apps").rglob("*.y*ml"))
+        raise TreeError(f"argocd/{env.name}/ does not exist")
+    root_file, apps = folder / "root.yaml", folder / "apps"
+    files = ([root_file] if root_file.is_file() else []) + sorted(
+        (path for path in apps.rglob("*.y*ml")), key=lambda path: _reading_order(path, apps))
+    root_name = ""
     for path in files:
         relative = path.relative_to(root).as_posix()
         try:
-            documents = load_all_plain(path.read_text(encoding="utf-8"))
+            documents = [doc for doc in load_all_plain(path.read_text(encoding="utf-8")) if isinstance(doc, dict)]
         except yaml.YAMLError as error:
-            return found, f"{relative} is not valid YAML: {error}"
-        application = "" if path == root_file else _root_name(found)
-        found += [Applied(doc, application, relative) for doc in documents if isinstance(doc, dict)]
+            raise TreeError(f"{relative} is not valid YAML: {error}") from None
+        if path == root_file:
+            root_name = next((str(d["metadata"]["name"]) for d in documents
+                              if (d.get("apiVersion"), d.get("kind")) == APPLICATION), "")
+        for doc in documents:
+            yield Applied(doc, "" if path == root_file else root_name, relative)
+
+
+def argocd_manifests(root: Path, env: Environment) -> tuple[list[Applied], str]:
+    """Every manifest iter_argocd_manifests() reads, or what stopped it."""
+    found: list[Applied] = []
+    try:
+        found.extend(iter_argocd_manifests(root, env))
+    except TreeError as error:
+        return found, str(error)
     return found, ""
 
 
-def _root_name(found: list[Applied]) -> str:
-    roots = [a.obj["metadata"]["name"] for a in found if a.file.endswith("/root.yaml")
-             and (a.obj.get("apiVersion"), a.obj.get("kind")) == APPLICATION]
-    return str(roots[0]) if roots else ""
+def is_application(applied: Applied) -> bool:
+    """An Application synced by the root Application (not the root itself)."""
+    return (applied.obj.get("apiVersion"), applied.obj.get("kind")) == APPLICATION and bool(applied.application)
 
 
 def applications(manifests: list[Applied]) -> list[Applied]:
     """The Applications among the manifests the root Application syncs."""
-    return [m for m in manifests if (m.obj.get("apiVersion"), m.obj.get("kind")) == APPLICATION and m.application]
+    return [m for m in manifests if is_application(m)]
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -187,18 +209,32 @@ def cluster_api_versions(env: Environment) -> tuple[str, ...]:
     return tuple(sorted(versions))
 
 
-@contextmanager
-def rendering(root: Path, env: Environment, apps: list[Applied], engine: helm.Engine,
-              chart_cache: Path | None) -> Iterator[Iterator[AppResult]]:
-    """Start rendering every Application's source on worker threads and give their results as they finish.
+class Renderer:
+    """Renders Applications on worker threads as they are submitted; results come back as they finish.
 
-    Helm renders in Go with the GIL released, so the caller checks what is already there (and the
-    results that have arrived) while the rest render.
+    Helm renders in Go with the GIL released, so the caller reads and checks the tree meanwhile.
     """
-    jobs = [_job(applied, root, env, chart_cache) for applied in apps]
-    api_versions = cluster_api_versions(env)
 
-    def run(job: RenderJob) -> AppResult:
+    def __init__(self, root: Path, env: Environment, engine: helm.Engine, chart_cache: Path | None) -> None:
+        self.root, self.env, self.engine, self.chart_cache = root, env, engine, chart_cache
+        self.api_versions = cluster_api_versions(env)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
+        self._futures: list[Future[AppResult]] = []
+
+    def __enter__(self) -> Renderer:  # noqa: PYI034 - typing.Self needs Python 3.11
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, applied: Applied) -> None:
+        self._futures.append(self._pool.submit(self._run, _job(applied, self.root, self.env, self.chart_cache)))
+
+    def results(self) -> Iterator[AppResult]:
+        for future in as_completed(self._futures):
+            yield future.result()
+
+    def _run(self, job: RenderJob) -> AppResult:
         result = AppResult(job.applied.obj, job.applied.file, notice=job.notice, error=job.error)
         if job.chart is None:
             return result
@@ -206,8 +242,8 @@ def rendering(root: Path, env: Environment, apps: list[Applied], engine: helm.En
         release = (spec["source"].get("helm") or {}).get("releaseName") or result.name
         namespace = (spec.get("destination") or {}).get("namespace") or "default"
         try:
-            rendered = engine.template(job.chart, job.values, release=release, namespace=namespace,
-                                       kube_version=env.kubernetes_version, api_versions=api_versions)
+            rendered = self.engine.template(job.chart, job.values, release=release, namespace=namespace,
+                                            kube_version=self.env.kubernetes_version, api_versions=self.api_versions)
         except helm.HelmError as error:
             result.error = f"helm template failed: {error}"
             return result
@@ -224,19 +260,14 @@ def rendering(root: Path, env: Environment, apps: list[Applied], engine: helm.En
                 metadata.setdefault("namespace", namespace)
         return result
 
-    # Lowest sync wave first, as Argo CD applies them: the platform (node pools, with the slow-to-check CEL
-    # rules) is rendered, and checked, while the models are still rendering.
-    jobs.sort(key=lambda job: (wave(job.applied.obj), job.applied.file))
-    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-        futures = [pool.submit(run, job) for job in jobs]
-        yield (future.result() for future in as_completed(futures))
-
 
 def render_applications(root: Path, env: Environment, apps: list[Applied], engine: helm.Engine,
                         chart_cache: Path | None) -> list[AppResult]:
     """Every Application's rendered source, in the order of `apps`."""
-    with rendering(root, env, apps, engine, chart_cache) as results:
-        done = {(result.file, result.name): result for result in results}
+    with Renderer(root, env, engine, chart_cache) as renderer:
+        for applied in apps:
+            renderer.submit(applied)
+        done = {(result.file, result.name): result for result in renderer.results()}
     return [done[(applied.file, str(applied.obj["metadata"]["name"]))] for applied in apps]
 
 
