@@ -217,6 +217,52 @@ def _chart_failure(root: Path) -> None:
     edit_yaml(model_app(root), lambda app: values(app).update(gpu={"count": "two"}))
 
 
+@case("service-target-port", "error: prod/prod-root Service nim/by-port spec.ports[0].targetPort: [service-selector] "
+                             "targetPort 'grpc' is no container port of the pods it selects")
+def _service_port(root: Path) -> None:
+    add_manifests(root, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "by-port", "namespace": "nim"},
+                         "spec": {"selector": {"app.kubernetes.io/instance": "llama3-8b-instruct"},
+                                  "ports": [{"port": 80, "targetPort": "grpc"}]}})
+
+
+@case("servicemonitor-selector", "error: prod/prod-root ServiceMonitor nim/nothing spec.selector: [servicemonitor] "
+                                 "selects no Service")
+def _monitor_selector(root: Path) -> None:
+    add_manifests(root, {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+                         "metadata": {"name": "nothing", "namespace": "nim"},
+                         "spec": {"selector": {"matchLabels": {"app": "nobody"}}, "endpoints": [{"port": "http"}]}})
+
+
+@case("project-repo", "error: prod/prod-root Application argocd/llama3-8b-instruct spec.source.repoURL: [project] "
+                      "source https://github.com/someone-else/charts.git is not in AppProject prod's sourceRepos")
+def _project_repo(root: Path) -> None:
+    edit_yaml(model_app(root), lambda app: app["spec"]["source"].update(repoURL="https://github.com/someone-else/charts.git"))
+
+
+@case("project-cluster-kind", "error: prod/model-storage StorageClass nimgen-efs: [project] cluster-scoped "
+                              "storage.k8s.io/StorageClass is not in AppProject prod-platform's "
+                              "clusterResourceWhitelist")
+def _project_cluster_kind(root: Path) -> None:
+    def drop(project: dict[str, Any]) -> None:
+        kinds = project["spec"]["clusterResourceWhitelist"]
+        project["spec"]["clusterResourceWhitelist"] = [k for k in kinds if k["kind"] != "StorageClass"]
+    edit_yaml(root / "argocd/prod/apps/platform/project.yaml", drop)
+
+
+@case("claim-wave", "error: prod/llama3-8b-instruct StatefulSet nim/llama3-8b-instruct: [sync-wave] Application "
+                    "llama3-8b-instruct (wave 0) needs a PersistentVolumeClaim from model-storage (wave 5), which does "
+                    "not sync before it")
+def _claim_wave(root: Path) -> None:
+    edit_yaml(root / "argocd/prod/apps/platform/model-storage.yaml",
+              lambda app: app["metadata"]["annotations"].update({"argocd.argoproj.io/sync-wave": "5"}))
+
+
+@case("volume-mount", "error: prod/prod-root Deployment nim/probe spec.template.spec.containers[0].volumeMounts[0].name: "
+                      "[claim] mounts volume 'cache', which is neither a volume of the pod nor a claim template")
+def _volume_mount(root: Path) -> None:
+    add_manifests(root, deployment(container={"volumeMounts": [{"name": "cache", "mountPath": "/cache"}]}))
+
+
 @pytest.mark.parametrize("name", sorted(BROKEN))
 def test_one_broken_thing(name: str, repo_copy: Path, crd_schemas: Path) -> None:
     edit, expected = BROKEN[name]
