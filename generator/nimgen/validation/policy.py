@@ -92,7 +92,7 @@ def _non_root(env: Environment, pod: Pod) -> Iterator[Finding]:
 # Substrings every credential above (or a secret-looking key) puts into a document's JSON text: one C-speed
 # scan per document; only documents that trip it are walked value by value (a thousand manifests, almost
 # none with anything secret-looking).
-_TELLTALES = ("nvapi-", "akia", "asia", "private key-----", '"auths"')
+_TELLTALES = ("nvapi-", "akia", "asia", "private key-----", "auths")  # auths: also inside JSON strings
 _KEY_TELLTALES = tuple(f'{key}": "' for key in ("secretaccesskey", "secret_access_key", "secret-access-key",
                                                  "password", "passwd", "apikey", "api_key", "api-key", "token",
                                                  "credential", "credentials"))
