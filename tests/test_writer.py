@@ -26,7 +26,10 @@ def test_create_then_identical(tmp_path: Path) -> None:
     tree = _tree(argocd__e__a="a: 1\n", charts__c__x="x\n")
     assert _write(tmp_path, tree) == {"argocd/e/a": "create", "charts/c/x": "create", "argocd/e/generated-files.txt": "create"}
     assert set(_write(tmp_path, tree).values()) == {"identical"}
-    assert (tmp_path / "argocd/e/generated-files.txt").read_text().splitlines()[-2:] == ["argocd/e/a", "charts/c/x"]
+    record = (tmp_path / "argocd/e/generated-files.txt").read_text().splitlines()[-2:]
+    assert [line.split("  ")[0] for line in record] == ["argocd/e/a", "charts/c/x"]
+    # Each entry carries the hash of what was written, so `check` can tell a hand edit from stale output.
+    assert record[0].split("  ")[1] == writer.content_hash((tmp_path / "argocd/e/a").read_bytes())
 
 
 def test_update_and_delete_stale_files_and_empty_folders(tmp_path: Path) -> None:

@@ -71,9 +71,12 @@ def main(ctx: click.Context, debug: bool) -> None:
     help="Repository root to write into. Default: the folder that holds each file's environments/ folder.",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would change without writing anything.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for another render of the same repository to finish.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary line of each environment.")
 @click.pass_obj
-def render(debug: bool, env_files: tuple[Path, ...], output: Path | None, dry_run: bool, quiet: bool) -> None:
+def render(debug: bool, env_files: tuple[Path, ...], output: Path | None, dry_run: bool, lock_timeout: float,
+           quiet: bool) -> None:
     """Validate ENV_FILE(s) and write charts/ and argocd/<env>/ for each.
 
     Every problem in every file is reported at once (FILE:LINE:COL: $.path: message) and
@@ -84,8 +87,28 @@ def render(debug: bool, env_files: tuple[Path, ...], output: Path | None, dry_ru
     from nimgen.pipeline import render_files
 
     with _error_boundary(debug):
-        results = render_files(list(env_files), output=output, dry_run=dry_run)
+        results = render_files(list(env_files), output=output, dry_run=dry_run, lock_timeout=lock_timeout)
         _report(results, quiet=quiet, dry_run=dry_run, echo=lambda text: click.echo(text, err=True))
+
+
+@main.command()
+@click.argument("env_files", metavar="[ENV_FILE]...", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def check(debug: bool, env_files: tuple[Path, ...]) -> None:
+    """Check that the committed charts/ and argocd/<env>/ are what rendering gives now (no ENV_FILE: all).
+
+    Renders in memory and writes nothing. Lists every file that is missing, stale, hand-edited,
+    extra or in nimgen's way, with the command that fixes it; exit 1 when any is. Fast enough for a
+    pre-commit hook.
+    """
+    from nimgen.check import as_text, check_files
+    from nimgen.environment import environment_files
+
+    with _error_boundary(debug):
+        results = check_files(list(env_files) or environment_files(Path.cwd()))
+        click.echo(as_text(results), nl=False)
+    if any(result.drifts for result in results):
+        sys.exit(EXIT_USER_ERROR)
 
 
 @main.command()
@@ -127,8 +150,9 @@ def validate(debug: bool, env_files: tuple[Path, ...], schema_locations: tuple[s
     schemas (strict) and the CRD schemas (with their CEL rules where they can be evaluated), then
     checks the links between objects and serving-safety policy. Exit 1 when anything is an error.
     """
+    from nimgen.environment import environment_files
     from nimgen.validation.report import FORMATS
-    from nimgen.validation.runner import Options, environment_files
+    from nimgen.validation.runner import Options
     from nimgen.validation.runner import validate as run_validate
     from nimgen.validation.schemas import SchemaLocation, default_locations
 

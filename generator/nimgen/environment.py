@@ -61,6 +61,15 @@ def default_root(env_file: Path) -> Path:
     return folder.parent
 
 
+def environment_files(root: Path) -> list[Path]:
+    """Every environment under root/environments/ (not the _defaults.yaml layer)."""
+    folder = root / "environments"
+    found = sorted(p for p in folder.glob("*.y*ml") if not p.name.startswith("_")) if folder.is_dir() else []
+    if not found:
+        raise UserError(f"no environment files in {folder}", hint="pass ENV_FILE arguments, or run in the repository root")
+    return found
+
+
 def display_path(path: Path, root: Path) -> str:
     """`path` relative to `root` in POSIX form (what headers and messages show)."""
     return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()

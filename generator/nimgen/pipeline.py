@@ -23,8 +23,12 @@ class RenderResult:
     warnings: tuple[Problem, ...] = ()
 
 
-def render_files(env_files: list[Path], *, output: Path | None = None, dry_run: bool = False) -> list[RenderResult]:
-    """Validate every file, then write each environment's tree; raise before writing if any is invalid."""
+def render_files(env_files: list[Path], *, output: Path | None = None, dry_run: bool = False,
+                 lock_timeout: float = 60.0) -> list[RenderResult]:
+    """Validate every file, then write each environment's tree; raise before writing if any is invalid.
+
+    Writes hold the repository's lock, so concurrent renders of one repository wait for each other.
+    """
     loaded: list[tuple[Environment, Path, Tree]] = []
     problems: list[Problem] = []
     for env_file in env_files:
@@ -40,7 +44,11 @@ def render_files(env_files: list[Path], *, output: Path | None = None, dry_run: 
     _refuse_name_clashes(loaded)
     results = []
     for env, root, tree in loaded:
-        changes = writer.write(root, env.name, env.source, tree, dry_run=dry_run)
+        if dry_run:
+            changes = writer.write(root, env.name, env.source, tree, dry_run=True)
+        else:
+            with writer.repository_lock(root, lock_timeout):
+                changes = writer.write(root, env.name, env.source, tree)
         results.append(RenderResult(env.name, root, changes, env.warnings))
     return results
 

@@ -10,12 +10,17 @@ files nimgen never generated are never overwritten or deleted.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from nimgen.errors import OutputConflictError, OutputWriteError
+from filelock import FileLock, Timeout
+
+from nimgen.errors import OutputConflictError, OutputWriteError, UserError
 
 Action = Literal["create", "update", "delete", "identical"]
 RECORD_NAME = "generated-files.txt"
@@ -36,22 +41,35 @@ def record_path(env_name: str) -> PurePosixPath:
     return PurePosixPath("argocd") / env_name / RECORD_NAME
 
 
-def record_text(env_name: str, source: str, paths: list[PurePosixPath]) -> str:
-    """The ownership record: every file nimgen generated for the environment."""
+def content_hash(text: str | bytes) -> str:
+    """Short content hash recorded for each generated file (tells a hand edit from stale output)."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
+
+
+def record_text(env_name: str, source: str, files: dict[PurePosixPath, str]) -> str:
+    """The ownership record: every file nimgen generated for the environment, with its content hash."""
     lines = [
         f"# {GENERATED_MARKER} from {source}. Do not edit.",
-        "# Files nimgen generated for this environment; 'nimgen render' deletes those it no longer",
-        "# generates and never touches files missing from this list.",
+        "# Files nimgen generated for this environment and their content hashes; 'nimgen render' deletes",
+        "# those it no longer generates and never touches files missing from this list; 'nimgen check'",
+        "# tells a hand-edited file (hash differs) from stale output.",
     ]
-    return "\n".join(lines + [path.as_posix() for path in sorted(paths)]) + "\n"
+    return "\n".join(lines + [f"{path.as_posix()}  {content_hash(text)}" for path, text in sorted(files.items())]) + "\n"
 
 
-def _read_record(root: Path, relative: PurePosixPath) -> set[PurePosixPath]:
+def _read_record(root: Path, relative: PurePosixPath) -> dict[PurePosixPath, str]:
+    """Path -> recorded hash ("" in records written before hashes were)."""
     try:
         text = (root / relative).read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):
-        return set()
-    return {PurePosixPath(line.strip()) for line in text.splitlines() if line.strip() and not line.startswith("#")}
+        return {}
+    entries: dict[PurePosixPath, str] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            path, _, digest = line.strip().partition("  ")
+            entries[PurePosixPath(path)] = digest.strip()
+    return entries
 
 
 def _owned_by_others(root: Path, env_name: str) -> set[PurePosixPath]:
@@ -60,7 +78,7 @@ def _owned_by_others(root: Path, env_name: str) -> set[PurePosixPath]:
     if argocd.is_dir():
         for record in sorted(argocd.glob(f"*/{RECORD_NAME}")):
             if record.parent.name != env_name:
-                owned |= _read_record(root, record_path(record.parent.name))
+                owned |= set(_read_record(root, record_path(record.parent.name)))
     return owned
 
 
@@ -76,8 +94,8 @@ def plan(root: Path, env_name: str, source: str, tree: dict[PurePosixPath, str])
     """
     record = record_path(env_name)
     files = dict(tree)
-    files[record] = record_text(env_name, source, list(tree))
-    previous = _read_record(root, record)
+    files[record] = record_text(env_name, source, tree)
+    previous = set(_read_record(root, record))
     others = _owned_by_others(root, env_name)
     changes: list[Change] = []
     conflicts: list[Path] = []
@@ -103,6 +121,71 @@ def plan(root: Path, env_name: str, source: str, tree: dict[PurePosixPath, str])
         if _safe(relative) and (root / relative).is_file():
             changes.append(Change(relative, "delete"))
     return changes, files
+
+
+def lock_path(root: Path) -> Path:
+    """The render lock of a repository: in the user's cache folder, keyed by the repository's real path, so the
+    repository itself never holds a file nimgen did not generate."""
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nimgen" / "locks"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home (some CI runners): the machine's temporary folder
+        base = Path(tempfile.gettempdir())
+    return base / f"render-{key}.lock"
+
+
+@contextlib.contextmanager
+def repository_lock(root: Path, timeout: float) -> Iterator[None]:
+    """Hold the repository's render lock: two renders of one repository never interleave their writes."""
+    path = lock_path(root)
+    try:
+        with FileLock(str(path), timeout=timeout):
+            yield
+    except Timeout:
+        raise UserError(f"another nimgen render is writing {root} (waited {timeout:g} s for {path})",
+                        hint="wait for it to finish and render again; the lock is released when that process "
+                             "ends") from None
+
+
+DriftKind = Literal["missing", "stale", "hand-edited", "extra", "conflict"]
+
+
+@dataclass(frozen=True, order=True)
+class Drift:
+    """A committed file that differs from what rendering the environment now gives."""
+
+    path: PurePosixPath
+    kind: DriftKind
+
+
+def drift(root: Path, env_name: str, source: str, tree: dict[PurePosixPath, str]) -> list[Drift]:
+    """How the files under `root` differ from `tree` (plus its ownership record); reads, never writes."""
+    record = record_path(env_name)
+    recorded = _read_record(root, record)
+    others = _owned_by_others(root, env_name)
+    files = dict(tree)
+    files[record] = record_text(env_name, source, tree)
+    found: list[Drift] = []
+    for relative, text in sorted(files.items()):
+        target = root / relative
+        if not target.is_file():
+            found.append(Drift(relative, "conflict" if target.exists() else "missing"))
+            continue
+        current = target.read_bytes()
+        if current == text.encode("utf-8"):
+            continue
+        if relative != record and relative not in recorded and relative not in others \
+                and GENERATED_MARKER.encode() not in current[:512]:
+            found.append(Drift(relative, "conflict"))  # someone else's file where nimgen would write
+        elif recorded.get(relative) and recorded[relative] != content_hash(current):
+            found.append(Drift(relative, "hand-edited"))
+        else:
+            found.append(Drift(relative, "stale"))
+    for relative in sorted(set(recorded) - set(files) - others):
+        if _safe(relative) and (root / relative).is_file():
+            found.append(Drift(relative, "extra"))
+    return found
 
 
 def write(root: Path, env_name: str, source: str, tree: dict[PurePosixPath, str], *, dry_run: bool = False) -> list[Change]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from nimgen import helm
 from nimgen.environment import default_root, load_environment
-from nimgen.errors import ConfigError, Problem, UserError
+from nimgen.errors import ConfigError, Problem
 from nimgen.model import Environment
 from nimgen.validation import crossref, policy
 from nimgen.validation.findings import Finding, Report, Severity, object_ref
@@ -31,15 +31,6 @@ class Options:
     locations: tuple[SchemaLocation, ...]
     chart_cache: Path | None = None
     ignore_missing_schemas: bool = False
-
-
-def environment_files(root: Path) -> list[Path]:
-    """Every environment under root/environments/ (not the _defaults.yaml layer)."""
-    folder = root / "environments"
-    found = sorted(p for p in folder.glob("*.y*ml") if not p.name.startswith("_")) if folder.is_dir() else []
-    if not found:
-        raise UserError(f"no environment files in {folder}", hint="pass ENV_FILE arguments, or run in the repository root")
-    return found
 
 
 class _Checker:
