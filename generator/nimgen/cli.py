@@ -165,6 +165,50 @@ def validate(debug: bool, env_files: tuple[Path, ...], schema_locations: tuple[s
         sys.exit(EXIT_USER_ERROR)
 
 
+@main.command()
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--repo-url", metavar="URL",
+              help="Git URL Argo CD clones the new repository from. Default: DIR's git remote 'origin'.")
+@click.option("--cluster-prefix", default="nim", show_default=True,
+              help="EKS cluster names are <prefix>-dev and <prefix>-prod.")
+@click.option("--region", default="us-west-2", show_default=True, help="AWS region of the clusters.")
+@click.option("--kubernetes-version", default="1.33", show_default=True, help="EKS Kubernetes version.")
+@click.option("--nimgen-spec", metavar="REQUIREMENT", default=None,
+              help="What CI installs with pip. Default: nimgen[validate]==<this version>.")
+@click.pass_obj
+def init(debug: bool, directory: Path, repo_url: str | None, cluster_prefix: str, region: str,
+         kubernetes_version: str, nimgen_spec: str | None) -> None:
+    """Start a GitOps repository in DIR: environments, rendered charts/ and argocd/, README, CI, pre-commit.
+
+    The result passes `nimgen check` and `nimgen validate` at once. Nothing is written unless all of
+    it can be; existing files are never replaced.
+    """
+    import nimgen
+    from nimgen.scaffold import init_repository
+
+    with _error_boundary(debug):
+        url = repo_url or _origin_url(directory)
+        created = init_repository(directory, repo_url=url, cluster_prefix=cluster_prefix, region=region,
+                                  kubernetes_version=kubernetes_version,
+                                  nimgen_spec=nimgen_spec or f"nimgen[validate]=={nimgen.__version__}")
+        click.echo(f"created {len(created)} files in {directory}: environments/ (dev, prod), charts/, argocd/, "
+                   "README.md, .github/workflows/nimgen.yml, .pre-commit-config.yaml")
+        click.echo("next: fill in the cluster facts in environments/*.yaml, run 'nimgen render', commit, push")
+
+
+def _origin_url(directory: Path) -> str:
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "-C", str(directory), "remote", "get-url", "origin"], capture_output=True,
+                              text=True, check=False)
+    except OSError:
+        done = None
+    if done is None or done.returncode != 0 or not done.stdout.strip():
+        raise UserError("cannot tell the repository's URL", hint="pass --repo-url (the URL Argo CD clones it from)")
+    return done.stdout.strip()
+
+
 def _report(results: list[RenderResult], *, quiet: bool, dry_run: bool, echo: Callable[[str], None]) -> None:
     for result in results:
         for warning in result.warnings:

@@ -233,6 +233,30 @@ def write(root: Path, env_name: str, source: str, tree: dict[PurePosixPath, str]
     return changes
 
 
+def create_files(root: Path, files: dict[PurePosixPath, str]) -> None:
+    """Create new files under `root`, all or none; never replaces an existing file (UserError naming them)."""
+    existing = sorted(root / relative for relative in files if (root / relative).exists())
+    if existing:
+        raise UserError("refusing to overwrite existing files:\n" + "\n".join(f"  {path}" for path in existing),
+                        hint="choose an empty folder (or one without these files)")
+    created: list[Path] = []
+    try:
+        for relative, text in sorted(files.items()):
+            if not _safe(relative):
+                raise OutputWriteError(f"refusing to write outside the output directory: {relative}")
+            target = root / relative
+            _make_parents(target.parent)
+            with open(target, "x", encoding="utf-8") as handle:  # "x": fail rather than replace a racing file
+                handle.write(text)
+            created.append(target)
+    except OSError as exc:
+        for path in created:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise OutputWriteError(f"could not create {exc.filename}: {exc.strerror}",
+                               hint="nothing was kept; fix the cause (permissions, disk space) and try again") from None
+
+
 def _make_parents(directory: Path) -> list[Path]:
     missing: list[Path] = []
     probe = directory
