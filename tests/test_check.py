@@ -36,8 +36,8 @@ def test_hand_edit_is_named(repo_copy: Path) -> None:
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         "dev: up to date",
-        "hand-edited  argocd/prod/apps/models/llama3-8b-instruct.yaml  (edited by hand after nimgen wrote it; "
-        "change the environment file instead)",
+        ("hand-edited  argocd/prod/apps/models/llama3-8b-instruct.yaml  (edited by hand after nimgen wrote it; "
+         "change the environment file instead)"),
         "prod: 1 file out of date; fix: nimgen render environments/prod.yaml",
     ]
 

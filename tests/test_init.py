@@ -76,11 +76,11 @@ def test_pre_commit_hook_runs_nimgen_check(initialised: Path, tmp_path: Path) ->
     subprocess.run([*GIT, "init", "-q"], cwd=initialised, check=True)
     subprocess.run([*GIT, "add", "-A"], cwd=initialised, check=True)
     pre_commit = [sys.executable, "-m", "pre_commit", "run", "--all-files"]
-    clean = subprocess.run(pre_commit, cwd=initialised, env=env, capture_output=True, text=True)
+    clean = subprocess.run(pre_commit, cwd=initialised, env=env, capture_output=True, text=True, check=False)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     app = initialised / "argocd/prod/apps/models/llama3-8b-instruct.yaml"
     app.write_text(app.read_text().replace("minReplicas: 1", "minReplicas: 2"))
-    dirty = subprocess.run(pre_commit, cwd=initialised, env=env, capture_output=True, text=True)
+    dirty = subprocess.run(pre_commit, cwd=initialised, env=env, capture_output=True, text=True, check=False)
     assert dirty.returncode == 1
     assert "hand-edited  argocd/prod/apps/models/llama3-8b-instruct.yaml" in dirty.stdout
 
@@ -114,3 +114,34 @@ def test_invalid_settings_leave_nothing_behind(tmp_path: Path) -> None:
     assert "kubernetesVersion" in result.output
     assert not any(target.iterdir())
     shutil.rmtree(target)
+
+
+def test_workflow_diff_step_posts_one_comment_under_the_limit(initialised: Path, tmp_path: Path) -> None:
+    """The step's own script, run with bash in a real clone; only `gh` (GitHub's API) is a stand-in."""
+    remote = tmp_path / "remote.git"
+    subprocess.run([*GIT, "init", "-q", "--bare", str(remote)], check=True)
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "init"],
+                    ["remote", "add", "origin", str(remote)], ["push", "-q", "origin", "main"],
+                    ["checkout", "-q", "-b", "more-models"]):
+        subprocess.run([*GIT, *command], cwd=initialised, check=True)
+    prod = initialised / "environments/prod.yaml"
+    prod.write_text(prod.read_text().replace("replicas: {min: 1, max: 5}", "replicas: {min: 2, max: 5}"))
+    assert run("render", "environments/prod.yaml").exit_code == 0
+    subprocess.run([*GIT, "fetch", "-q", "origin"], cwd=initialised, check=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "gh.log"
+    (bin_dir / "gh").write_text(f'#!/bin/sh\necho "$@" >> {log}\ncat "$6" >> {log}\n')
+    (bin_dir / "gh").chmod(0o755)
+    flow = load_plain((initialised / ".github/workflows/nimgen.yml").read_text())
+    [step] = [s for s in flow["jobs"]["nimgen"]["steps"] if "nimgen diff" in s.get("run", "")]
+    env = {**os.environ, "PR": "7", "BASE_REF": "main", "GH_TOKEN": "unused",
+           "PATH": os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]])}
+    done = subprocess.run(["bash", "-c", step["run"]], cwd=initialised, env=env, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    posted = log.read_text()
+    assert posted.startswith("pr comment 7 --edit-last --body-file diff.md")
+    assert "### nimgen diff: `dev`" in posted and "### nimgen diff: `prod`" in posted
+    assert "1 model changed, +1..0 GPUs" in posted  # prod's minimum went from one replica to two
+    assert len((initialised / "diff.md").read_text()) < 65_536

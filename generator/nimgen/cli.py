@@ -209,6 +209,35 @@ def _origin_url(directory: Path) -> str:
     return done.stdout.strip()
 
 
+@main.command()
+@click.argument("env_file", metavar="ENV_FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--base", "base_ref", metavar="REF", default=None,
+              help="Git ref to compare with. Default: the merge base of HEAD with the default branch "
+                   "(origin/HEAD's target, else main, else master).")
+@click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text",
+              show_default=True, help="Report for a terminal, a pull request comment, or machines.")
+@click.option("--limit", type=click.IntRange(min=4096), default=65_536, show_default=True, metavar="CHARS",
+              help="Markdown: stay under this many characters (GitHub's comment limit; lower it when one "
+                   "comment carries several environments).")
+@click.pass_obj
+def diff(debug: bool, env_file: Path, base_ref: str | None, output_format: str, limit: int) -> None:
+    """Show what the change to ENV_FILE since REF does to the cluster: models, GPUs, $/h, every object.
+
+    Renders ENV_FILE as of REF (read through git; the work tree is never touched) and as in the work
+    tree, expands both into the Kubernetes objects Argo CD applies, and compares them field by field.
+    Exit 0 whether or not anything changes.
+    """
+    from nimgen import diffreport
+    from nimgen.diff import diff as compute
+
+    with _error_boundary(debug):
+        result = compute(env_file, base_ref)
+        if output_format == "markdown":
+            click.echo(diffreport.as_markdown(result, limit=limit), nl=False)
+        else:
+            click.echo((diffreport.as_json if output_format == "json" else diffreport.as_text)(result), nl=False)
+
+
 def _report(results: list[RenderResult], *, quiet: bool, dry_run: bool, echo: Callable[[str], None]) -> None:
     for result in results:
         for warning in result.warnings:

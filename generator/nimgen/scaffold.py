@@ -32,9 +32,11 @@ def workflow(nimgen_spec: str, default_branch: str) -> dict[str, Any]:
     diff_script = (
         "set -euo pipefail\n"
         ": > diff.md\n"
-        "for env in environments/*.yaml; do\n"
-        '  case "$(basename "$env")" in _*) continue ;; esac\n'
-        '  nimgen diff "$env" --base "origin/$BASE_REF" --format markdown >> diff.md\n'
+        "envs=$(ls environments/*.yaml | grep -v '/_')\n"
+        "# All environments share one comment, and a comment holds at most 65,536 characters.\n"
+        "limit=$(( 65000 / $(echo \"$envs\" | wc -l) ))\n"
+        "for env in $envs; do\n"
+        '  nimgen diff "$env" --base "origin/$BASE_REF" --format markdown --limit "$limit" >> diff.md\n'
         "done\n"
         "# One comment per pull request, edited on each push.\n"
         'gh pr comment "$PR" --edit-last --body-file diff.md || gh pr comment "$PR" --body-file diff.md\n'

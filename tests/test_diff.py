@@ -1,0 +1,284 @@
+"""`nimgen diff` on real git repositories: summary, object and field changes, formats, refs, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import EXAMPLE_NAMES, make_repo
+from helpers import run, tree_digest
+from nimgen import diff as diffing
+from nimgen import diffreport
+from nimgen.environment import load_environment
+from nimgen.pipeline import render_files
+from nimgen.plan import plan
+
+NEW_MODEL = """\
+  - name: llama3-8b-instruct-b
+    image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3
+    gpus: 1
+    nodePool: a10g
+    replicas: {min: 1, max: 2}
+"""
+GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_AUTHOR_NAME": "nimgen tests",
+           "GIT_AUTHOR_EMAIL": "tests@example.com", "GIT_COMMITTER_NAME": "nimgen tests",
+           "GIT_COMMITTER_EMAIL": "tests@example.com"}
+
+
+def git(root: Path, *args: str) -> str:
+    """Run git in `root` (no user or system configuration) and return its output."""
+    done = subprocess.run(["git", "-C", str(root), "-c", "commit.gpgsign=false", *args], capture_output=True,
+                          text=True, env={**os.environ, **GIT_ENV}, check=True)
+    return done.stdout
+
+
+@pytest.fixture(autouse=True)
+def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example environments rendered and committed on `main` (copied by each test, never changed)."""
+    root = make_repo(tmp_path_factory.mktemp("diff") / "repo")
+    render_files([root / "environments" / f"{name}.yaml" for name in EXAMPLE_NAMES])
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "examples")
+    return root
+
+
+@pytest.fixture
+def repo(committed: Path, tmp_path: Path) -> Path:
+    """A clone-like copy of `committed`, on a feature branch."""
+    root = tmp_path / "repo"
+    shutil.copytree(committed, root, symlinks=True)
+    git(root, "checkout", "-q", "-b", "feature")
+    return root
+
+
+def prod(root: Path) -> Path:
+    return root / "environments" / "prod.yaml"
+
+
+def report(root: Path, *args: str, env_file: Path | None = None) -> Any:
+    """`nimgen diff --format json`, parsed."""
+    result = run("diff", env_file or prod(root), "--format", "json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def keys(data: Any, change: str) -> set[tuple[str, str, str]]:
+    return {(o["kind"], o["namespace"], o["name"]) for o in data["objects"] if o["change"] == change}
+
+
+def test_added_model_summary_objects_and_formats(repo: Path, committed: Path) -> None:
+    prod(repo).write_text(prod(repo).read_text(encoding="utf-8") + NEW_MODEL, encoding="utf-8")
+    before = plan(load_environment(prod(committed), committed))
+    after = plan(load_environment(prod(repo), repo))
+    usd = (round(after.on_demand_usd_min - before.on_demand_usd_min, 2),  # type: ignore[operator]
+           round(after.on_demand_usd_max - before.on_demand_usd_max, 2))  # type: ignore[operator]
+    row = next(r for r in after.models if r.model == "llama3-8b-instruct-b")
+    assert usd == (row.on_demand_usd_min, row.on_demand_usd_max)  # one A10G node's catalog price, x1 and x2
+    headline = f"+1 model, +1..2 GPUs, +${usd[0]:.2f}..{usd[1]:.2f}/h"
+
+    data = report(repo)
+    summary = data["summary"]
+    assert summary["headline"] == headline
+    assert [(m["name"], m["change"]) for m in summary["models"]] == [("llama3-8b-instruct-b", "added")]
+    assert summary["totals"]["delta"] == {"gpus": {"min": 1, "max": 2},
+                                          "on_demand_usd_per_hour": {"min": usd[0], "max": usd[1]}}
+    a10g = next(p for p in summary["pools"] if p["pool"] == "a10g")
+    assert (a10g["before"]["gpus_min"], a10g["before"]["gpus_max"], a10g["after"]["gpus_min"],
+            a10g["after"]["gpus_max"]) == (1, 5, 2, 7)
+    name = "llama3-8b-instruct-b"
+    kinds = ("StatefulSet", "Service", "HorizontalPodAutoscaler", "ServiceAccount", "NetworkPolicy",
+             "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule")
+    assert keys(data, "added") == {("Application", "argocd", name), ("Service", "nim", f"{name}-headless"),
+                                   *((kind, "nim", name) for kind in kinds)}
+    assert keys(data, "removed") == set() and keys(data, "changed") == set()
+    assert summary["objects"]["unchanged"] > 0
+    statefulset = next(o for o in data["objects"] if o["kind"] == "StatefulSet" and o["change"] == "added")
+    container = statefulset["object"]["spec"]["template"]["spec"]["containers"][0]
+    assert statefulset["group"] == "apps"
+    assert container["image"] == "nvcr.io/nim/meta/llama3-8b-instruct:1.0.3"
+    assert "kube-prometheus-stack (kube-prometheus-stack 79.5.0)" in summary["not_rendered_offline"]
+
+    text = run("diff", prod(repo))
+    assert text.exit_code == 0
+    assert text.output.splitlines()[1] == headline
+    assert f"+ StatefulSet nim/{name} (from Application {name})" in text.output
+    assert text.output.count("Not rendered offline") == 1
+
+    markdown = run("diff", prod(repo), "--format", "markdown").output
+    order = [markdown.index(part) for part in (headline, "| Model |", "| Pool |", "<details>")]
+    assert order == sorted(order)
+    assert f"<details><summary>+ added: StatefulSet nim/{name}</summary>" in markdown
+    assert "```diff\n+ apiVersion: apps/v1\n" in markdown and len(markdown) < diffreport.COMMENT_LIMIT
+    assert "left out" not in markdown
+
+
+def test_image_tag_change_is_a_field_change(repo: Path) -> None:
+    text = prod(repo).read_text(encoding="utf-8")
+    prod(repo).write_text(text.replace("instruct:1.0.3", "instruct:1.0.4"), encoding="utf-8")
+    data = report(repo)
+    assert data["summary"]["headline"] == "1 model changed, GPUs unchanged, $/h unchanged"
+    statefulset = next(o for o in data["objects"] if (o["kind"], o["name"]) == ("StatefulSet",
+                                                                                 "llama3-8b-instruct"))
+    assert statefulset["change"] == "changed" and "object" not in statefulset
+    assert {"path": "spec.template.spec.containers[0].image", "change": "changed",
+            "before": "nvcr.io/nim/meta/llama3-8b-instruct:1.0.3",
+            "after": "nvcr.io/nim/meta/llama3-8b-instruct:1.0.4"} in statefulset["fields"]
+    assert keys(data, "added") == set() and keys(data, "removed") == set()
+
+    output = run("diff", prod(repo)).output
+    assert ("~ spec.template.spec.containers[0].image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3 -> "
+            "nvcr.io/nim/meta/llama3-8b-instruct:1.0.4") in output
+    assert "1.0.3 -> 1.0.4" in output.split("Kubernetes objects")[0]  # the model table shows the tags
+    markdown = run("diff", prod(repo), "--format", "markdown").output
+    assert ("- spec.template.spec.containers[0].image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3\n"
+            "+ spec.template.spec.containers[0].image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.4") in markdown
+
+
+def test_removed_model_and_reformatted_file(repo: Path) -> None:
+    data = report(repo)  # nothing changed yet
+    assert data["summary"]["headline"] == "no model changes, GPUs unchanged, $/h unchanged"
+    assert data["objects"] == [] and data["summary"]["objects"]["added"] == 0
+    # Reordered keys, flow style, no comments: the same environment, so still no change at all.
+    from nimgen.yamlio import dump, load_plain
+
+    document = load_plain(prod(repo).read_text(encoding="utf-8"))
+    document["models"] = [document["models"][0]]  # ... except the 70B model is gone
+    prod(repo).write_text(dump(dict(reversed(list(document.items())))), encoding="utf-8")
+    data = report(repo)
+    assert data["summary"]["headline"] == "-1 model, -8..16 GPUs, -$55.04..110.08/h"
+    assert {o["name"] for o in data["objects"] if o["change"] == "removed"} == {
+        "llama-3-1-70b-instruct", "llama-3-1-70b-instruct-headless"}
+    # Its HPA metric is gone, so prometheus-adapter stops serving it.
+    assert keys(data, "changed") == {("Application", "argocd", "prometheus-adapter")}
+    assert keys(data, "added") == set()
+
+
+def test_work_tree_is_untouched(repo: Path) -> None:
+    prod(repo).write_text(prod(repo).read_text(encoding="utf-8") + NEW_MODEL, encoding="utf-8")
+    (repo / "untracked.txt").write_text("mine\n", encoding="utf-8")
+
+    def work_tree() -> dict[str, str]:
+        return {path: digest for path, digest in tree_digest(repo).items() if not path.startswith(".git/")}
+
+    files, status, head = work_tree(), git(repo, "status", "--porcelain"), git(repo, "rev-parse", "HEAD")
+    for output_format in ("text", "json", "markdown"):
+        assert run("diff", prod(repo), "--format", output_format).exit_code == 0
+    assert run("diff", prod(repo), "--base", "main~0").exit_code == 0
+    assert work_tree() == files
+    assert git(repo, "status", "--porcelain") == status and git(repo, "rev-parse", "HEAD") == head
+    assert git(repo, "branch", "--show-current").strip() == "feature"
+
+
+def test_new_environment_is_all_added_and_markdown_is_truncated(repo: Path) -> None:
+    new = repo / "environments" / "staging.yaml"
+    new.write_text(prod(repo).read_text(encoding="utf-8").replace("name: prod\n", "name: staging\n"),
+                   encoding="utf-8")
+    data = report(repo, env_file=new)
+    assert data["base"]["exists"] is False and data["environment"] == {"before": None, "after": "staging"}
+    assert data["summary"]["headline"].startswith("new environment: +2 models, +9..21 GPUs, +$")
+    assert keys(data, "changed") == set() and keys(data, "removed") == set()
+    assert {"AppProject", "Application", "StatefulSet", "NodePool", "EC2NodeClass"} <= {
+        o["kind"] for o in data["objects"]}
+    assert data["summary"]["objects"]["added"] == len(data["objects"]) > 30
+
+    markdown = run("diff", new, "--format", "markdown").output
+    assert len(markdown) <= diffreport.COMMENT_LIMIT
+    assert markdown.index("**New environment: +2 models") < markdown.index("<details>")
+    left_out = int(markdown.rsplit("_Details of ", 1)[1].split(" ")[0])
+    assert 0 < left_out == len(data["objects"]) - markdown.count("<details>")
+    assert markdown.rstrip().endswith(
+        "run `nimgen diff environments/staging.yaml --format text` to see them all._")
+
+
+def test_markdown_truncates_details_never_the_summary(repo: Path) -> None:
+    text = prod(repo).read_text(encoding="utf-8")
+    prod(repo).write_text(text.replace("1.0.3", "1.0.4") + NEW_MODEL, encoding="utf-8")
+    result = diffing.diff(prod(repo), "main")
+    full = diffreport.as_markdown(result)
+    summary = full[:full.index("<details>")]
+    for limit in (len(summary) + 1500, len(summary) + 4000):
+        short = diffreport.as_markdown(result, limit=limit)
+        assert short.startswith(summary) and len(short) <= limit
+        shown = short.count("<details>")
+        assert 0 < shown < len(result.objects)
+        assert (f"_Details of {len(result.objects) - shown} objects left out to stay under {limit:,} "
+                "characters; run `nimgen diff environments/prod.yaml --format text --base main` to see them "
+                "all._") in short
+    assert diffreport.as_markdown(result) == full  # deterministic
+
+
+def test_bad_base_and_missing_default_branch_are_user_errors(repo: Path, tmp_path: Path) -> None:
+    result = run("diff", prod(repo), "--base", "no-such-ref")
+    assert result.exit_code == 1
+    assert "unknown git ref 'no-such-ref'" in result.output
+
+    loose = make_repo(tmp_path / "loose")  # not a git repository
+    result = run("diff", prod(loose))
+    assert result.exit_code == 1 and "is not in a git repository" in result.output
+
+    git(loose, "init", "-q", "-b", "trunk")
+    git(loose, "add", "-A")
+    git(loose, "commit", "-q", "-m", "examples")
+    result = run("diff", prod(loose))
+    assert result.exit_code == 1 and "cannot find the default branch" in result.output
+    assert run("diff", prod(loose), "--base", "trunk").exit_code == 0
+
+
+def test_invalid_base_file_names_the_ref(repo: Path) -> None:
+    text = prod(repo).read_text(encoding="utf-8")
+    prod(repo).write_text(text.replace("    gpus: 8\n", "    gpuz: 8\n    gpus: 8\n"), encoding="utf-8")
+    git(repo, "commit", "-q", "-am", "broken")
+    commit = git(repo, "rev-parse", "HEAD").strip()[:12]
+    prod(repo).write_text(text, encoding="utf-8")
+    result = run("diff", prod(repo), "--base", "HEAD")
+    assert result.exit_code == 1
+    assert f"environments/prod.yaml at base HEAD ({commit}) is invalid" in result.output
+    assert f"{commit}:environments/prod.yaml:" in result.output and "unknown key 'gpuz'" in result.output
+
+
+def test_default_base_follows_origin_head(repo: Path) -> None:
+    git(repo, "update-ref", "refs/remotes/origin/release", "main")
+    git(repo, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/release")
+    git(repo, "branch", "-q", "-m", "main", "old-main")
+    data = report(repo)
+    assert data["base"]["ref"] == "merge base of HEAD and origin/release"
+    assert data["base"]["commit"] == git(repo, "rev-parse", "old-main").strip()
+
+
+def test_field_changes_match_named_items_by_name() -> None:
+    before = {"spec": {"containers": [{"name": "a", "image": "x:1", "env": [{"name": "A", "value": "1"},
+                                                                              {"name": "B", "value": "2"}]}],
+                       "args": ["--x", "--y"], "flag": True},
+              "metadata": {"labels": {"app.kubernetes.io/name": "m"}}}
+    after = {"spec": {"containers": [{"name": "a", "image": "x:2", "env": [{"name": "B", "value": "2"},
+                                                                             {"name": "C", "value": "3"}]}],
+                      "args": ["--x"], "flag": 1},
+             "metadata": {"labels": {"app.kubernetes.io/name": "n"}}}
+    changes = [(c.path, c.change, c.before, c.after) for c in diffing.field_changes(before, after)]
+    assert changes == [
+        ('metadata.labels["app.kubernetes.io/name"]', "changed", "m", "n"),
+        ("spec.args[1]", "removed", "--y", None),
+        ("spec.containers[0].env[1]", "added", None, {"name": "C", "value": "3"}),
+        ("spec.containers[0].env[0]", "removed", {"name": "A", "value": "1"}, None),
+        ("spec.containers[0].image", "changed", "x:1", "x:2"),
+        ("spec.flag", "changed", True, 1),
+    ]
+    container = after["spec"]["containers"][0]
+    reversed_env = [{**container, "env": container["env"][::-1]}]
+    reordered = {**after, "spec": {**after["spec"], "containers": reversed_env}}
+    assert diffing.field_changes(after, reordered) == []
+    assert diffreport.signed_range(8, 16) == "+8..16"
+    assert diffreport.signed_range(-1.21, -6.06, "$", 2) == "-$1.21..6.06"
+    assert diffreport.signed_range(0, 0) == "0" and diffreport.signed_range(1, -1) == "+1..-1"
