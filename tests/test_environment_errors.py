@@ -105,8 +105,19 @@ CASES = [
     ),
     pytest.param(
         VALID + "    env: {NIM_NOTE: nvapi-AAAAAAAAAAAAAAAAAAAAAAAA}\n",
-        "$.models[0].env.NIM_NOTE: the value of NIM_NOTE looks like a credential",
+        "environments/test.yaml:12:21: $.models[0].env.NIM_NOTE: an NGC API key is in the environment file; it "
+        "would be committed to Git",
         id="credential-value",
+    ),
+    pytest.param(
+        VALID.replace("models:\n", "description: 'key AKIAIOSFODNN7EXAMPLE for later'\nmodels:\n"),
+        "environments/test.yaml:8:14: $.description: an AWS access key id is in the environment file",
+        id="aws-key-anywhere",
+    ),
+    pytest.param(
+        VALID.replace("models:\n", "ngc:\n  apiKeySecret: ngc-api\n  password: hunter2hunter2\nmodels:\n"),
+        "$.ngc.password: a literal value under 'password' is in the environment file",
+        id="literal-password",
     ),
     pytest.param(
         VALID + "    namespace: argocd\n",

@@ -116,10 +116,11 @@ def test_platform_project_and_application() -> None:
     assert project["metadata"]["name"] == "prod-platform"
     assert {(k["group"], k["kind"]) for k in project["spec"]["clusterResourceWhitelist"]} == {
         ("", "Namespace"), ("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass"),
-        ("storage.k8s.io", "StorageClass"), *monitoring.CLUSTER_KINDS}  # prod runs the monitoring stack
+        ("storage.k8s.io", "StorageClass"), *monitoring.CLUSTER_KINDS,  # prod runs the monitoring stack
+        ("external-secrets.io", "ClusterSecretStore")}  # and takes its NGC key from Secrets Manager
     assert {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]} == {
         ("", "PersistentVolumeClaim"), ("", "ConfigMap"), ("", "ServiceAccount"), ("apps", "DaemonSet"),
-        *monitoring.NAMESPACED_KINDS}
+        *monitoring.NAMESPACED_KINDS, ("external-secrets.io", "ExternalSecret")}
     dev = argocd.platform_project(example_environment("dev"))  # pools and device plugin, no storage
     assert {(k["group"], k["kind"]) for k in dev["spec"]["clusterResourceWhitelist"]} == {
         ("", "Namespace"), ("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass")}

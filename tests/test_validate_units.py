@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nimgen.validation.policy import may_hold_secrets, secret_values
+from nimgen.secrets import find_secrets as secret_values
+from nimgen.secrets import may_hold_secrets
 from nimgen.validation.schemas import SchemaLocation, Schemas
 
 SECRETS: dict[str, tuple[Any, str]] = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nimgen import deviceplugin, monitoring, pools, storage
+from nimgen import deviceplugin, monitoring, ngcsecrets, pools, storage
 from nimgen.model import Environment, Model
 from nimgen.values import CHART_PATH, chart_values, model_labels
 
@@ -24,6 +24,8 @@ WAVE_MONITORING = -12
 WAVE_NODE_POOLS = -10
 WAVE_STORAGE = -10
 WAVE_DEVICE_PLUGIN = -10
+# The NGC Secrets must exist before a model pod starts (its image pull needs one of them).
+WAVE_SECRETS = -10
 WAVE_MODELS = 0
 WAVE_ROOT = 0
 
@@ -114,7 +116,7 @@ def app_project(env: Environment) -> dict[str, Any]:
 
 def has_platform(env: Environment) -> bool:
     """Whether the environment has cluster-level pieces (node pools, shared storage, device plugin)."""
-    return bool(env.node_pools or env.model_cache or env.observability)
+    return bool(env.node_pools or env.model_cache or env.observability or env.ngc.external_secret)
 
 
 def platform_project(env: Environment) -> dict[str, Any]:
@@ -135,6 +137,10 @@ def platform_project(env: Environment) -> dict[str, Any]:
         namespaced += deviceplugin.NAMESPACED_KINDS
         namespaces += (deviceplugin.NAMESPACE,)
         repos += (deviceplugin.REPO_URL,)
+    if env.ngc.external_secret:
+        cluster_kinds += ngcsecrets.CLUSTER_KINDS
+        namespaced += ngcsecrets.NAMESPACED_KINDS
+        namespaces += env.namespaces
     if env.observability:
         cluster_kinds += monitoring.CLUSTER_KINDS
         namespaced += monitoring.NAMESPACED_KINDS
@@ -149,8 +155,8 @@ def platform_project(env: Environment) -> dict[str, Any]:
             repos += (monitoring.PROMETHEUS_STACK_REPO[0],)
         if env.observability.dcgm_exporter:
             repos += (monitoring.DCGM_REPO[0],)
-    project = _project(env, platform_project_name(env), description, tuple(sorted(set(namespaces))), cluster_kinds,
-                       tuple(sorted(set(namespaced))))
+    project = _project(env, platform_project_name(env), description, tuple(sorted(set(namespaces))),
+                       tuple(dict.fromkeys(cluster_kinds)), tuple(sorted(set(namespaced))))
     project["spec"]["sourceRepos"] += sorted(set(repos))
     return project
 
@@ -273,6 +279,17 @@ def storage_application(env: Environment) -> dict[str, Any]:
         release=storage.RELEASE_NAME, values=storage.storage_values(env), namespace=storage.app_namespace(env),
         wave=WAVE_STORAGE, labels={"nimgen.io/environment": env.name},
         info=[{"name": "EFS file system", "value": env.model_cache.file_system_id if env.model_cache else ""}],
+    )
+
+
+def ngc_secrets_application(env: Environment) -> dict[str, Any]:
+    """The Application of the NGC ExternalSecrets (synced before the models that pull and run with them)."""
+    assert env.ngc.external_secret is not None
+    return _application(
+        env, name=ngcsecrets.RELEASE_NAME, project=platform_project_name(env), path=ngcsecrets.CHART_PATH,
+        release=ngcsecrets.RELEASE_NAME, values=ngcsecrets.secrets_values(env), namespace=env.namespaces[0],
+        wave=WAVE_SECRETS, labels={"nimgen.io/environment": env.name},
+        info=[{"name": "Secrets Manager", "value": env.ngc.external_secret.key}],
     )
 
 

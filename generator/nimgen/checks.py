@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from nimgen import capacity
+from nimgen import capacity, secrets
 from nimgen.errors import Location, Problem, json_path
 from nimgen.layering import locate, locate_key
 from nimgen.model import ImageRef, parse_quantity
@@ -22,7 +22,6 @@ CHART_MANAGED_ENV = {
     "OUTLINES_CACHE_DIR": "the chart sets it",
 }
 _SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY|CREDENTIALS?)$", re.IGNORECASE)
-_SECRET_VALUE = re.compile(r"(nvapi-[A-Za-z0-9_-]{10,}|hf_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----)")
 
 # Above this much weight data, reading the model from EFS dominates a replica's start-up.
 EFS_WARN_WEIGHTS_GIB = 100
@@ -49,6 +48,7 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
     # The document may still hold schema errors (reported separately): a check that meets
     # a value of the wrong shape skips it instead of failing.
     _guarded(_environment_level, document, add)
+    _guarded(_secret_values, document, add)
     _guarded(_observability, document, models, add)
     pools = document.get("nodePools")
     pool_names = None
@@ -142,17 +142,24 @@ def _namespace(model: Any, base: list[Any], add: Any, argocd_namespace: str) -> 
             "to Argo CD's or a system namespace would grant it cluster-admin-like rights")
 
 
+def _secret_values(document: Any, add: Any) -> None:
+    """Anything in the file that looks like a credential would be committed to Git: refuse it where it is."""
+    if not secrets.may_hold_secrets(document):
+        return
+    for path, what in secrets.find_secrets(document):
+        add(list(path), f"{what} is in the environment file; it would be committed to Git",
+            "remove it and rotate the credential; reference a Secret instead (secretEnv, ngc.apiKeySecret, "
+            "ngc.externalSecret for AWS Secrets Manager)")
+
+
 def _env_problems(model: Any, base: list[Any], add: Any) -> None:
-    for name, value in (model.get("env") or {}).items():
+    for name in model.get("env") or {}:
         if name in CHART_MANAGED_ENV:
             add([*base, "env"], f"environment variable {name} is managed by nimgen", CHART_MANAGED_ENV[name], key=name)
         elif _SECRET_NAME.search(name):
             add([*base, "env"], f"environment variable {name} looks like a secret and would be committed in plain text",
                 f"create a Secret in the cluster and reference it: secretEnv: {{{name}: {{secret: <name>, key: <key>}}}}",
                 key=name)
-        if isinstance(value, str) and _SECRET_VALUE.search(value):
-            add([*base, "env", name], f"the value of {name} looks like a credential; it would be committed to Git",
-                "remove it, rotate the credential, and reference a Secret through secretEnv")
     for name in model.get("secretEnv") or {}:
         if name in CHART_MANAGED_ENV:
             add([*base, "secretEnv"], f"environment variable {name} is managed by nimgen", CHART_MANAGED_ENV[name], key=name)

@@ -19,6 +19,7 @@ from nimgen.layering import locate, locate_key, merge
 from nimgen.model import (
     Alerts,
     Environment,
+    ExternalSecretRef,
     GitOps,
     ImageRef,
     Karpenter,
@@ -274,6 +275,8 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
             api_key_secret=ngc["apiKeySecret"],
             api_key_secret_key=ngc["apiKeySecretKey"],
             image_pull_secret=ngc["imagePullSecret"],
+            external_secret=_build_external_secret(ngc.get("externalSecret"), cluster["region"],
+                                                   top["ngc"]["properties"]["externalSecret"]["properties"]),
         ),
         models=tuple(_build_model(model, shared_cache) for model in models),
         model_cache=shared_cache,
@@ -283,6 +286,15 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
         node_pools=tuple(_build_pool(pool, top["nodePools"]["items"]["properties"]) for pool in document.get("nodePools") or []),
         observability=_build_observability(document.get("observability") or {}, top["observability"]["properties"]),
     )
+
+
+def _build_external_secret(spec: dict[str, Any] | None, region: str,
+                           properties: dict[str, Any]) -> ExternalSecretRef | None:
+    if not spec:
+        return None
+    spec = _with_schema_defaults(spec, properties)
+    return ExternalSecretRef(spec["store"], spec["key"], spec.get("property", ""), spec.get("region", region),
+                             spec["refreshInterval"])
 
 
 def _build_observability(spec: dict[str, Any], properties: dict[str, Any]) -> Observability | None:

@@ -134,12 +134,24 @@ class GitOps:
 
 
 @dataclass(frozen=True)
+class ExternalSecretRef:
+    """Where External Secrets Operator reads the NGC API key (AWS Secrets Manager)."""
+
+    store: str
+    key: str
+    property: str
+    region: str
+    refresh_interval: str
+
+
+@dataclass(frozen=True)
 class Ngc:
-    """References to existing NGC Secrets in every model namespace."""
+    """References to the NGC Secrets in every model namespace (existing, or made by External Secrets)."""
 
     api_key_secret: str
     api_key_secret_key: str
     image_pull_secret: str
+    external_secret: ExternalSecretRef | None = None
 
 
 @dataclass(frozen=True)

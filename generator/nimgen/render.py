@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 
 import jsonschema
 
-from nimgen import argocd, deviceplugin, monitoring, observability, pools, storage
+from nimgen import argocd, deviceplugin, monitoring, ngcsecrets, observability, pools, secrets, storage
 from nimgen.chart import (
     MODEL_CHART,
     chart_default_values,
@@ -17,7 +17,7 @@ from nimgen.chart import (
     coalesce,
     with_header,
 )
-from nimgen.errors import NimgenError
+from nimgen.errors import NimgenError, UserError
 from nimgen.model import Environment
 from nimgen.templating import render_text
 from nimgen.values import chart_values
@@ -28,6 +28,15 @@ Tree = dict[PurePosixPath, str]
 
 class RenderError(NimgenError):
     """nimgen produced output that fails its own checks (a bug in nimgen, not in the input)."""
+
+
+class SecretInOutputError(UserError):
+    """Rendered output would carry a credential; nothing is written."""
+
+    def __init__(self, places: list[str]) -> None:
+        super().__init__("refusing to write output that contains secret values:\n" + "\n".join(f"  {p}" for p in places),
+                         hint="nimgen renders references only: remove the value from the input (environment file, "
+                              "defaults or chart) and reference a Secret")
 
 
 def environment_header(env: Environment) -> str:
@@ -65,6 +74,10 @@ def render_environment(env: Environment) -> Tree:
     if env.model_cache:
         tree.update(chart_files(storage.CHART_NAME))
         put(apps / "platform" / f"{storage.RELEASE_NAME}.yaml", dump(argocd.storage_application(env)))
+    if env.ngc.external_secret:
+        tree.update(chart_files(ngcsecrets.CHART_NAME))
+        put(apps / "platform" / f"{ngcsecrets.RELEASE_NAME}.yaml", dump(argocd.ngc_secrets_application(env)))
+        _check_values(ngcsecrets.CHART_NAME, {ngcsecrets.RELEASE_NAME: ngcsecrets.secrets_values(env)})
     if env.observability:
         chart_base = PurePosixPath(monitoring.DASHBOARDS_CHART_PATH)
         tree.update(chart_files(monitoring.DASHBOARDS_CHART))
@@ -81,7 +94,17 @@ def render_environment(env: Environment) -> Tree:
         _check_values(pools.CHART_NAME, {pools.RELEASE_NAME: pools.nodepool_values(env)})
     if env.model_cache:
         _check_values(storage.CHART_NAME, {storage.RELEASE_NAME: storage.storage_values(env)})
+    _refuse_secrets(tree)
     return dict(sorted(tree.items()))
+
+
+def _refuse_secrets(tree: Tree) -> None:
+    """No rendered file may carry a credential (nimgen only references secrets): refuse with file and line."""
+    found = [f"{path}:{number}: {what}" for path, text in sorted(tree.items())
+             for number, line in enumerate(text.splitlines(), start=1)
+             if (what := secrets.secret_in_text(line))]
+    if found:
+        raise SecretInOutputError(found)
 
 
 def _check_values(chart: str, values_by_release: dict[str, dict[str, object]]) -> None:

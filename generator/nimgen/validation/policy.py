@@ -5,31 +5,16 @@ Applied to every pod template Argo CD will create and to every manifest and Helm
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from nimgen.model import Environment
+from nimgen.secrets import dotted, find_secrets, may_hold_secrets
 from nimgen.validation.crossref import Pod, pods
 from nimgen.validation.findings import Finding, object_ref
 from nimgen.validation.sources import Applied, AppResult
 
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
-# Values that are credentials whatever key holds them.
-SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("an NGC API key", re.compile(r"\bnvapi-[A-Za-z0-9_-]{20,}")),
-    ("an NGC API key", re.compile(r"^[A-Za-z0-9]{26}:[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")),
-    ("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
-    ("a registry credential", re.compile(r'"auths"\s*:\s*\{\s*"[^"]+"\s*:\s*\{[^}]*"(auth|password)"\s*:\s*"[^"]+')),
-)
-# Keys whose literal value is a secret (an AWS secret key, a password, a token).
-SECRET_KEYS = re.compile(r"(secret[_-]?access[_-]?key|password|passwd|api[_-]?key|token|credentials?)$", re.IGNORECASE)
-# Literal values under such keys that are references or placeholders, not secrets.
-NOT_A_SECRET = re.compile(r"^(|true|false|\$\{[^}]+\}|<[^>]+>|changeme|admin-password|admin-user)$", re.IGNORECASE)
-
-
 def _finding(env: Environment, applied: Applied, check: str, message: str, path: str, hint: str) -> Finding:
     return Finding("error", f"policy/{check}", message, environment=env.name, application=applied.application,
                    obj=object_ref(applied.obj), path=path, hint=hint)
@@ -89,44 +74,6 @@ def _non_root(env: Environment, pod: Pod) -> Iterator[Finding]:
                            "securityContext")
 
 
-# Substrings every credential above (or a secret-looking key) puts into a document's JSON text: one C-speed
-# scan per document; only documents that trip it are walked value by value (a thousand manifests, almost
-# none with anything secret-looking).
-_TELLTALES = ("nvapi-", "akia", "asia", "private key-----", "auths")  # auths: also inside JSON strings
-_KEY_TELLTALES = tuple(f'{key}": "' for key in ("secretaccesskey", "secret_access_key", "secret-access-key",
-                                                 "password", "passwd", "apikey", "api_key", "api-key", "token",
-                                                 "credential", "credentials"))
-_LEGACY_NGC_KEY = re.compile(r"[A-Za-z0-9]{26}:[0-9a-f]{8}-")
-
-
-def may_hold_secrets(data: Any) -> bool:
-    """Whether a document is worth walking for credentials (never false for one that holds one)."""
-    text = json.dumps(data, default=str)
-    lower = text.lower()
-    return (any(telltale in lower for telltale in _TELLTALES + _KEY_TELLTALES)
-            or (":" in text and _LEGACY_NGC_KEY.search(text) is not None))
-
-
-def secret_values(data: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """(path, what) of every value in a document that looks like a credential."""
-    if isinstance(data, dict):
-        for key, value in data.items():
-            child = f"{path}.{key}" if path else str(key)
-            if isinstance(value, str) and SECRET_KEYS.search(str(key)) and not NOT_A_SECRET.match(value) \
-                    and not value.startswith(("secretKeyRef", "arn:")) and len(value) >= 8:
-                yield child, f"a literal value under {key!r}"
-            else:
-                yield from secret_values(value, child)
-    elif isinstance(data, list):
-        for i, value in enumerate(data):
-            yield from secret_values(value, f"{path}[{i}]")
-    elif isinstance(data, str):
-        for what, pattern in SECRET_PATTERNS:
-            if pattern.search(data):
-                yield path, what
-                return
-
-
 def _plaintext(env: Environment, applied: Applied) -> Iterator[Finding]:
     obj = applied.obj
     if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1" and (obj.get("data") or obj.get("stringData")):
@@ -135,8 +82,8 @@ def _plaintext(env: Environment, applied: Applied) -> Iterator[Finding]:
         return
     if not may_hold_secrets(obj):
         return
-    for path, what in secret_values(obj):
-        yield _finding(env, applied, "no-plaintext-secret", f"{what} is in the manifest", path,
+    for path, what in find_secrets(obj):
+        yield _finding(env, applied, "no-plaintext-secret", f"{what} is in the manifest", dotted(path),
                        "move it to a Secret created outside Git and reference it (secretKeyRef, existingSecret)")
 
 
