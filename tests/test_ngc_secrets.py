@@ -1,0 +1,121 @@
+"""NGC credentials through External Secrets Operator, and secret values refused in output."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+from conftest import example_environment
+from helpers import VALID, run, write_env
+from kube import crd_errors, kubernetes_errors
+from nimgen import argocd, helm, ngcsecrets
+from nimgen.environment import load_environment
+from nimgen.render import SecretInOutputError, _refuse_secrets
+from nimgen.yamlio import load_all_plain
+
+SECRET_KEY = "nim/test/ngc-api-key"
+
+
+def _objects(engine: helm.Engine, root: Path, app: dict[str, Any]) -> list[dict[str, Any]]:
+    source = app["spec"]["source"]
+    rendered = engine.template(root / source["path"], source["helm"]["valuesObject"],
+                               release=source["helm"]["releaseName"], namespace=app["spec"]["destination"]["namespace"],
+                               kube_version="1.33")
+    return [d for p, t in sorted(rendered.items()) if not p.endswith("NOTES.txt") for d in load_all_plain(t)]
+
+
+def _env(tmp_path: Path, extra: str = "") -> Any:
+    text = VALID.replace("models:\n", f"ngc:\n  externalSecret: {{key: {SECRET_KEY}{extra}}}\nmodels:\n")
+    text += "  - name: mistral-7b\n    image: nvcr.io/nim/mistralai/mistral-7b-instruct-v0.3:1.12.0\n" \
+            "    nodePool: a10g\n    namespace: nim-b\n"
+    return load_environment(write_env(tmp_path, text), tmp_path)
+
+
+def test_external_secrets_for_every_model_namespace(tmp_path: Path, rendered_repo: Path, helm_engine: helm.Engine,
+                                                   crd_schemas: Path) -> None:
+    env = _env(tmp_path)
+    app = argocd.ngc_secrets_application(env)
+    assert crd_errors(app, crd_schemas) == []
+    objects = _objects(helm_engine, rendered_repo, app)
+    for obj in objects:
+        if obj["apiVersion"].startswith("external-secrets.io/"):
+            assert crd_errors(obj, crd_schemas) == [], obj["kind"]
+        else:
+            assert kubernetes_errors(obj, "1.33") == [], obj["kind"]
+    assert not [o for o in objects if o["kind"] == "Secret"]  # External Secrets makes them in the cluster
+    [store] = [o for o in objects if o["kind"] == "ClusterSecretStore"]
+    assert store["spec"]["provider"]["aws"] == {"service": "SecretsManager", "region": "us-west-2"}
+    assert store["spec"]["conditions"] == [{"namespaces": ["nim", "nim-b"]}]  # only model namespaces may use it
+    externals = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects if o["kind"] == "ExternalSecret"}
+    assert set(externals) == {(ns, name) for ns in ("nim", "nim-b") for name in ("ngc-api", "ngc-secret")}
+    api = externals[("nim-b", "ngc-api")]["spec"]
+    assert api["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "aws-secrets-manager"}
+    assert api["data"] == [{"secretKey": "NGC_API_KEY", "remoteRef": {"key": SECRET_KEY}}]
+    pull = externals[("nim", "ngc-secret")]["spec"]
+    assert pull["target"]["template"]["type"] == "kubernetes.io/dockerconfigjson"
+    config = pull["target"]["template"]["data"][".dockerconfigjson"]
+    # An External Secrets template (valid JSON once it has run in the cluster): the key is filled in there.
+    assert config.startswith('{"auths":{"nvcr.io":{"username":"$oauthtoken","password":"{{ .apikey }}",')
+    assert '"auth":"{{ printf "%s:%s" "$oauthtoken" .apikey | b64enc }}"' in config
+    assert pull["data"] == [{"secretKey": "apikey", "remoteRef": {"key": SECRET_KEY}}]
+    # No shared cache here, so this chart creates the model namespaces itself.
+    assert {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"} == {"nim", "nim-b"}
+
+
+def test_synced_before_the_models_and_admitted_by_the_platform_project(tmp_path: Path, crd_schemas: Path) -> None:
+    env = _env(tmp_path)
+    app = argocd.ngc_secrets_application(env)
+
+    def wave(obj: dict[str, Any]) -> int:
+        return int(obj["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+
+    assert all(wave(app) < wave(argocd.model_application(env, model)) for model in env.models)
+    project = argocd.platform_project(env)
+    assert crd_errors(project, crd_schemas) == []
+    assert {"group": "external-secrets.io", "kind": "ClusterSecretStore"} in project["spec"]["clusterResourceWhitelist"]
+    assert {"group": "external-secrets.io", "kind": "ExternalSecret"} in project["spec"]["namespaceResourceWhitelist"]
+    assert {"nim", "nim-b"} <= {d["namespace"] for d in project["spec"]["destinations"]}
+
+
+def test_property_and_region(tmp_path: Path) -> None:
+    values = ngcsecrets.secrets_values(_env(tmp_path, ", property: ngc_api_key, region: eu-west-1"))
+    assert values["remote"] == {"key": SECRET_KEY, "property": "ngc_api_key"}
+    assert values["store"]["region"] == "eu-west-1"
+
+
+def test_prod_example_uses_external_secrets(rendered_repo: Path, helm_engine: helm.Engine) -> None:
+    env = example_environment("prod")
+    assert env.ngc.external_secret is not None
+    objects = _objects(helm_engine, rendered_repo, argocd.ngc_secrets_application(env))
+    # model-storage already creates the namespace of the cache claim: one owner per object.
+    assert not [o for o in objects if o["kind"] == "Namespace"]
+    assert (rendered_repo / "argocd/prod/apps/platform/ngc-secrets.yaml").is_file()
+    assert not (rendered_repo / "argocd/dev/apps/platform/ngc-secrets.yaml").exists()
+
+
+@pytest.mark.parametrize(("line", "what"), [
+    ("value: nvapi-" + "Ab1" * 20, "an NGC API key"),
+    ("aws: AKIAIOSFODNN7EXAMPLE", "an AWS access key id"),
+    ("key: -----BEGIN OPENSSH PRIVATE KEY-----", "a private key"),
+    ('.dockerconfigjson: \'{"auths":{"nvcr.io":{"username":"$oauthtoken","password":"s3cret"}}}\'',
+     "a registry credential"),
+])
+def test_rendered_output_with_a_secret_is_refused(line: str, what: str) -> None:
+    tree = {PurePosixPath("argocd/e/apps/x.yaml"): f"# header\nkind: ConfigMap\n{line}\n"}
+    with pytest.raises(SecretInOutputError) as caught:
+        _refuse_secrets(tree)
+    assert f"argocd/e/apps/x.yaml:3: {what}" in caught.value.render()
+
+
+def test_templated_pull_secret_is_not_a_secret() -> None:
+    template = '{"auths":{"nvcr.io":{"username":"$oauthtoken","password":"{{ .apikey }}"}}}'
+    _refuse_secrets({PurePosixPath("charts/c/t.yaml"): template})  # a placeholder, not a credential
+
+
+def test_secret_in_environment_file_changes_nothing(tmp_path: Path) -> None:
+    path = write_env(tmp_path, VALID.replace("models:\n", "description: nvapi-" + "x" * 40 + "\nmodels:\n"))
+    result = run("render", path)
+    assert result.exit_code == 1
+    assert "environments/test.yaml:8:14: $.description: an NGC API key is in the environment file" in result.output
+    assert not (tmp_path / "argocd").exists()
