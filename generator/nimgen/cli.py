@@ -238,6 +238,74 @@ def diff(debug: bool, env_file: Path, base_ref: str | None, output_format: str, 
             click.echo((diffreport.as_json if output_format == "json" else diffreport.as_text)(result), nl=False)
 
 
+@main.command()
+@click.option("--url", required=True, metavar="URL",
+              help="The NIM's address, e.g. http://localhost:8000 (a port-forward to the model's Service); "
+                   "/v1 is added unless URL ends with it.")
+@click.option("--model", "model_id", required=True, metavar="ID",
+              help="OpenAI model id the NIM serves (its servedModelName, e.g. meta/llama3-8b-instruct).")
+@click.option("--prompts", "prompts_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="One prompt per line (blank lines skipped). Default: 20 built-in prompts about LLM serving.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=10, show_default=True, metavar="N",
+              help="Requests in flight at once.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=256, show_default=True, metavar="N",
+              help="max_tokens of each request.")
+@click.option("--results", "results_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write every request's outcome and the summary as JSON.")
+@click.option("--stream/--no-stream", default=False, show_default=True,
+              help="Stream tokens; adds time to first token and inter-token latency (between content chunks).")
+@click.option("--api", type=click.Choice(["chat", "completions"]), default="chat", show_default=True,
+              help="/v1/chat/completions or /v1/completions.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
+              metavar="SECONDS", help="Per request.")
+@click.pass_obj
+def smoke(debug: bool, url: str, model_id: str, prompts_file: Path | None, concurrency: int, max_tokens: int,
+          results_file: Path | None, stream: bool, api: str, timeout: float) -> None:
+    """Send prompts to a running NIM through its OpenAI API and report latency, throughput and failures.
+
+    Checks GET /v1/models serves --model first, then sends every prompt (at most --concurrency at once),
+    printing each request's latency as it finishes, then accumulated and wall time, completion tokens,
+    tokens/s (over wall time) and, with --stream, time to first token p50/p95. No retries. Exit 1 when
+    the model is not served or any request fails. Needs the openai package: pip install 'nimgen[smoke]'.
+    """
+    from nimgen.smoke import SmokeOptions, load_prompts, run_smoke
+
+    with _error_boundary(debug):
+        options = SmokeOptions(url=url, model=model_id, prompts=load_prompts(prompts_file), concurrency=concurrency,
+                               max_tokens=max_tokens, stream=stream, api="chat" if api == "chat" else "completions",
+                               timeout_s=timeout)
+        report = run_smoke(options, echo=click.echo, results_file=results_file)
+    if not report.ok:
+        sys.exit(EXIT_USER_ERROR)
+
+
+@main.command("import-terraform")
+@click.argument("outputs_file", metavar="OUTPUTS_JSON", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("env_file", metavar="ENV_FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what would change without writing.")
+@click.pass_obj
+def import_terraform(debug: bool, outputs_file: Path, env_file: Path, dry_run: bool) -> None:
+    """Fill ENV_FILE's cluster facts from `terraform output -json` (OUTPUTS_JSON), keeping its comments.
+
+    Sets the cluster name, region, Kubernetes version and Karpenter names; the EFS file system id and
+    the NGC Secrets Manager names only where the environment uses a shared cache or ngc.externalSecret.
+    Shows what changed; refuses a result that would not render.
+    """
+    from nimgen.terraform import import_terraform as run_import
+
+    with _error_boundary(debug):
+        changes, skipped = run_import(outputs_file, env_file, dry_run=dry_run)
+        verb = "would change" if dry_run else "updated"
+        click.echo(f"{env_file}: {verb} {len(changes)} key{'s' if len(changes) != 1 else ''}" if changes
+                   else f"{env_file}: already up to date")
+        for change in changes:
+            click.echo(change.render())
+        for item in skipped:
+            click.echo(f"  skipped {item.output}: {item.reason}")
+        if changes and not dry_run:
+            click.echo(f"next: nimgen render {env_file}")
+
+
 def _report(results: list[RenderResult], *, quiet: bool, dry_run: bool, echo: Callable[[str], None]) -> None:
     for result in results:
         for warning in result.warnings:

@@ -257,6 +257,18 @@ def create_files(root: Path, files: dict[PurePosixPath, str]) -> None:
                                hint="nothing was kept; fix the cause (permissions, disk space) and try again") from None
 
 
+def replace_file(path: Path, text: str) -> None:
+    """Replace one file atomically: a crash leaves the old file or the new one, never half of either."""
+    stage = path.with_name(f".{path.name}{_STAGE_SUFFIX}")
+    try:
+        stage.write_text(text, encoding="utf-8")
+        os.replace(stage, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            stage.unlink()
+        raise OutputWriteError(f"could not write {path}: {exc.strerror}", hint="nothing was changed") from None
+
+
 def _make_parents(directory: Path) -> list[Path]:
     missing: list[Path] = []
     probe = directory
