@@ -102,7 +102,11 @@ def test_added_model_summary_objects_and_formats(repo: Path, committed: Path) ->
              "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule")
     assert keys(data, "added") == {("Application", "argocd", name), ("Service", "nim", f"{name}-headless"),
                                    *((kind, "nim", name) for kind in kinds)}
-    assert keys(data, "removed") == set() and keys(data, "changed") == set()
+    assert keys(data, "removed") == set()
+    # Open WebUI lists every model: its Application and Deployment gain the new model's URL.
+    assert keys(data, "changed") == {("Application", "argocd", "open-webui"), ("Deployment", "open-webui", "open-webui")}
+    webui = next(o for o in data["objects"] if o["kind"] == "Deployment" and o["change"] == "changed")
+    assert any(f"{name}.nim.svc.cluster.local:8000/v1" in str(field) for field in webui["fields"]), webui["fields"]
     assert summary["objects"]["unchanged"] > 0
     statefulset = next(o for o in data["objects"] if o["kind"] == "StatefulSet" and o["change"] == "added")
     container = statefulset["object"]["spec"]["template"]["spec"]["containers"][0]
@@ -160,8 +164,9 @@ def test_removed_model_and_reformatted_file(repo: Path) -> None:
     assert data["summary"]["headline"] == "-1 model, -8..16 GPUs, -$55.04..110.08/h"
     assert {o["name"] for o in data["objects"] if o["change"] == "removed"} == {
         "llama-3-1-70b-instruct", "llama-3-1-70b-instruct-headless"}
-    # Its HPA metric is gone, so prometheus-adapter stops serving it.
-    assert keys(data, "changed") == {("Application", "argocd", "prometheus-adapter")}
+    # Its HPA metric is gone, so prometheus-adapter stops serving it; Open WebUI stops listing it.
+    assert keys(data, "changed") == {("Application", "argocd", "prometheus-adapter"),
+                                     ("Application", "argocd", "open-webui"), ("Deployment", "open-webui", "open-webui")}
     assert keys(data, "added") == set()
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import EXAMPLE_NAMES, example_environment
 from helpers import VALID, run, tree_digest, write_env
 from kube import crd_errors
-from nimgen import argocd, helm, monitoring, pools
+from nimgen import argocd, helm, monitoring, openwebui, pools
 from nimgen.yamlio import load_all_plain
 
 POOLS = """\
@@ -120,7 +120,8 @@ def test_platform_project_and_application() -> None:
         ("external-secrets.io", "ClusterSecretStore")}  # and takes its NGC key from Secrets Manager
     assert {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]} == {
         ("", "PersistentVolumeClaim"), ("", "ConfigMap"), ("", "ServiceAccount"), ("apps", "DaemonSet"),
-        *monitoring.NAMESPACED_KINDS, ("external-secrets.io", "ExternalSecret")}
+        *monitoring.NAMESPACED_KINDS, ("external-secrets.io", "ExternalSecret"),
+        *openwebui.NAMESPACED_KINDS}  # and Open WebUI (its NetworkPolicy is the one kind the others lack)
     dev = argocd.platform_project(example_environment("dev"))  # pools and device plugin, no storage
     assert {(k["group"], k["kind"]) for k in dev["spec"]["clusterResourceWhitelist"]} == {
         ("", "Namespace"), ("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass")}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nimgen import deviceplugin, monitoring, ngcsecrets, pools, storage
+from nimgen import deviceplugin, monitoring, ngcsecrets, openwebui, pools, storage
 from nimgen.model import Environment, Model
 from nimgen.values import CHART_PATH, chart_values, model_labels
 
@@ -27,6 +27,9 @@ WAVE_DEVICE_PLUGIN = -10
 # The NGC Secrets must exist before a model pod starts (its image pull needs one of them).
 WAVE_SECRETS = -10
 WAVE_MODELS = 0
+# Add-ons (Open WebUI) sync after the models: a broken add-on never holds back a model's sync, and a model
+# still loading only shows up in the UI a little later.
+WAVE_ADDONS = 10
 WAVE_ROOT = 0
 
 # Kinds the nim-llm chart renders; the AppProject admits exactly these in model namespaces.
@@ -65,7 +68,8 @@ def root_app_name(env: Environment) -> str:
     return f"{env.name}-root"
 
 
-def _labels(env: Environment, extra: dict[str, str] | None = None) -> dict[str, str]:
+def object_labels(env: Environment, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Labels of every Argo CD object nimgen writes (the environment's, unless `extra` replaces them)."""
     labels = {"app.kubernetes.io/managed-by": "nimgen", "app.kubernetes.io/part-of": "nimgen"}
     labels.update(extra or {"nimgen.io/environment": env.name})
     return labels
@@ -77,15 +81,17 @@ def _retry() -> dict[str, Any]:
     return {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}}
 
 
-def _project(env: Environment, name: str, description: str, namespaces: tuple[str, ...],
-             cluster_kinds: tuple[tuple[str, str], ...], namespaced_kinds: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+def project(env: Environment, name: str, description: str, namespaces: tuple[str, ...],
+            cluster_kinds: tuple[tuple[str, str], ...],
+            namespaced_kinds: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """An AppProject admitting this repository, these namespaces of the cluster and exactly these kinds."""
     return {
         "apiVersion": API_VERSION,
         "kind": "AppProject",
         "metadata": {
             "name": name,
             "namespace": env.gitops.namespace,
-            "labels": _labels(env),
+            "labels": object_labels(env),
             "annotations": {SYNC_WAVE: str(WAVE_PROJECT)},
             # Keeps the project until no Application uses it any more.
             "finalizers": [FINALIZER],
@@ -111,12 +117,13 @@ def app_project(env: Environment) -> dict[str, Any]:
         kinds += monitoring.MODEL_KINDS
     if env.uses_keda:
         kinds += monitoring.KEDA_MODEL_KINDS
-    return _project(env, env.name, description, env.namespaces, CLUSTER_KINDS, kinds)
+    return project(env, env.name, description, env.namespaces, CLUSTER_KINDS, kinds)
 
 
 def has_platform(env: Environment) -> bool:
-    """Whether the environment has cluster-level pieces (node pools, shared storage, device plugin)."""
-    return bool(env.node_pools or env.model_cache or env.observability or env.ngc.external_secret)
+    """Whether the environment has cluster-level pieces (node pools, storage, device plugin, add-ons)."""
+    return bool(env.node_pools or env.model_cache or env.observability or env.ngc.external_secret
+                or env.open_webui)
 
 
 def platform_project(env: Environment) -> dict[str, Any]:
@@ -155,10 +162,13 @@ def platform_project(env: Environment) -> dict[str, Any]:
             repos += (monitoring.PROMETHEUS_STACK_REPO[0],)
         if env.observability.dcgm_exporter:
             repos += (monitoring.DCGM_REPO[0],)
-    project = _project(env, platform_project_name(env), description, tuple(sorted(set(namespaces))),
+    if env.open_webui:
+        namespaced += openwebui.NAMESPACED_KINDS
+        namespaces += (env.open_webui.namespace,)
+    platform = project(env, platform_project_name(env), description, tuple(sorted(set(namespaces))),
                        tuple(dict.fromkeys(cluster_kinds)), tuple(sorted(set(namespaced))))
-    project["spec"]["sourceRepos"] += sorted(set(repos))
-    return project
+    platform["spec"]["sourceRepos"] += sorted(set(repos))
+    return platform
 
 
 def root_application(env: Environment) -> dict[str, Any]:
@@ -169,7 +179,7 @@ def root_application(env: Environment) -> dict[str, Any]:
         "metadata": {
             "name": root_app_name(env),
             "namespace": env.gitops.namespace,
-            "labels": _labels(env),
+            "labels": object_labels(env),
             "annotations": {SYNC_WAVE: str(WAVE_ROOT)},
             "finalizers": [FINALIZER],
         },
@@ -207,7 +217,7 @@ def _application(env: Environment, *, name: str, project: str, path: str, releas
         "metadata": {
             "name": name,
             "namespace": env.gitops.namespace,
-            "labels": _labels(env, labels),
+            "labels": object_labels(env, labels),
             "annotations": {SYNC_WAVE: str(wave)},
             "finalizers": [FINALIZER],
         },
@@ -348,3 +358,15 @@ def monitoring_applications(env: Environment) -> dict[str, dict[str, Any]]:
         env, monitoring.DASHBOARDS_RELEASE, monitoring.dashboards_values(env), WAVE_MONITORING, "Grafana dashboards",
         path=monitoring.DASHBOARDS_CHART_PATH)
     return apps
+
+
+def open_webui_application(env: Environment) -> dict[str, Any]:
+    """The Open WebUI Application (nimgen's open-webui chart), synced after the models it lists."""
+    assert env.open_webui is not None
+    return _application(
+        env, name=openwebui.RELEASE_NAME, project=platform_project_name(env), path=openwebui.CHART_PATH,
+        release=openwebui.RELEASE_NAME, values=openwebui.values(env), namespace=env.open_webui.namespace,
+        wave=WAVE_ADDONS, labels={"nimgen.io/environment": env.name},
+        info=[{"name": "Image", "value": str(env.open_webui.image)},
+              {"name": "Models", "value": ", ".join(model.name for model in env.models) or "none"}],
+    )

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from nimgen import capacity, secrets
+from nimgen import capacity, openwebui, secrets
 from nimgen.errors import Location, Problem, json_path
 from nimgen.layering import locate, locate_key
 from nimgen.model import ImageRef, parse_quantity
@@ -50,6 +50,7 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
     _guarded(_environment_level, document, add)
     _guarded(_secret_values, document, add)
     _guarded(_observability, document, models, add)
+    _guarded(_open_webui, document, models, add)
     pools = document.get("nodePools")
     pool_names = None
     if isinstance(pools, list):
@@ -353,6 +354,37 @@ def _observability(document: Any, models: list[Any], add: Any) -> None:
                                    "nimgen renders serves that metric to its HPA",
                 "set observability.enabled: true (prometheus-adapter with the rule), or serve the metric yourself",
                 warning=True)
+
+
+def _open_webui(document: Any, models: list[Any], add: Any) -> None:
+    """The chat front end must have a pinned image, its own namespace and something to list."""
+    webui = (document.get("addons") or {}).get("openWebUI") or {}
+    if not webui.get("enabled"):
+        return
+    base = ["addons", "openWebUI"]
+    image = webui.get("image", openwebui.DEFAULT_IMAGE)
+    try:
+        ref = ImageRef.parse(image)
+        if ref.tag in openwebui.MOVING_TAGS and not ref.digest:
+            raise ValueError(f"tag ':{ref.tag}' follows a branch of Open WebUI, not a release")
+    except ValueError as exc:
+        add([*base, "image"], f"image {image!r} is not pinned: {exc}",
+            "pin a release tag (e.g. :v0.7.2) or a digest; see github.com/open-webui/open-webui/releases")
+    namespace = webui.get("namespace", "open-webui")
+    gitops = document.get("gitops") or {}
+    if namespace == gitops.get("namespace", "argocd") or namespace in RESERVED_NAMESPACES:
+        add([*base, "namespace"] if "namespace" in webui else base,
+            f"Open WebUI namespace '{namespace}' is reserved",
+            "run Open WebUI in its own namespace (default open-webui)")
+    named = [m for m in models if isinstance(m, dict)]
+    if not named:
+        add([*base, "enabled"], "Open WebUI is enabled but the environment has no model to chat with",
+            "add a model, or disable addons.openWebUI", warning=True)
+    for model in named:
+        if model.get("name") == "open-webui" and (model.get("namespace") or "nim") == namespace:
+            add([*base, "namespace"] if "namespace" in webui else base,
+                f"model 'open-webui' and Open WebUI would both own Service {namespace}/open-webui",
+                "give Open WebUI another namespace (addons.openWebUI.namespace)")
 
 
 def _efs_read_time(model: Any, base: list[Any], add: Any) -> None:

@@ -279,6 +279,54 @@ def smoke(debug: bool, url: str, model_id: str, prompts_file: Path | None, concu
         sys.exit(EXIT_USER_ERROR)
 
 
+@main.command()
+@click.argument("env_file", metavar="ENV_FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", "models", multiple=True, metavar="NAME",
+              help="Benchmark only this model (repeatable). Default: every model of ENV_FILE.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=10, show_default=True, metavar="N",
+              help="Requests in flight at once.")
+@click.option("--input-tokens", type=click.IntRange(min=1), default=200, show_default=True, metavar="N",
+              help="Mean prompt length in tokens (synthetic prompts).")
+@click.option("--output-tokens", type=click.IntRange(min=1), default=100, show_default=True, metavar="N",
+              help="Tokens to generate per request (max_tokens).")
+@click.option("--num-prompts", type=click.IntRange(min=1), default=100, show_default=True, metavar="N",
+              help="Distinct synthetic prompts.")
+@click.option("--tokenizer", default="hf-internal-testing/llama-tokenizer", show_default=True, metavar="ID",
+              help="Hugging Face tokenizer GenAI-Perf counts tokens with (downloaded by the Job).")
+@click.option("--write", is_flag=True,
+              help="Write argocd/<env>/bench/ (AppProject, an Application that is never auto-synced, one Job "
+                   "per model) instead of printing the Jobs.")
+@click.pass_obj
+def bench(debug: bool, env_file: Path, models: tuple[str, ...], concurrency: int, input_tokens: int,
+          output_tokens: int, num_prompts: int, tokenizer: str, write: bool) -> None:
+    """Render a Kubernetes Job per model of ENV_FILE that benchmarks it with NVIDIA GenAI-Perf.
+
+    Each Job runs GenAI-Perf (pinned Triton SDK image) against the model's in-cluster Service on
+    /v1/completions with the reference deployment's load unless told otherwise, needs no GPU, runs on
+    ordinary nodes and prints GenAI-Perf's summary export as its log. Printed to stdout by default
+    (kubectl apply -f -); with --write, kept in Git for Argo CD to run on each manual sync.
+    """
+    from nimgen.bench import BenchParams, run_bench
+
+    with _error_boundary(debug):
+        params = BenchParams(concurrency=concurrency, input_tokens=input_tokens, output_tokens=output_tokens,
+                             num_prompts=num_prompts, tokenizer=tokenizer)
+        result = run_bench(env_file, models=models, params=params, write=write)
+        for warning in result.env.warnings:
+            click.echo(warning.render(), err=True)
+        if not write:
+            click.echo(result.text, nl=False)
+            return
+        for change in result.changes:
+            if change.action != "identical":
+                click.echo(f"{change.action:>9}  {change.path}", err=True)
+        name = result.env.name
+        benchmarked = ", ".join(model.name for model in result.models)
+        click.echo(f"{name}: benchmark of {benchmarked} in argocd/{name}/bench/", err=True)
+        click.echo(f"next: commit and push; 'kubectl apply -n {result.env.gitops.namespace} -f "
+                   f"argocd/{name}/bench/' once; then each 'argocd app sync {name}-bench' runs it", err=True)
+
+
 @main.command("import-terraform")
 @click.argument("outputs_file", metavar="OUTPUTS_JSON", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("env_file", metavar="ENV_FILE", type=click.Path(dir_okay=False, path_type=Path))

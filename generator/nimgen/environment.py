@@ -13,7 +13,7 @@ from typing import Any
 
 import jsonschema
 
-from nimgen import capacity, checks
+from nimgen import capacity, checks, openwebui
 from nimgen.errors import ConfigError, Location, Problem, UserError, json_path
 from nimgen.layering import locate, locate_key, merge
 from nimgen.model import (
@@ -285,6 +285,8 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
         if "karpenter" in cluster else None,
         node_pools=tuple(_build_pool(pool, top["nodePools"]["items"]["properties"]) for pool in document.get("nodePools") or []),
         observability=_build_observability(document.get("observability") or {}, top["observability"]["properties"]),
+        open_webui=openwebui.from_spec(document.get("addons"),
+                                       top["addons"]["properties"]["openWebUI"]["properties"]),
     )
 
 

@@ -227,6 +227,20 @@ class Observability:
 
 
 @dataclass(frozen=True)
+class OpenWebUI:
+    """The Open WebUI add-on: a chat front end for every model of the environment."""
+
+    namespace: str
+    image: ImageRef
+    secret: str  # existing Secret: WEBUI_SECRET_KEY, and the first admin's WEBUI_ADMIN_EMAIL/PASSWORD
+    allow_signup: bool
+    storage_size: str
+    storage_class: str
+    cpu: str
+    memory: str
+
+
+@dataclass(frozen=True)
 class Environment:
     """A validated environment file, layered over its defaults."""
 
@@ -246,6 +260,7 @@ class Environment:
     model_cache: ModelCache | None = None
     device_plugin: str = "auto"
     observability: Observability | None = None  # None: monitoring is not nimgen's
+    open_webui: OpenWebUI | None = None  # None: no chat front end
     # Findings that do not stop a render (e.g. a pool no model uses).
     warnings: tuple[Problem, ...] = ()
 

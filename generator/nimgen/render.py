@@ -7,7 +7,17 @@ from pathlib import PurePosixPath
 
 import jsonschema
 
-from nimgen import argocd, deviceplugin, monitoring, ngcsecrets, observability, pools, secrets, storage
+from nimgen import (
+    argocd,
+    deviceplugin,
+    monitoring,
+    ngcsecrets,
+    observability,
+    openwebui,
+    pools,
+    secrets,
+    storage,
+)
 from nimgen.chart import (
     MODEL_CHART,
     chart_default_values,
@@ -88,6 +98,10 @@ def render_environment(env: Environment) -> Tree:
         for name, app in argocd.monitoring_applications(env).items():
             put(apps / "platform" / f"{name}.yaml", dump(app))
         _check_values(monitoring.DASHBOARDS_CHART, {monitoring.DASHBOARDS_RELEASE: monitoring.dashboards_values(env)})
+    if env.open_webui:
+        tree.update(chart_files(openwebui.CHART_NAME))
+        put(apps / "platform" / f"{openwebui.RELEASE_NAME}.yaml", dump(argocd.open_webui_application(env)))
+        _check_values(openwebui.CHART_NAME, {openwebui.RELEASE_NAME: openwebui.values(env)})
     put(base / "README.md", render_text("environment-README.md.j2", env=env, apps_path=argocd.apps_path(env)))
     _check_values(MODEL_CHART, {model.name: chart_values(env, model) for model in env.models})
     if env.node_pools:

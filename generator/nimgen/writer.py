@@ -47,11 +47,12 @@ def content_hash(text: str | bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
 
 
-def record_text(env_name: str, source: str, files: dict[PurePosixPath, str]) -> str:
+def record_text(env_name: str, source: str, files: dict[PurePosixPath, str], *,
+                command: str = "nimgen render") -> str:
     """The ownership record: every file nimgen generated for the environment, with its content hash."""
     lines = [
         f"# {GENERATED_MARKER} from {source}. Do not edit.",
-        "# Files nimgen generated for this environment and their content hashes; 'nimgen render' deletes",
+        f"# Files nimgen generated for this environment and their content hashes; '{command}' deletes",
         "# those it no longer generates and never touches files missing from this list; 'nimgen check'",
         "# tells a hand-edited file (hash differs) from stale output.",
     ]
@@ -72,12 +73,13 @@ def _read_record(root: Path, relative: PurePosixPath) -> dict[PurePosixPath, str
     return entries
 
 
-def _owned_by_others(root: Path, env_name: str) -> set[PurePosixPath]:
+def _owned_by_others(root: Path, own: PurePosixPath) -> set[PurePosixPath]:
+    """Files the other environments' render records own (`own` is the record being written)."""
     owned: set[PurePosixPath] = set()
     argocd = root / "argocd"
     if argocd.is_dir():
         for record in sorted(argocd.glob(f"*/{RECORD_NAME}")):
-            if record.parent.name != env_name:
+            if record_path(record.parent.name) != own:
                 owned |= set(_read_record(root, record_path(record.parent.name)))
     return owned
 
@@ -86,17 +88,22 @@ def _safe(relative: PurePosixPath) -> bool:
     return not relative.is_absolute() and ".." not in relative.parts
 
 
-def plan(root: Path, env_name: str, source: str, tree: dict[PurePosixPath, str]) -> tuple[list[Change], dict[PurePosixPath, str]]:
+def plan(root: Path, env_name: str, source: str, tree: dict[PurePosixPath, str], *,
+         record: PurePosixPath | None = None,
+         command: str = "nimgen render") -> tuple[list[Change], dict[PurePosixPath, str]]:
     """Changes that writing `tree` for `env_name` makes under `root`, and the full set of files to write.
+
+    `record` is the ownership record of this set of files: the environment's render record by default; other
+    commands (`nimgen bench --write`) keep their own, so each deletes only what it generated itself.
 
     Raises:
         OutputConflictError: a target exists that nimgen did not generate.
     """
-    record = record_path(env_name)
+    record = record or record_path(env_name)
     files = dict(tree)
-    files[record] = record_text(env_name, source, tree)
+    files[record] = record_text(env_name, source, tree, command=command)
     previous = set(_read_record(root, record))
-    others = _owned_by_others(root, env_name)
+    others = _owned_by_others(root, record)
     changes: list[Change] = []
     conflicts: list[Path] = []
     for relative, text in sorted(files.items()):
@@ -163,7 +170,7 @@ def drift(root: Path, env_name: str, source: str, tree: dict[PurePosixPath, str]
     """How the files under `root` differ from `tree` (plus its ownership record); reads, never writes."""
     record = record_path(env_name)
     recorded = _read_record(root, record)
-    others = _owned_by_others(root, env_name)
+    others = _owned_by_others(root, record)
     files = dict(tree)
     files[record] = record_text(env_name, source, tree)
     found: list[Drift] = []
@@ -188,15 +195,17 @@ def drift(root: Path, env_name: str, source: str, tree: dict[PurePosixPath, str]
     return found
 
 
-def write(root: Path, env_name: str, source: str, tree: dict[PurePosixPath, str], *, dry_run: bool = False) -> list[Change]:
-    """Bring `root` in line with `tree` for one environment; return what changed (or would change)."""
-    changes, files = plan(root, env_name, source, tree)
+def write(root: Path, env_name: str, source: str, tree: dict[PurePosixPath, str], *, dry_run: bool = False,
+          record: PurePosixPath | None = None, command: str = "nimgen render") -> list[Change]:
+    """Bring `root` in line with `tree` for one environment (see plan()); return what changed (or would)."""
+    record = record or record_path(env_name)
+    changes, files = plan(root, env_name, source, tree, record=record, command=command)
     if dry_run:
         return changes
     to_write = [c.path for c in changes if c.action in ("create", "update")]
     to_delete = [c.path for c in changes if c.action == "delete"]
     # The record goes last so that an interrupted run still knows the files it may own.
-    to_write.sort(key=lambda path: path == record_path(env_name))
+    to_write.sort(key=lambda path: path == record)
     staged: list[tuple[Path, Path]] = []
     created_dirs: list[Path] = []
     try:

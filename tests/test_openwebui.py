@@ -1,0 +1,272 @@
+"""Open WebUI: the Application and nimgen's open-webui chart, rendered by the real Helm engine."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+from conftest import example_environment
+from helpers import VALID, run, write_env
+from kube import crd_errors, kubernetes_errors
+from nimgen import argocd, helm, openwebui
+from nimgen.environment import load_environment
+from nimgen.helm import HelmError
+from nimgen.model import Environment
+from nimgen.secrets import find_secrets
+from nimgen.yamlio import load_all_plain
+
+WEBUI = VALID.replace("models:\n", "addons:\n  openWebUI: {enabled: true}\nmodels:\n")
+SECOND_MODEL = """\
+  - name: mistral-7b
+    image: nvcr.io/nim/mistralai/mistral-7b-instruct-v0.3:1.12.0
+    nodePool: a10g
+    namespace: nim-b
+"""
+
+
+def _objects(engine: helm.Engine, root: Path, app: dict[str, Any]) -> list[dict[str, Any]]:
+    source = app["spec"]["source"]
+    rendered = engine.template(root / source["path"], source["helm"]["valuesObject"],
+                               release=source["helm"]["releaseName"], namespace=app["spec"]["destination"]["namespace"],
+                               kube_version="1.33")
+    return [d for p, t in sorted(rendered.items()) if not p.endswith("NOTES.txt") for d in load_all_plain(t)]
+
+
+def _one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    [found] = [o for o in objects if o["kind"] == kind]
+    return found
+
+
+def _env(tmp_path: Path, text: str) -> Environment:
+    return load_environment(write_env(tmp_path, text), tmp_path)
+
+
+def _wave(obj: dict[str, Any]) -> int:
+    return int(obj["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+
+
+@pytest.fixture(scope="module")
+def prod() -> Environment:
+    return example_environment("prod")
+
+
+@pytest.fixture(scope="module")
+def prod_objects(prod: Environment, rendered_repo: Path, helm_engine: helm.Engine) -> list[dict[str, Any]]:
+    return _objects(helm_engine, rendered_repo, argocd.open_webui_application(prod))
+
+
+def test_application_validates_and_syncs_after_the_models(prod: Environment, rendered_repo: Path,
+                                                          crd_schemas: Path) -> None:
+    app = argocd.open_webui_application(prod)
+    assert crd_errors(app, crd_schemas) == []
+    assert app["spec"]["project"] == "prod-platform"
+    assert app["spec"]["source"]["path"] == "charts/open-webui"
+    assert app["spec"]["destination"]["namespace"] == "open-webui"
+    assert "automated" in app["spec"]["syncPolicy"]  # a platform Application like the others
+    # After every model: a broken UI never holds back a model, and a loading model only appears later.
+    assert all(_wave(app) > _wave(argocd.model_application(prod, model)) for model in prod.models)
+    # The committed example is what nimgen renders.
+    committed = load_all_plain((rendered_repo / "argocd/prod/apps/platform/open-webui.yaml").read_text())
+    assert committed == [app]
+
+
+def test_every_object_passes_kubernetes_strict_schema(prod: Environment, prod_objects: list[dict[str, Any]],
+                                                      rendered_repo: Path, helm_engine: helm.Engine) -> None:
+    values = argocd.open_webui_application(prod)["spec"]["source"]["helm"]["valuesObject"]
+    findings = helm_engine.lint(rendered_repo / "charts/open-webui", values, kube_version="1.33")
+    assert [f for f in findings if f.severity in ("warning", "error")] == []  # helm lint --strict
+    assert {o["kind"] for o in prod_objects} == {"Deployment", "Service", "ServiceAccount", "PersistentVolumeClaim",
+                                                "NetworkPolicy"}
+    for obj in prod_objects:
+        assert kubernetes_errors(obj, "1.33") == [], obj["kind"]
+
+
+def test_wired_to_every_models_service(prod: Environment, prod_objects: list[dict[str, Any]], rendered_repo: Path,
+                                       helm_engine: helm.Engine) -> None:
+    [container] = _one(prod_objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    env_vars = {e["name"]: e for e in container["env"]}
+    urls = env_vars["OPENAI_API_BASE_URLS"]["value"].split(";")
+    expected = []
+    for model in prod.models:
+        # The Service the nim-llm chart renders for the model, as Argo CD renders it.
+        objects = _objects(helm_engine, rendered_repo, argocd.model_application(prod, model))
+        [service] = [o for o in objects if o["kind"] == "Service" and "clusterIP" not in o["spec"]]
+        [port] = [p["port"] for p in service["spec"]["ports"] if p["name"] == "http-openai"]
+        expected.append(f"http://{service['metadata']['name']}.{service['metadata']['namespace']}"
+                        f".svc.cluster.local:{port}/v1")
+    assert urls == expected == [openwebui.model_url(model) for model in prod.models]
+    # One (unused) key per URL, as Open WebUI pairs them; NIM needs none.
+    assert len(env_vars["OPENAI_API_KEYS"]["value"].split(";")) == len(urls)
+    assert env_vars["ENABLE_OPENAI_API"]["value"] == "True" and env_vars["ENABLE_OLLAMA_API"]["value"] == "False"
+    # Taken from the manifest at every start, so a model added later shows up after the next sync.
+    assert env_vars["ENABLE_PERSISTENT_CONFIG"]["value"] == "False"
+
+
+def test_model_network_policies_admit_open_webui(prod: Environment, rendered_repo: Path,
+                                                 helm_engine: helm.Engine) -> None:
+    for model in prod.models:
+        objects = _objects(helm_engine, rendered_repo, argocd.model_application(prod, model))
+        [policy] = [o for o in objects if o["kind"] == "NetworkPolicy"]
+        peers = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]
+                 if any(port["port"] == "http-openai" for port in rule["ports"])]
+
+        def admits(peer: dict[str, Any], namespace: str = "open-webui") -> bool:
+            selector = peer.get("namespaceSelector")
+            return selector is not None and "podSelector" not in peer and (
+                selector == {} or selector.get("matchLabels") == {"kubernetes.io/metadata.name": namespace})
+
+        assert any(admits(peer) for peer in peers), model.name
+
+
+def test_authentication_on_and_no_secret_in_git(prod: Environment, prod_objects: list[dict[str, Any]]) -> None:
+    [container] = _one(prod_objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    env_vars = {e["name"]: e for e in container["env"]}
+    assert env_vars["WEBUI_AUTH"]["value"] == "True"
+    assert env_vars["ENABLE_SIGNUP"]["value"] == "False"
+    assert env_vars["DEFAULT_USER_ROLE"]["value"] == "pending"
+    # The key is required; the first admin's credentials only until the admin exists.
+    assert env_vars["WEBUI_SECRET_KEY"] == {"name": "WEBUI_SECRET_KEY", "valueFrom": {"secretKeyRef": {
+        "name": "open-webui", "key": "WEBUI_SECRET_KEY"}}}
+    for name in ("WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD"):
+        assert env_vars[name]["valueFrom"]["secretKeyRef"] == {"name": "open-webui", "key": name, "optional": True}
+    assert not [o for o in prod_objects if o["kind"] == "Secret"]
+    app = argocd.open_webui_application(prod)
+    for document in [app, *prod_objects]:
+        assert list(find_secrets(document)) == []
+
+
+def test_non_root_no_gpu_data_on_a_kept_claim(prod_objects: list[dict[str, Any]]) -> None:
+    deployment = _one(prod_objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"} and deployment["spec"]["replicas"] == 1
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    assert "tolerations" not in pod and "nodeSelector" not in pod
+    for container in pod["initContainers"] + pod["containers"]:
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert "nvidia.com/gpu" not in str(container["resources"])
+        assert container["image"] == openwebui.DEFAULT_IMAGE
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert pod["containers"][0][probe]["httpGet"]["port"] == "http"
+    claim = _one(prod_objects, "PersistentVolumeClaim")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    assert claim["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Delete=false,Prune=false"
+    assert pod["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}]
+    service = _one(prod_objects, "Service")
+    assert service["spec"]["ports"][0]["targetPort"] == pod["containers"][0]["ports"][0]["name"] == "http"
+
+
+def test_platform_project_admits_it(prod: Environment, prod_objects: list[dict[str, Any]], crd_schemas: Path) -> None:
+    project = argocd.platform_project(prod)
+    assert crd_errors(project, crd_schemas) == []
+    assert "open-webui" in {d["namespace"] for d in project["spec"]["destinations"]}
+    admitted = {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]}
+    for obj in prod_objects:
+        group = obj["apiVersion"].rpartition("/")[0]
+        assert (group, obj["kind"]) in admitted, obj["kind"]
+
+
+def test_settings_reach_the_chart(tmp_path: Path, rendered_repo: Path, helm_engine: helm.Engine) -> None:
+    text = WEBUI.replace("{enabled: true}", "{enabled: true, namespace: chat, secret: webui-keys, allowSignup: true, "
+                                            "image: 'ghcr.io/open-webui/open-webui:v0.7.2', "
+                                            "persistence: {size: 20Gi, storageClassName: gp3}, "
+                                            "resources: {cpu: '1', memory: 3Gi}}") + SECOND_MODEL
+    env = _env(tmp_path, text)
+    objects = _objects(helm_engine, rendered_repo, argocd.open_webui_application(env))
+    pod = _one(objects, "Deployment")["spec"]["template"]["spec"]
+    env_vars = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env_vars["ENABLE_SIGNUP"]["value"] == "True"
+    assert env_vars["WEBUI_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "webui-keys"
+    assert env_vars["OPENAI_API_BASE_URLS"]["value"] == (
+        "http://llama3-8b-instruct.nim.svc.cluster.local:8000/v1;http://mistral-7b.nim-b.svc.cluster.local:8000/v1")
+    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "1", "memory": "3Gi"}, "limits": {"memory": "3Gi"}}
+    claim = _one(objects, "PersistentVolumeClaim")["spec"]
+    assert (claim["storageClassName"], claim["resources"]["requests"]["storage"]) == ("gp3", "20Gi")
+    assert {o["metadata"]["namespace"] for o in objects} == {"chat"}
+
+
+def test_off_by_default(tmp_path: Path) -> None:
+    dev = example_environment("dev")
+    assert dev.open_webui is None
+    assert "open-webui" not in {d["namespace"] for d in argocd.platform_project(dev)["spec"]["destinations"]}
+    result = run("render", write_env(tmp_path, VALID))
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "argocd/test/apps/platform/open-webui.yaml").exists()
+    assert not (tmp_path / "charts/open-webui").exists()
+
+
+def test_alone_it_still_gets_a_platform_project(tmp_path: Path, crd_schemas: Path) -> None:
+    result = run("render", write_env(tmp_path, WEBUI))
+    assert result.exit_code == 0, result.output
+    for name in ("project.yaml", "open-webui.yaml"):
+        [obj] = load_all_plain((tmp_path / "argocd/test/apps/platform" / name).read_text())
+        assert crd_errors(obj, crd_schemas) == []
+    readme = (tmp_path / "argocd/test/README.md").read_text()
+    assert "## Open WebUI" in readme and "kubectl -n open-webui create secret generic open-webui" in readme
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("image: ghcr.io/open-webui/open-webui:main",
+     "$.addons.openWebUI.image: image 'ghcr.io/open-webui/open-webui:main' is not pinned: tag ':main' follows a branch"),
+    ("image: ghcr.io/open-webui/open-webui",
+     "$.addons.openWebUI.image: image 'ghcr.io/open-webui/open-webui' is not pinned"),
+    ("namespace: argocd", "$.addons.openWebUI.namespace: Open WebUI namespace 'argocd' is reserved"),
+    ("namespace: nim", None),  # sharing a namespace with the models is fine...
+    ("webuiSecretKey: abc", "$.addons.openWebUI.webuiSecretKey: unknown key 'webuiSecretKey'"),
+])
+def test_checks(tmp_path: Path, setting: str, message: str | None) -> None:
+    result = run("render", write_env(tmp_path, WEBUI.replace("{enabled: true}", f"{{enabled: true, {setting}}}")))
+    if message is None:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert not (tmp_path / "argocd").exists()
+
+
+def test_service_name_clash_and_no_models(tmp_path: Path) -> None:
+    clash = WEBUI.replace("name: llama3-8b-instruct", "name: open-webui").replace(
+        "{enabled: true}", "{enabled: true, namespace: nim}")
+    result = run("render", write_env(tmp_path, clash))  # ...unless a model is named like Open WebUI's Service
+    assert result.exit_code == 1
+    assert "model 'open-webui' and Open WebUI would both own Service nim/open-webui" in result.output
+    empty = WEBUI[:WEBUI.index("models:")] + "models: []\n"
+    result = run("render", write_env(tmp_path, empty, "empty.yaml"))
+    assert result.exit_code == 0, result.output
+    assert "warning: Open WebUI is enabled but the environment has no model to chat with" in result.output
+
+
+def test_chart_refuses_a_moving_tag(rendered_repo: Path, helm_engine: helm.Engine) -> None:
+    with pytest.raises(HelmError, match="moves with every Open WebUI release"):
+        helm_engine.template(rendered_repo / "charts/open-webui", {"image": {"tag": "main"}}, release="open-webui",
+                             namespace="open-webui", kube_version="1.33")
+    # No URL at all: Open WebUI must not fall back to api.openai.com.
+    objects = [d for p, t in helm_engine.template(rendered_repo / "charts/open-webui", {}, release="open-webui",
+                                                  namespace="open-webui", kube_version="1.33").items()
+               if not p.endswith("NOTES.txt") for d in load_all_plain(t)]
+    [container] = _one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    env_vars = {e["name"]: e.get("value") for e in container["env"]}
+    assert env_vars["ENABLE_OPENAI_API"] == "False"
+
+
+def test_default_image_is_the_schema_default() -> None:
+    from nimgen.environment import environment_schema
+
+    spec = environment_schema()["properties"]["addons"]["properties"]["openWebUI"]["properties"]
+    assert spec["image"]["default"] == openwebui.DEFAULT_IMAGE
+    from nimgen.chart import chart_default_values, chart_metadata
+
+    values = chart_default_values("open-webui")
+    assert f"{values['image']['repository']}:{values['image']['tag']}" == openwebui.DEFAULT_IMAGE
+    assert chart_metadata("open-webui")["appVersion"] == values["image"]["tag"]
+
+
+def test_values_are_documented_and_schema_covers_them() -> None:
+    from nimgen.chart import chart_default_values, chart_files, chart_values_schema, documented_values
+
+    values_text = dict(chart_files("open-webui"))[PurePosixPath("charts/open-webui/values.yaml")]
+    rows = {row.key for row in documented_values(values_text)}
+    schema = chart_values_schema("open-webui")["properties"]
+    for key, spec in schema.items():
+        children = spec.get("properties", {}) if spec.get("additionalProperties") is False else {}
+        assert key in rows or (children and all(f"{key}.{child}" in rows for child in children)), key
+    assert set(chart_default_values("open-webui")) == set(schema)
