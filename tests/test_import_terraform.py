@@ -57,7 +57,7 @@ def test_prod_gets_every_output_and_keeps_its_comments(repo: Path, tmp_path: Pat
         "  ~ cluster.karpenter.nodeRole: KarpenterNodeRole-nim-prod -> Karpenter-nim-prod-eu-2026112512",
         "  ~ cluster.karpenter.discoveryTag: nim-prod -> nim-prod-eu",
         "  ~ storage.modelCache.efs.fileSystemId: fs-0123456789abcdef0 -> fs-0abc1234def567890",
-        "  ~ ngc.externalSecret.key: nim/prod/ngc-api-key -> nim-prod-eu/ngc-api-key",
+        "  ~ ngc.externalSecret.key: nim-prod/ngc-api-key -> nim-prod-eu/ngc-api-key",
         f"next: nimgen render {env_file}",
     ]
     after = env_file.read_text()
