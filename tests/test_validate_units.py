@@ -74,3 +74,17 @@ def test_builtin_and_crd_kinds_are_told_apart(crd_schemas: Path) -> None:
     assert schemas.version == "1.33"
     newer = Schemas("9.99", [])
     assert newer.version != "9.99"  # the newest schema set kubernetes-validate has, never newer than asked
+
+
+def test_missing_validate_extra_is_a_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    from helpers import run
+
+    monkeypatch.setitem(sys.modules, "jsonschema_rs", None)  # as if nimgen[validate] were not installed
+    for name in [m for m in sys.modules if m.startswith("nimgen.validation")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.chdir(tmp_path)
+    result = run("validate")
+    assert result.exit_code == 1
+    assert result.output == "error: nimgen validate needs jsonschema_rs\n  hint: pip install 'nimgen[validate]'\n"

@@ -151,12 +151,17 @@ def validate(debug: bool, env_files: tuple[Path, ...], schema_locations: tuple[s
     checks the links between objects and serving-safety policy. Exit 1 when anything is an error.
     """
     from nimgen.environment import environment_files
-    from nimgen.validation.report import FORMATS
-    from nimgen.validation.runner import Options
-    from nimgen.validation.runner import validate as run_validate
-    from nimgen.validation.schemas import SchemaLocation, default_locations
-
     with _error_boundary(debug):
+        try:
+            import kubernetes_validate  # noqa: F401 - probed here so a missing extra is a message, not a traceback
+
+            from nimgen.validation.report import FORMATS
+            from nimgen.validation.runner import Options
+            from nimgen.validation.runner import validate as run_validate
+            from nimgen.validation.schemas import SchemaLocation, default_locations
+        except ImportError as missing:
+            raise UserError(f"nimgen validate needs {missing.name or 'its extra packages'}",
+                            hint="pip install 'nimgen[validate]'") from None
         locations = [SchemaLocation.parse(text) for text in schema_locations] or default_locations()
         files = list(env_files) or environment_files(Path.cwd())
         report = run_validate(files, Options(tuple(locations), chart_cache, ignore_missing_schemas))
