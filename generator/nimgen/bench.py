@@ -18,10 +18,11 @@ from typing import Any
 
 from nimgen import argocd, openwebui, writer
 from nimgen.chart import with_header
-from nimgen.environment import default_root, load_environment
+from nimgen.environment import load_environment
 from nimgen.errors import UserError
 from nimgen.model import Environment, Model
 from nimgen.render import Tree, environment_dir
+from nimgen.repository import default_root
 from nimgen.yamlio import dump, dump_all
 
 # GenAI-Perf from the Triton SDK image of January 2025 (genai-perf 0.0.10; its CLI was checked against the

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nimgen import writer
-from nimgen.environment import default_root, load_environment
+from nimgen.environment import load_environment
 from nimgen.errors import ConfigError, Problem
 from nimgen.render import render_environment
+from nimgen.repository import default_root
 
 WHY: dict[writer.DriftKind, str] = {
     "missing": "not rendered yet",

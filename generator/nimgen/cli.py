@@ -102,7 +102,7 @@ def check(debug: bool, env_files: tuple[Path, ...]) -> None:
     pre-commit hook.
     """
     from nimgen.check import as_text, check_files
-    from nimgen.environment import environment_files
+    from nimgen.repository import environment_files
 
     with _error_boundary(debug):
         results = check_files(list(env_files) or environment_files(Path.cwd()))
@@ -150,7 +150,7 @@ def validate(debug: bool, env_files: tuple[Path, ...], schema_locations: tuple[s
     schemas (strict) and the CRD schemas (with their CEL rules where they can be evaluated), then
     checks the links between objects and serving-safety policy. Exit 1 when anything is an error.
     """
-    from nimgen.environment import environment_files
+    from nimgen.repository import environment_files
     with _error_boundary(debug):
         try:
             import kubernetes_validate  # noqa: F401 - probed here so a missing extra is a message, not a traceback

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
@@ -14,7 +13,7 @@ from typing import Any
 import jsonschema
 
 from nimgen import capacity, checks, openwebui
-from nimgen.errors import ConfigError, Location, Problem, UserError, json_path
+from nimgen.errors import ConfigError, Location, Problem, json_path
 from nimgen.layering import locate, locate_key, merge
 from nimgen.model import (
     Alerts,
@@ -31,6 +30,7 @@ from nimgen.model import (
     SecretEnvVar,
 )
 from nimgen.monitoring import PROMETHEUS_STACK_RELEASE
+from nimgen.repository import display_path
 from nimgen.yamlio import LMap, load_located
 
 DEFAULTS_FILE = "_defaults.yaml"
@@ -49,31 +49,6 @@ def _validator() -> jsonschema.Draft202012Validator:
     schema = environment_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
-
-
-def default_root(env_file: Path) -> Path:
-    """The repository root for an environment file: the folder that holds its `environments/` folder."""
-    folder = env_file.resolve().parent
-    if folder.name != "environments":
-        raise UserError(
-            f"cannot tell where to write for {env_file}: it is not in an environments/ folder",
-            hint="keep environment files in <repository>/environments/, or pass --output DIR",
-        )
-    return folder.parent
-
-
-def environment_files(root: Path) -> list[Path]:
-    """Every environment under root/environments/ (not the _defaults.yaml layer)."""
-    folder = root / "environments"
-    found = sorted(p for p in folder.glob("*.y*ml") if not p.name.startswith("_")) if folder.is_dir() else []
-    if not found:
-        raise UserError(f"no environment files in {folder}", hint="pass ENV_FILE arguments, or run in the repository root")
-    return found
-
-
-def display_path(path: Path, root: Path) -> str:
-    """`path` relative to `root` in POSIX form (what headers and messages show)."""
-    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
 
 
 def _read(path: Path, shown: str) -> Any:

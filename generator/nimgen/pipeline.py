@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nimgen import writer
-from nimgen.environment import default_root, load_environment
+from nimgen.environment import load_environment
 from nimgen.errors import ConfigError, Location, Problem
 from nimgen.model import Environment
 from nimgen.plan import Plan, plan
 from nimgen.render import Tree, render_environment
+from nimgen.repository import default_root
 
 
 @dataclass(frozen=True)

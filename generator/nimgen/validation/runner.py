@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from nimgen import helm
-from nimgen.environment import default_root, load_environment
+from nimgen.environment import load_environment
 from nimgen.errors import ConfigError, Problem
 from nimgen.model import Environment
+from nimgen.repository import default_root
 from nimgen.validation import crossref, policy
 from nimgen.validation.findings import Finding, Report, Severity, object_ref
 from nimgen.validation.schemas import MissingSchema, SchemaLocation, Schemas
