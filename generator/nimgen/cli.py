@@ -153,8 +153,11 @@ def validate(debug: bool, env_files: tuple[Path, ...], schema_locations: tuple[s
     from nimgen.repository import environment_files
     with _error_boundary(debug):
         try:
-            import kubernetes_validate  # noqa: F401 - probed here so a missing extra is a message, not a traceback
+            import importlib.util
 
+            # Probed (not imported: its schema files are read directly) so a missing extra is a message.
+            if importlib.util.find_spec("kubernetes_validate") is None:
+                raise ModuleNotFoundError(name="kubernetes_validate")
             from nimgen.validation.report import FORMATS
             from nimgen.validation.runner import Options
             from nimgen.validation.runner import validate as run_validate

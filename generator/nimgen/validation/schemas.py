@@ -9,6 +9,7 @@ Kubernetes' heavily $ref'd schemas would cost more than everything else together
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -116,19 +117,38 @@ def _fetch(url: str) -> Any | None:
     return schema
 
 
+def _builtin_root() -> Path:
+    """kubernetes-validate's schema folder, found without importing it (its import costs start-up time)."""
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("No module named 'kubernetes_validate'", name="kubernetes_validate")
+    return Path(next(iter(spec.submodule_search_locations))) / "kubernetes-json-schema"
+
+
+def _builtin_sets() -> list[str]:
+    """Kubernetes versions kubernetes-validate has strict schemas for, oldest first (e.g. "1.33.0")."""
+    found = [match[1] for entry in _builtin_root().iterdir()
+             if (match := re.fullmatch(r"v([0-9]+\.[0-9]+\.[0-9]+)-local-strict", entry.name))]
+    return sorted(found, key=_minor)
+
+
+def _minor(version: str) -> tuple[int, int]:
+    """(1, 33) from "1.33", "v1.33.2" or "1.33.0": compared as numbers, so 1.9 < 1.33."""
+    major, minor = re.findall(r"[0-9]+", version)[:2]
+    return int(major), int(minor)
+
+
 class Schemas:
     """Compiled validators for one Kubernetes version: built-in kinds, then CRDs from the locations in order."""
 
     def __init__(self, kubernetes_version: str, locations: list[SchemaLocation]) -> None:
-        import kubernetes_validate.utils as kv
-
         self.requested_version = kubernetes_version
-        available = kv.all_versions()
-        usable = [v for v in available if kv.major_minor(v) <= kv.major_minor(kubernetes_version)] or available[:1]
+        sets = _builtin_sets()
+        wanted = _minor(kubernetes_version)
         # The newest schema set not newer than the cluster (kubernetes-validate's own rule).
-        self.version = kv.major_minor(usable[-1])
-        self._builtin_dir = Path(str(kv.importlib_resources.files("kubernetes_validate"))) / \
-            "kubernetes-json-schema" / f"v{usable[-1]}-local-strict"
+        usable = [s for s in sets if _minor(s) <= wanted] or sets[:1]
+        self.version = ".".join(map(str, _minor(usable[-1])))
+        self._builtin_dir = _builtin_root() / f"v{usable[-1]}-local-strict"
         self.locations = locations
         self._validators: dict[tuple[str, str], Any] = {}
         self._crd_schemas: dict[tuple[str, str], dict[str, Any]] = {}
