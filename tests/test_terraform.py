@@ -281,6 +281,15 @@ def test_tfvars_agree_with_the_environment_file(env: str) -> None:
     assert cluster["karpenter"]["discoveryTag"] == tfvars["cluster_name"]
     assert tfvars["gitops_repo_url"] == _root_application(env)["spec"]["source"]["repoURL"]
     assert all(zone.startswith(tfvars["region"]) for zone in tfvars["availability_zones"])
+    # An environment that reads the NGC key from Secrets Manager names the secret Terraform creates.
+    external = (_environment_file(env).get("ngc") or {}).get("externalSecret")
+    if external:
+        (secret,) = [body for labels, body in _blocks(_parsed(TF_DIR / "secrets.tf"), "resource")
+                     if labels == ("aws_secretsmanager_secret", "ngc_api_key")]
+        name = _attr(secret, "name").replace("${var.cluster_name}", tfvars["cluster_name"])
+        assert external["key"] == name
+        assert external.get("store", "aws-secrets-manager") == _attr(_variables()["cluster_secret_store_name"],
+                                                                      "default")
 
 
 # --------------------------------------------------------------------------------------------------------
