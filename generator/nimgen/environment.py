@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonschema
 
-from nimgen import capacity, checks, openwebui
+from nimgen import capacity, checks
 from nimgen.errors import ConfigError, Location, Problem, json_path
 from nimgen.layering import locate, locate_key, merge
 from nimgen.model import (
@@ -27,6 +27,7 @@ from nimgen.model import (
     Ngc,
     NodePool,
     Observability,
+    OpenWebUI,
     SecretEnvVar,
 )
 from nimgen.monitoring import PROMETHEUS_STACK_RELEASE
@@ -260,9 +261,21 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
         if "karpenter" in cluster else None,
         node_pools=tuple(_build_pool(pool, top["nodePools"]["items"]["properties"]) for pool in document.get("nodePools") or []),
         observability=_build_observability(document.get("observability") or {}, top["observability"]["properties"]),
-        open_webui=openwebui.from_spec(document.get("addons"),
-                                       top["addons"]["properties"]["openWebUI"]["properties"]),
+        open_webui=_build_open_webui((document.get("addons") or {}).get("openWebUI") or {},
+                                     top["addons"]["properties"]["openWebUI"]["properties"]),
     )
+
+
+def _build_open_webui(spec: dict[str, Any], properties: dict[str, Any]) -> OpenWebUI | None:
+    spec = _with_schema_defaults(spec, properties)
+    if not spec["enabled"]:
+        return None
+    persistence = _with_schema_defaults(spec.get("persistence") or {}, properties["persistence"]["properties"])
+    resources = _with_schema_defaults(spec.get("resources") or {}, properties["resources"]["properties"])
+    return OpenWebUI(namespace=spec["namespace"], image=ImageRef.parse(spec["image"]), secret=spec["secret"],
+                     allow_signup=bool(spec["allowSignup"]), storage_size=persistence["size"],
+                     storage_class=persistence.get("storageClassName", ""), cpu=resources["cpu"],
+                     memory=resources["memory"])
 
 
 def _build_external_secret(spec: dict[str, Any] | None, region: str,

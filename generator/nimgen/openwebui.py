@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nimgen.model import Environment, ImageRef, Model, OpenWebUI
+from nimgen.model import Environment, Model
 
 CHART_NAME = "open-webui"
 CHART_PATH = f"charts/{CHART_NAME}"
@@ -29,31 +29,6 @@ NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
 )
 # The nim-llm chart's Service: named after the model (fullnameOverride), port http-openai.
 MODEL_SERVICE_PORT = 8000
-
-
-def from_spec(addons: dict[str, Any] | None, properties: dict[str, Any]) -> OpenWebUI | None:
-    """The typed add-on from `addons.openWebUI` (schema defaults applied), or None when it is off."""
-    spec = _defaults((addons or {}).get("openWebUI") or {}, properties)
-    if not spec["enabled"]:
-        return None
-    persistence = _defaults(spec.get("persistence") or {}, properties["persistence"]["properties"])
-    resources = _defaults(spec.get("resources") or {}, properties["resources"]["properties"])
-    return OpenWebUI(
-        namespace=spec["namespace"],
-        image=ImageRef.parse(spec["image"]),
-        secret=spec["secret"],
-        allow_signup=bool(spec["allowSignup"]),
-        storage_size=persistence["size"],
-        storage_class=persistence.get("storageClassName", ""),
-        cpu=resources["cpu"],
-        memory=resources["memory"],
-    )
-
-
-def _defaults(data: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
-    out = {key: spec["default"] for key, spec in properties.items() if "default" in spec}
-    out.update(data)
-    return out
 
 
 def model_url(model: Model) -> str:
