@@ -20,6 +20,14 @@ def json_path(parts: list[Any]) -> str:
     return text
 
 
+def field_path(parts: Any) -> str:
+    """Render a manifest field path like `spec.containers[0].image`."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
 class NimgenError(Exception):
     """Root of every error nimgen raises on purpose."""
 

@@ -72,11 +72,3 @@ def find_secrets(data: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
         what = secret_in_text(data)
         if what:
             yield path, what
-
-
-def dotted(path: Path) -> str:
-    """`spec.containers[0].env` from a path."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text

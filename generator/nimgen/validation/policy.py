@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from nimgen.errors import field_path
 from nimgen.model import Environment
-from nimgen.secrets import dotted, find_secrets, may_hold_secrets
+from nimgen.secrets import find_secrets, may_hold_secrets
 from nimgen.validation.crossref import Pod, pods
 from nimgen.validation.findings import Finding, object_ref
 from nimgen.validation.sources import Applied, AppResult
@@ -83,7 +84,7 @@ def _plaintext(env: Environment, applied: Applied) -> Iterator[Finding]:
     if not may_hold_secrets(obj):
         return
     for path, what in find_secrets(obj):
-        yield _finding(env, applied, "no-plaintext-secret", f"{what} is in the manifest", dotted(path),
+        yield _finding(env, applied, "no-plaintext-secret", f"{what} is in the manifest", field_path(path),
                        "move it to a Secret created outside Git and reference it (secretKeyRef, existingSecret)")
 
 

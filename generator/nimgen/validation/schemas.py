@@ -22,7 +22,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from nimgen.errors import UserError
+from nimgen.errors import UserError, field_path
 
 # The CRD catalog kubeconform users point at (datreeio/CRDs-catalog), in kubeconform's template syntax.
 PUBLIC_CATALOG = ("https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/"
@@ -251,14 +251,6 @@ def _ecma_patterns(schema: Any) -> Any:
     if isinstance(schema, list):
         return [_ecma_patterns(item) for item in schema]
     return schema
-
-
-def field_path(parts: Any) -> str:
-    """`spec.template.spec.containers[0].image` from a jsonschema path."""
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _short(message: str, limit: int = 300) -> str:
