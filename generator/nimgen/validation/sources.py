@@ -91,24 +91,9 @@ def iter_argocd_manifests(root: Path, env: Environment) -> Iterator[Applied]:
             yield Applied(doc, "" if path == root_file else root_name, relative)
 
 
-def argocd_manifests(root: Path, env: Environment) -> tuple[list[Applied], str]:
-    """Every manifest iter_argocd_manifests() reads, or what stopped it."""
-    found: list[Applied] = []
-    try:
-        found.extend(iter_argocd_manifests(root, env))
-    except TreeError as error:
-        return found, str(error)
-    return found, ""
-
-
 def is_application(applied: Applied) -> bool:
     """An Application synced by the root Application (not the root itself)."""
     return (applied.obj.get("apiVersion"), applied.obj.get("kind")) == APPLICATION and bool(applied.application)
-
-
-def applications(manifests: list[Applied]) -> list[Applied]:
-    """The Applications among the manifests the root Application syncs."""
-    return [m for m in manifests if is_application(m)]
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -261,16 +246,6 @@ class Renderer:
         return result
 
 
-def render_applications(root: Path, env: Environment, apps: list[Applied], engine: helm.Engine,
-                        chart_cache: Path | None) -> list[AppResult]:
-    """Every Application's rendered source, in the order of `apps`."""
-    with Renderer(root, env, engine, chart_cache) as renderer:
-        for applied in apps:
-            renderer.submit(applied)
-        done = {(result.file, result.name): result for result in renderer.results()}
-    return [done[(applied.file, str(applied.obj["metadata"]["name"]))] for applied in apps]
-
-
 # Cluster-scoped kinds nimgen's charts and the usual platform charts render.
 CLUSTER_SCOPED = frozenset({
     "Namespace", "Node", "PersistentVolume", "StorageClass", "CustomResourceDefinition", "ClusterRole",
@@ -283,9 +258,3 @@ CLUSTER_SCOPED = frozenset({
 
 def _namespaced(obj: dict[str, Any]) -> bool:
     return obj.get("kind") not in CLUSTER_SCOPED
-
-
-def walk_applied(results: list[AppResult]) -> Iterator[Applied]:
-    """Every object the Applications apply."""
-    for result in results:
-        yield from result.objects
