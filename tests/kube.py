@@ -9,6 +9,8 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
+from nimgen import helm
+from nimgen.yamlio import load_all_plain
 
 
 @cache
@@ -39,3 +41,14 @@ def kubernetes_errors(obj: dict[str, Any], kubernetes_version: str) -> list[str]
     except kubernetes_validate.ValidationError as error:
         return [f"{'.'.join(map(str, error.path))}: {error.message}"]
     return []
+
+
+def application_objects(engine: helm.Engine, root: Path, app: dict[str, Any],
+                        kube_version: str = "1.33") -> list[dict[str, Any]]:
+    """What Argo CD applies for an Application whose chart is under `root`: its chart rendered with its
+    release name, destination namespace and values (NOTES.txt left out)."""
+    source = app["spec"]["source"]
+    rendered = engine.template(root / source["path"], source["helm"]["valuesObject"],
+                               release=source["helm"]["releaseName"], namespace=app["spec"]["destination"]["namespace"],
+                               kube_version=kube_version)
+    return [d for p, t in sorted(rendered.items()) if not p.endswith("NOTES.txt") for d in load_all_plain(t)]

@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 from helpers import VALID, run, write_env
-from kube import crd_errors, kubernetes_errors
+from kube import application_objects, crd_errors, kubernetes_errors
 from nimgen import argocd, helm, monitoring, observability
 from nimgen.environment import load_environment
 from nimgen.model import Environment
-from nimgen.yamlio import load_all_plain
 from test_observability import _metric_names
 
 OBSERVED = VALID.replace("models:\n", "observability:\n  enabled: true\nmodels:\n")
@@ -32,14 +31,6 @@ def _env(tmp_path: Path, text: str) -> Environment:
     return load_environment(write_env(tmp_path, text), tmp_path)
 
 
-def _objects(engine: helm.Engine, root: Path, app: dict[str, Any]) -> list[dict[str, Any]]:
-    source = app["spec"]["source"]
-    rendered = engine.template(root / source["path"], source["helm"]["valuesObject"],
-                               release=source["helm"]["releaseName"], namespace=app["spec"]["destination"]["namespace"],
-                               kube_version="1.33")
-    return [d for p, t in sorted(rendered.items()) if not p.endswith("NOTES.txt") for d in load_all_plain(t)]
-
-
 @pytest.fixture()
 def keda_env(tmp_path: Path) -> Environment:
     return _env(tmp_path, OBSERVED + KEDA_MODEL)
@@ -49,7 +40,7 @@ def test_keda_model_renders_a_valid_scaled_object(keda_env: Environment, rendere
                                                   helm_engine: helm.Engine, crd_schemas: Path) -> None:
     [model] = keda_env.models
     app = argocd.model_application(keda_env, model)
-    objects = _objects(helm_engine, rendered_repo, app)
+    objects = application_objects(helm_engine, rendered_repo, app)
     kinds = [o["kind"] for o in objects]
     assert "HorizontalPodAutoscaler" not in kinds  # KEDA creates it; two owners would fight
     [scaled] = [o for o in objects if o["kind"] == "ScaledObject"]

@@ -8,21 +8,12 @@ from typing import Any
 import pytest
 from conftest import example_environment
 from helpers import VALID, run, write_env
-from kube import crd_errors, kubernetes_errors
+from kube import application_objects, crd_errors, kubernetes_errors
 from nimgen import argocd, helm, ngcsecrets
 from nimgen.environment import load_environment
 from nimgen.render import SecretInOutputError, _refuse_secrets
-from nimgen.yamlio import load_all_plain
 
 SECRET_KEY = "nim/test/ngc-api-key"
-
-
-def _objects(engine: helm.Engine, root: Path, app: dict[str, Any]) -> list[dict[str, Any]]:
-    source = app["spec"]["source"]
-    rendered = engine.template(root / source["path"], source["helm"]["valuesObject"],
-                               release=source["helm"]["releaseName"], namespace=app["spec"]["destination"]["namespace"],
-                               kube_version="1.33")
-    return [d for p, t in sorted(rendered.items()) if not p.endswith("NOTES.txt") for d in load_all_plain(t)]
 
 
 def _env(tmp_path: Path, extra: str = "") -> Any:
@@ -37,7 +28,7 @@ def test_external_secrets_for_every_model_namespace(tmp_path: Path, rendered_rep
     env = _env(tmp_path)
     app = argocd.ngc_secrets_application(env)
     assert crd_errors(app, crd_schemas) == []
-    objects = _objects(helm_engine, rendered_repo, app)
+    objects = application_objects(helm_engine, rendered_repo, app)
     for obj in objects:
         if obj["apiVersion"].startswith("external-secrets.io/"):
             assert crd_errors(obj, crd_schemas) == [], obj["kind"]
@@ -87,7 +78,7 @@ def test_property_and_region(tmp_path: Path) -> None:
 def test_prod_example_uses_external_secrets(rendered_repo: Path, helm_engine: helm.Engine) -> None:
     env = example_environment("prod")
     assert env.ngc.external_secret is not None
-    objects = _objects(helm_engine, rendered_repo, argocd.ngc_secrets_application(env))
+    objects = application_objects(helm_engine, rendered_repo, argocd.ngc_secrets_application(env))
     # model-storage already creates the namespace of the cache claim: one owner per object.
     assert not [o for o in objects if o["kind"] == "Namespace"]
     assert (rendered_repo / "argocd/prod/apps/platform/ngc-secrets.yaml").is_file()

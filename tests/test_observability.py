@@ -11,27 +11,18 @@ import promql_parser
 import pytest
 from conftest import example_environment
 from helpers import VALID, run, write_env
-from kube import crd_errors, kubernetes_errors
+from kube import application_objects, crd_errors, kubernetes_errors
 from nimgen import argocd, helm, monitoring, observability
-from nimgen.yamlio import load_all_plain
 
 # Grafana and prometheus-adapter placeholders, replaced by values PromQL accepts before parsing.
 PLACEHOLDERS = {"$__rate_interval": "5m", "$namespace": "nim", "$model": "m",
                 "<<.Series>>": "SERIES", "<<.LabelMatchers>>": 'namespace="nim"', "<<.GroupBy>>": "pod"}
 
 
-def _render(engine: helm.Engine, root: Path, app: dict[str, Any]) -> list[dict[str, Any]]:
-    source = app["spec"]["source"]
-    rendered = engine.template(root / source["path"], source["helm"]["valuesObject"],
-                               release=source["helm"]["releaseName"], namespace=app["spec"]["destination"]["namespace"],
-                               kube_version="1.33")
-    return [d for p, t in sorted(rendered.items()) if not p.endswith("NOTES.txt") for d in load_all_plain(t)]
-
-
 @pytest.fixture(scope="module")
 def prod_models(rendered_repo: Path, helm_engine: helm.Engine) -> dict[str, list[dict[str, Any]]]:
     env = example_environment("prod")
-    return {m.name: _render(helm_engine, rendered_repo, argocd.model_application(env, m)) for m in env.models}
+    return {m.name: application_objects(helm_engine, rendered_repo, argocd.model_application(env, m)) for m in env.models}
 
 
 def _metric_names(expr: str) -> set[str]:
@@ -147,7 +138,7 @@ def test_monitoring_applications(crd_schemas: Path) -> None:
 
 def test_dashboard_is_valid_grafana_json(rendered_repo: Path, helm_engine: helm.Engine) -> None:
     env = example_environment("prod")
-    objects = _render(helm_engine, rendered_repo, argocd.monitoring_applications(env)["nim-observability"])
+    objects = application_objects(helm_engine, rendered_repo, argocd.monitoring_applications(env)["nim-observability"])
     [config_map] = objects
     assert kubernetes_errors(config_map, "1.33") == []
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"

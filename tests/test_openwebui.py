@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from conftest import example_environment
 from helpers import VALID, run, write_env
-from kube import crd_errors, kubernetes_errors
+from kube import application_objects, crd_errors, kubernetes_errors
 from nimgen import argocd, helm, openwebui
 from nimgen.environment import load_environment
 from nimgen.helm import HelmError
@@ -23,14 +23,6 @@ SECOND_MODEL = """\
     nodePool: a10g
     namespace: nim-b
 """
-
-
-def _objects(engine: helm.Engine, root: Path, app: dict[str, Any]) -> list[dict[str, Any]]:
-    source = app["spec"]["source"]
-    rendered = engine.template(root / source["path"], source["helm"]["valuesObject"],
-                               release=source["helm"]["releaseName"], namespace=app["spec"]["destination"]["namespace"],
-                               kube_version="1.33")
-    return [d for p, t in sorted(rendered.items()) if not p.endswith("NOTES.txt") for d in load_all_plain(t)]
 
 
 def _one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -53,7 +45,7 @@ def prod() -> Environment:
 
 @pytest.fixture(scope="module")
 def prod_objects(prod: Environment, rendered_repo: Path, helm_engine: helm.Engine) -> list[dict[str, Any]]:
-    return _objects(helm_engine, rendered_repo, argocd.open_webui_application(prod))
+    return application_objects(helm_engine, rendered_repo, argocd.open_webui_application(prod))
 
 
 def test_application_validates_and_syncs_after_the_models(prod: Environment, rendered_repo: Path,
@@ -90,7 +82,7 @@ def test_wired_to_every_models_service(prod: Environment, prod_objects: list[dic
     expected = []
     for model in prod.models:
         # The Service the nim-llm chart renders for the model, as Argo CD renders it.
-        objects = _objects(helm_engine, rendered_repo, argocd.model_application(prod, model))
+        objects = application_objects(helm_engine, rendered_repo, argocd.model_application(prod, model))
         [service] = [o for o in objects if o["kind"] == "Service" and "clusterIP" not in o["spec"]]
         [port] = [p["port"] for p in service["spec"]["ports"] if p["name"] == "http-openai"]
         expected.append(f"http://{service['metadata']['name']}.{service['metadata']['namespace']}"
@@ -106,7 +98,7 @@ def test_wired_to_every_models_service(prod: Environment, prod_objects: list[dic
 def test_model_network_policies_admit_open_webui(prod: Environment, rendered_repo: Path,
                                                  helm_engine: helm.Engine) -> None:
     for model in prod.models:
-        objects = _objects(helm_engine, rendered_repo, argocd.model_application(prod, model))
+        objects = application_objects(helm_engine, rendered_repo, argocd.model_application(prod, model))
         [policy] = [o for o in objects if o["kind"] == "NetworkPolicy"]
         peers = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]
                  if any(port["port"] == "http-openai" for port in rule["ports"])]
@@ -172,7 +164,7 @@ def test_settings_reach_the_chart(tmp_path: Path, rendered_repo: Path, helm_engi
                                             "persistence: {size: 20Gi, storageClassName: gp3}, "
                                             "resources: {cpu: '1', memory: 3Gi}}") + SECOND_MODEL
     env = _env(tmp_path, text)
-    objects = _objects(helm_engine, rendered_repo, argocd.open_webui_application(env))
+    objects = application_objects(helm_engine, rendered_repo, argocd.open_webui_application(env))
     pod = _one(objects, "Deployment")["spec"]["template"]["spec"]
     env_vars = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env_vars["ENABLE_SIGNUP"]["value"] == "True"
