@@ -159,6 +159,68 @@ CASES = [
         "environments/test.yaml:1:1: $: must be a mapping",
         id="not-a-mapping",
     ),
+    pytest.param(
+        VALID.replace("name: llama3-8b-instruct", 'name: "llama\\n"'),
+        'environments/test.yaml:9:11: $.models[0].name: invalid value "llama\\n"',
+        id="trailing-newline-in-name",
+    ),
+    pytest.param(
+        VALID.replace("name: nim-test", 'name: "nim-test\\n"'),
+        'environments/test.yaml:3:9: $.cluster.name: invalid value "nim-test\\n"',
+        id="trailing-newline-in-cluster-name",
+    ),
+    pytest.param(
+        VALID + "    env: {yes: '1', NIM_X: a}\n",
+        'environments/test.yaml:12:11: $.models[0].env.yes: key "yes" is read as a boolean (true), not as a string',
+        id="boolean-key-mixed-with-strings",
+    ),
+    pytest.param(
+        VALID + "    env: {1: a}\n",
+        'environments/test.yaml:12:11: $.models[0].env.1: key "1" is read as a number (1), not as a string',
+        id="number-key",
+    ),
+    pytest.param(
+        VALID + "    gpus: 1e400\n",
+        "environments/test.yaml:12:11: $.models[0].gpus: number 1e400 is not finite",
+        id="overflowing-float",
+    ),
+    pytest.param(
+        VALID + "    replicas: {min: 1, max: 2}\n    autoscaling: {target: .inf}\n",
+        "environments/test.yaml:13:27: $.models[0].autoscaling.target: number .inf is not finite",
+        id="infinite-target",
+    ),
+    pytest.param(
+        VALID + "    replicas: {min: 1, max: 2}\n    autoscaling: {target: .nan}\n",
+        "environments/test.yaml:13:27: $.models[0].autoscaling.target: number .nan is not finite",
+        id="nan-target",
+    ),
+    pytest.param(
+        VALID + "    replicas: {min: 1, max: 2}\n    autoscaling: {target: 1e300}\n",
+        "environments/test.yaml:13:27: $.models[0].autoscaling.target: 1e+300 is greater than the maximum of 1000000",
+        id="huge-target",
+    ),
+    pytest.param(
+        VALID + "    gpus: 123456789012345678901234567890\n",
+        "environments/test.yaml:12:11: $.models[0].gpus: number 123456789012345678901234567890 is out of range",
+        id="huge-integer",
+    ),
+    pytest.param(
+        VALID.replace("nvcr.io/nim/meta/llama3-8b-instruct:1.0.3", "nvcr.io//nim:1.0"),
+        'environments/test.yaml:10:12: $.models[0].image: image "nvcr.io//nim:1.0" is not a valid image reference: '
+        "the name has an empty path component",
+        id="image-empty-path-component",
+    ),
+    pytest.param(
+        VALID.replace("nvcr.io/nim/meta/llama3-8b-instruct:1.0.3", "nvcr.io:99999/nim/x:1.0"),
+        'environments/test.yaml:10:12: $.models[0].image: image "nvcr.io:99999/nim/x:1.0" is not a valid image '
+        "reference: port 99999 is not between 1 and 65535",
+        id="image-port-out-of-range",
+    ),
+    pytest.param(
+        VALID.replace("nvcr.io/nim/meta/llama3-8b-instruct:1.0.3", '"nvcr.io/nim/x:1.0\\n"'),
+        'environments/test.yaml:10:12: $.models[0].image: image "nvcr.io/nim/x:1.0\\n" is not a valid image reference',
+        id="image-trailing-newline",
+    ),
 ]
 
 
@@ -228,3 +290,18 @@ def test_missing_file(tmp_path: Path) -> None:
     result = run("render", tmp_path / "environments" / "nope.yaml")
     assert result.exit_code == 1
     assert "environments/nope.yaml:1:1: $: file not found" in result.output
+
+
+def test_huge_values_are_shortened_in_messages(tmp_path: Path) -> None:
+    big = "a" * 5_000_000
+    output = _render_fails(tmp_path, VALID.replace("name: test", f"name: {big}").replace(
+        "nvcr.io/nim/meta/llama3-8b-instruct:1.0.3", "nvcr.io/" + big))
+    assert len(output) < 2000, output[:2000]
+    assert '$.name: "' + "a" * 80 + '"… (5000000 characters)' in output
+    assert "(5000008 characters)" in output  # the image, with its registry
+
+
+def test_unknown_huge_key_is_shortened(tmp_path: Path) -> None:
+    output = _render_fails(tmp_path, VALID + "? " + "k" * 100_000 + "\n: 1\n")
+    assert len(output) < 2000
+    assert "unknown key '" + "k" * 80 + "… (100000 characters)'" in output

@@ -39,3 +39,50 @@ def test_dump_is_deterministic_block_yaml() -> None:
 
 def test_exponent_floats_read_as_numbers() -> None:
     assert load_located("a: 8e9\nb: 1.5E+3\nc: '8e9'\n", "f.yaml") == {"a": 8e9, "b": 1500.0, "c": "8e9"}
+
+
+@pytest.mark.parametrize(("key", "kind", "path"), [
+    ("yes", "a boolean (true)", "$.env.yes"), ("on", "a boolean (true)", "$.env.on"),
+    ("No", "a boolean (false)", "$.env.No"), ("1", "a number (1)", "$.env.1"), ("1.5", "a number (1.5)", "$.env['1.5']"),
+    ("null", "null (null)", "$.env.null"), ("~", "null (null)", "$.env['~']"), ("0x10", "a number (16)", "$.env.0x10"),
+])
+def test_keys_yaml_reads_as_other_types_are_refused_where_they_are(key: str, kind: str, path: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_located(f"env:\n  A: x\n  {key}: '1'\n", "f.yaml")
+    [problem] = caught.value.problems
+    assert str(problem.location) == "f.yaml:3:3"
+    assert problem.path == path
+    assert f'key "{key}" is read as {kind}, not as a string' in problem.message
+    assert f"quote the key: '{key}'" in problem.hint
+
+
+def test_quoted_keys_stay_strings() -> None:
+    assert load_located("env: {'yes': a, '1': b, 'null': c}\n", "f.yaml") == {"env": {"yes": "a", "1": "b", "null": "c"}}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a: 1e400\n", "number 1e400 is not finite"),
+    ("a: .inf\n", "number .inf is not finite"),
+    ("a: -.Inf\n", "number -.Inf is not finite"),
+    ("a: .nan\n", "number .nan is not finite"),
+    ("a: [1, 99999999999999999999]\n", "number 99999999999999999999 is out of range"),
+])
+def test_non_finite_and_out_of_range_numbers_are_refused(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_located(text, "f.yaml")
+    [problem] = caught.value.problems
+    assert message in problem.message
+    assert problem.location.line == 1
+
+
+def test_int64_bounds_are_numbers() -> None:
+    assert load_located("a: 9223372036854775807\nb: -9223372036854775807\n", "f.yaml") == {
+        "a": 2**63 - 1, "b": -(2**63 - 1)}
+
+
+def test_long_keys_are_shortened_in_messages() -> None:
+    key = "k" * 100_000
+    with pytest.raises(ConfigError) as caught:
+        load_located(f"? {key}\n: 1\n? {key}\n: 2\n", "f.yaml")
+    assert len(str(caught.value)) < 1000
+    assert "(100000 characters)" in str(caught.value)

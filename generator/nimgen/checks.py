@@ -7,9 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from nimgen import capacity, openwebui, secrets
-from nimgen.errors import Location, Problem, json_path
+from nimgen.argocd import reserved_application_names
+from nimgen.errors import Location, Problem, json_path, shown
+from nimgen.errors import shorten as _s  # checks also meet schema-invalid (any-length) values
+from nimgen.imageref import ImageRef, InvalidReference
 from nimgen.layering import locate, locate_key
-from nimgen.model import ImageRef, parse_quantity
+from nimgen.model import parse_quantity
 
 # The chart sets these itself; a second definition would silently win or lose.
 CHART_MANAGED_ENV = {
@@ -21,7 +24,7 @@ CHART_MANAGED_ENV = {
     "NIM_LOG_LEVEL": "the chart sets it",
     "OUTLINES_CACHE_DIR": "the chart sets it",
 }
-_SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY|CREDENTIALS?)$", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY|CREDENTIALS?)\Z", re.IGNORECASE)
 
 # Above this much weight data, reading the model from EFS dominates a replica's start-up.
 EFS_WARN_WEIGHTS_GIB = 100
@@ -31,7 +34,7 @@ EFS_WARN_WEIGHTS_GIB = 100
 MAX_MODEL_NAME = 52
 # Longest suffix nimgen adds to the environment name (the platform AppProject).
 ENV_NAME_SUFFIX = "-platform"
-_AMI_VERSION = {"al2023": re.compile(r"^v[0-9]{8}$"), "bottlerocket": re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")}
+_AMI_VERSION = {"al2023": re.compile(r"v[0-9]{8}"), "bottlerocket": re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+")}
 MIN_KUBERNETES_MINOR = 29
 RESERVED_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "default"}
 
@@ -58,6 +61,8 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
     gitops = document.get("gitops")
     argocd_namespace = gitops.get("namespace", "argocd") if isinstance(gitops, dict) else "argocd"
     seen: dict[str, int] = {}
+    env_name = document.get("name")
+    reserved = reserved_application_names(env_name) if isinstance(env_name, str) else {}
     for index, model in enumerate(models):
         if not isinstance(model, dict):
             continue
@@ -67,8 +72,11 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
         _guarded(_namespace, model, base, add, argocd_namespace)
         _guarded(_pool_exists, model, base, add, pool_names)
         name = model.get("name")
+        if isinstance(name, str) and name in reserved:
+            add([*base, "name"], f"model name '{_s(name)}' is also the name of {reserved[name]}",
+                "Argo CD would see two Applications with one name; rename the model")
         if isinstance(name, str) and name in seen:
-            add([*base, "name"], f"duplicate model name '{name}' (also models[{seen[name]}])",
+            add([*base, "name"], f"duplicate model name '{_s(name)}' (also models[{seen[name]}])",
                 "model names must be unique: they name the Application, Helm release and workload")
         elif isinstance(name, str):
             seen[name] = index
@@ -99,7 +107,7 @@ def _guarded(check: Callable[..., None], *args: Any) -> None:
 def _environment_level(document: Any, add: Any) -> None:
     name = document["name"]
     if len(name) + len(ENV_NAME_SUFFIX) > 63:
-        add(["name"], f"name is {len(name)} characters; the AppProject '{name}{ENV_NAME_SUFFIX}' would pass 63",
+        add(["name"], f"name is {len(name)} characters; the AppProject '{_s(name + ENV_NAME_SUFFIX)}' would pass 63",
             f"shorten it to at most {63 - len(ENV_NAME_SUFFIX)} characters")
     minor = int(document["cluster"]["kubernetesVersion"].split(".")[1])
     if minor < MIN_KUBERNETES_MINOR:
@@ -117,17 +125,26 @@ def _identity(model: Any, base: list[Any], add: Any) -> None:
             f"shorten it to {MAX_MODEL_NAME} characters or fewer")
 
 
+IMAGE_FORM = "write registry/repository:tag or registry/repository@sha256:<digest>"
+
+
 def _image(model: Any, base: list[Any], add: Any) -> None:
+    image = model["image"]
+    if not isinstance(image, str):
+        return  # the schema reports the type
     try:
-        ImageRef.parse(model["image"])
+        ImageRef.parse(image)
+    except InvalidReference as exc:
+        add([*base, "image"], f"image {shown(image)} is not a valid image reference: {exc}",
+            f"{IMAGE_FORM}, e.g. nvcr.io/nim/meta/llama3-8b-instruct:1.0.3")
     except ValueError as exc:
-        add([*base, "image"], f"image {model['image']!r} is not pinned: {exc}",
+        add([*base, "image"], f"image '{image}' is not pinned: {exc}",
             "pin a released tag (e.g. :1.0.3) or a digest (@sha256:...); see the model's NGC catalog page")
 
 
 def _placement(model: Any, base: list[Any], add: Any) -> None:
     if not model.get("nodePool"):
-        add(base, f"model '{model.get('name', '?')}' has no nodePool", "set nodePool on the model or in modelDefaults")
+        add(base, f"model '{_s(model.get('name', '?'))}' has no nodePool", "set nodePool on the model or in modelDefaults")
     replicas = model.get("replicas") or {}
     if replicas and replicas["min"] > replicas["max"]:
         add([*base, "replicas"], f"replicas.min ({replicas['min']}) is greater than replicas.max ({replicas['max']})",
@@ -138,7 +155,7 @@ def _namespace(model: Any, base: list[Any], add: Any, argocd_namespace: str) -> 
     namespace = model.get("namespace") or "nim"
     if namespace == argocd_namespace or namespace in RESERVED_NAMESPACES:
         add([*base, "namespace"] if "namespace" in model else base,
-            f"model namespace '{namespace}' is reserved",
+            f"model namespace '{_s(namespace)}' is reserved",
             "run models in their own namespace (the default is 'nim'); letting the environment's AppProject deploy "
             "to Argo CD's or a system namespace would grant it cluster-admin-like rights")
 
@@ -158,14 +175,14 @@ def _env_problems(model: Any, base: list[Any], add: Any) -> None:
         if name in CHART_MANAGED_ENV:
             add([*base, "env"], f"environment variable {name} is managed by nimgen", CHART_MANAGED_ENV[name], key=name)
         elif _SECRET_NAME.search(name):
-            add([*base, "env"], f"environment variable {name} looks like a secret and would be committed in plain text",
-                f"create a Secret in the cluster and reference it: secretEnv: {{{name}: {{secret: <name>, key: <key>}}}}",
+            add([*base, "env"], f"environment variable {_s(name)} looks like a secret and would be committed in plain text",
+                f"create a Secret in the cluster and reference it: secretEnv: {{{_s(name)}: {{secret: <name>, key: <key>}}}}",
                 key=name)
     for name in model.get("secretEnv") or {}:
         if name in CHART_MANAGED_ENV:
             add([*base, "secretEnv"], f"environment variable {name} is managed by nimgen", CHART_MANAGED_ENV[name], key=name)
         if name in (model.get("env") or {}):
-            add([*base, "secretEnv"], f"environment variable {name} is set in both env and secretEnv",
+            add([*base, "secretEnv"], f"environment variable {_s(name)} is set in both env and secretEnv",
                 "keep one of them", key=name)
 
 
@@ -210,37 +227,37 @@ def _pool_problems(document: Any, pools: list[Any], add: Any) -> set[str]:
 def _pool(document: Any, pool: Any, base: list[Any], add: Any, names: dict[str, int], index: int) -> None:
     name = pool["name"]
     if name in names:
-        add([*base, "name"], f"duplicate node pool name '{name}' (also nodePools[{names[name]}])")
+        add([*base, "name"], f"duplicate node pool name '{_s(name)}' (also nodePools[{names[name]}])")
     names.setdefault(name, index)
     if bool(pool.get("instanceFamilies")) == bool(pool.get("instanceTypes")):
-        add(base, f"node pool '{name}' needs exactly one of instanceFamilies or instanceTypes",
+        add(base, f"node pool '{_s(name)}' needs exactly one of instanceFamilies or instanceTypes",
             "instanceFamilies: [g5] lets Karpenter pick any size; instanceTypes: [g5.12xlarge] pins sizes")
     floor = capacity.gpu_memory_floor_mib(pool)
     known = capacity.pool_instances(pool.get("instanceFamilies") or [], pool.get("instanceTypes") or [])
     if floor is not None and known and not capacity.pool_instances(
             pool.get("instanceFamilies") or [], pool.get("instanceTypes") or [], floor):
         largest = max(known, key=lambda instance: instance.gpu.memory_gib)
-        add([*base, "minGpuMemory"], f"node pool '{name}' has no instance with {pool['minGpuMemory']} per GPU "
+        add([*base, "minGpuMemory"], f"node pool '{_s(name)}' has no instance with {_s(pool['minGpuMemory'])} per GPU "
                                      f"(largest: {largest.gpu.name}, {largest.gpu.memory_gib:g} GiB)",
             "lower minGpuMemory, or add instance families with larger GPUs")
     version = pool["amiVersion"]
     family = pool.get("amiFamily", "al2023")
     if version == "latest":
         if document.get("production") is True:
-            add([*base, "amiVersion"], f"node pool '{name}' uses amiVersion latest in a production environment",
+            add([*base, "amiVersion"], f"node pool '{_s(name)}' uses amiVersion latest in a production environment",
                 "every new AMI release would drift and replace every GPU node (restarting every model); "
                 "pin a release and upgrade it in a reviewed change")
-    elif not _AMI_VERSION[family].match(version):
+    elif not _AMI_VERSION[family].fullmatch(version):
         example = "v20251112" if family == "al2023" else "v1.26.2"
-        add([*base, "amiVersion"], f"'{version}' is not a {family} AMI release", f"write it like {example}")
+        add([*base, "amiVersion"], f"'{_s(version)}' is not a {family} AMI release", f"write it like {example}")
 
 
 def _pool_exists(model: Any, base: list[Any], add: Any, pool_names: set[str] | None) -> None:
     if pool_names is None or not model.get("nodePool") or model["nodePool"] in pool_names:
         return
-    known = ", ".join(sorted(pool_names)) or "none"
+    known = _s(", ".join(sorted(pool_names)) or "none")
     add([*base, "nodePool"] if "nodePool" in model else base,
-        f"node pool '{model['nodePool']}' is not defined in nodePools (defined: {known})",
+        f"node pool '{_s(model['nodePool'])}' is not defined in nodePools (defined: {known})",
         "add the pool under nodePools or pick a defined one")
 
 
@@ -256,14 +273,14 @@ def _pool_capacity(pools: list[Any], models: list[Any], add: Any) -> None:
             continue
         users = demand.get(pool["name"], [])
         if not users:
-            add(["nodePools", index, "name"], f"no model uses node pool '{pool['name']}'",
+            add(["nodePools", index, "name"], f"no model uses node pool '{_s(pool['name'])}'",
                 "remove the pool, or point a model's nodePool at it", warning=True)
             continue
         needed = sum(replicas * gpus for _, replicas, gpus in users)
         if needed > pool["gpuLimit"]:
-            detail = ", ".join(f"{name}: {replicas} x {gpus}" for name, replicas, gpus in users)
+            detail = _s(", ".join(f"{name}: {replicas} x {gpus}" for name, replicas, gpus in users), 400)
             add(["nodePools", index, "gpuLimit"],
-                f"models on node pool '{pool['name']}' may need {needed} GPUs at replicas.max ({detail}) "
+                f"models on node pool '{_s(pool['name'])}' may need {needed} GPUs at replicas.max ({detail}) "
                 f"but gpuLimit is {pool['gpuLimit']}",
                 f"raise gpuLimit to at least {needed}, or lower replicas.max of those models")
 
@@ -282,13 +299,13 @@ def _gpu_fit(model: Any, base: list[Any], pool_entry: tuple[int, Any], add: Any)
                                          capacity.gpu_memory_floor_mib(pool))
     if not candidates:
         add(["nodePools", pool_index, "name"],
-            f"node pool '{pool['name']}' launches no instance nimgen knows; GPU fit of its models is not checked",
+            f"node pool '{_s(pool['name'])}' launches no instance nimgen knows; GPU fit of its models is not checked",
             "see generator/nimgen/catalog/gpu-instances.yaml for the known instances", warning=True)
         return
     placeable = [instance for instance in candidates if instance.gpus >= gpus]
     if not placeable:
         largest = max(candidates, key=lambda instance: instance.gpus)
-        add(gpus_path, f"node pool '{pool['name']}' offers at most {largest.gpus} GPUs per node ({largest.name}), "
+        add(gpus_path, f"node pool '{_s(pool['name'])}' offers at most {largest.gpus} GPUs per node ({largest.name}), "
                        f"but a replica needs {gpus} on one node",
             "lower gpus, or add larger instance types to the pool")
         return
@@ -296,14 +313,14 @@ def _gpu_fit(model: Any, base: list[Any], pool_entry: tuple[int, Any], add: Any)
     precision_path = [*base, "precision"] if "precision" in model else base
     no_fp8 = sorted({instance.gpu.name for instance in placeable if not instance.gpu.fp8})
     if precision == "fp8" and no_fp8:
-        add(precision_path, f"fp8 needs Ada or Hopper GPUs, but node pool '{pool['name']}' may launch {', '.join(no_fp8)}",
+        add(precision_path, f"fp8 needs Ada or Hopper GPUs, but node pool '{_s(pool['name'])}' may launch {', '.join(no_fp8)}",
             "use bf16, or limit the pool to L4, L40S, H100 or H200 instances")
     spec = capacity.model_spec(ImageRef.parse(model["image"]).repository)
     if spec and precision not in spec.precisions:
         add(precision_path, f"NIM offers this model in {', '.join(spec.precisions)}, not {precision}")
     parameters = model.get("parameters") or (spec.parameters if spec else None)
     if parameters is None:
-        add(base, f"model '{model['name']}' is not in nimgen's catalog; its GPU memory fit is not checked",
+        add(base, f"model '{_s(model['name'])}' is not in nimgen's catalog; its GPU memory fit is not checked",
             "declare parameters (e.g. parameters: 8e9) and precision on the model", warning=True)
         return
     smallest = min(placeable, key=lambda instance: instance.gpu.memory_gib)
@@ -324,7 +341,7 @@ def _warmup_needs_shared_cache(model: Any, base: list[Any], add: Any, shared_cac
     kind = (model.get("cache") or {}).get("type", "existingClaim" if shared_cache else "none")
     if kind != "existingClaim":
         where = f"cache type {kind}" if kind != "none" else "no shared cache (storage.modelCache is not set)"
-        add([*base, "cacheWarmup"], f"cacheWarmup fills a shared cache, but model '{model['name']}' has {where}",
+        add([*base, "cacheWarmup"], f"cacheWarmup fills a shared cache, but model '{_s(model['name'])}' has {where}",
             "set storage.modelCache (EFS) or cache: {type: existingClaim, claimName: ...}, or remove cacheWarmup")
 
 
@@ -346,11 +363,11 @@ def _observability(document: Any, models: list[Any], add: Any) -> None:
             metric = autoscaling.get("metric", "num_requests_running")
             if autoscaling.get("engine") == "keda":
                 add(["models", index, "autoscaling", "engine"],
-                    f"model '{model['name']}' scales with KEDA, whose Prometheus trigger needs a Prometheus, but "
+                    f"model '{_s(model['name'])}' scales with KEDA, whose Prometheus trigger needs a Prometheus, but "
                     "observability is off", "set observability.enabled: true (or observability.prometheusUrl with "
                     "prometheusStack.enabled: false), or use engine: hpa")
                 continue
-            add(["models", index], f"model '{model['name']}' scales on {metric}, but observability is off: nothing "
+            add(["models", index], f"model '{_s(model['name'])}' scales on {metric}, but observability is off: nothing "
                                    "nimgen renders serves that metric to its HPA",
                 "set observability.enabled: true (prometheus-adapter with the rule), or serve the metric yourself",
                 warning=True)
@@ -367,14 +384,17 @@ def _open_webui(document: Any, models: list[Any], add: Any) -> None:
         ref = ImageRef.parse(image)
         if ref.tag in openwebui.MOVING_TAGS and not ref.digest:
             raise ValueError(f"tag ':{ref.tag}' follows a branch of Open WebUI, not a release")
+    except InvalidReference as exc:
+        add([*base, "image"], f"image {shown(image)} is not a valid image reference: {exc}",
+            f"{IMAGE_FORM}, e.g. {openwebui.DEFAULT_IMAGE}")
     except ValueError as exc:
-        add([*base, "image"], f"image {image!r} is not pinned: {exc}",
+        add([*base, "image"], f"image '{image}' is not pinned: {exc}",
             "pin a release tag (e.g. :v0.7.2) or a digest; see github.com/open-webui/open-webui/releases")
     namespace = webui.get("namespace", "open-webui")
     gitops = document.get("gitops") or {}
     if namespace == gitops.get("namespace", "argocd") or namespace in RESERVED_NAMESPACES:
         add([*base, "namespace"] if "namespace" in webui else base,
-            f"Open WebUI namespace '{namespace}' is reserved",
+            f"Open WebUI namespace '{_s(namespace)}' is reserved",
             "run Open WebUI in its own namespace (default open-webui)")
     named = [m for m in models if isinstance(m, dict)]
     if not named:
@@ -395,7 +415,7 @@ def _efs_read_time(model: Any, base: list[Any], add: Any) -> None:
         return
     weights = capacity.weights_gib(parameters, model.get("precision", "bf16"))
     if weights > EFS_WARN_WEIGHTS_GIB:
-        add(base, f"model '{model['name']}' reads about {weights:.0f} GiB of weights from the EFS cache at every start",
+        add(base, f"model '{_s(model['name'])}' reads about {weights:.0f} GiB of weights from the EFS cache at every start",
             ("" if model.get("cacheWarmup") else "add cacheWarmup so a Job downloads it once before the model syncs; ")
             + "give the file system Elastic or provisioned throughput; a per-replica claim "
             "(cache: {type: claimTemplate}) avoids network reads",

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
-import json
 from dataclasses import replace
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from nimgen import capacity, checks
-from nimgen.errors import ConfigError, Location, Problem, json_path
-from nimgen.layering import locate, locate_key, merge
+from nimgen.envschema import environment_schema, schema_problems
+from nimgen.errors import ConfigError, Location, Problem
+from nimgen.layering import merge
 from nimgen.model import (
     Alerts,
     Environment,
@@ -35,21 +30,6 @@ from nimgen.repository import display_path
 from nimgen.yamlio import LMap, load_located
 
 DEFAULTS_FILE = "_defaults.yaml"
-
-
-@lru_cache(maxsize=1)
-def environment_schema() -> dict[str, Any]:
-    """The environment file's JSON Schema (draft 2020-12), shipped in the package."""
-    text = resources.files("nimgen").joinpath("schemas/environment.schema.json").read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
-@lru_cache(maxsize=1)
-def _validator() -> jsonschema.Draft202012Validator:
-    schema = environment_schema()
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
 
 
 def _read(path: Path, shown: str) -> Any:
@@ -104,80 +84,6 @@ def load_environment(path: Path, root: Path) -> Environment:
         raise ConfigError(errors)
     env = _build(document, models, shown, defaults_shown)
     return replace(env, warnings=tuple(sorted((p for p in problems if p.severity == "warning"), key=Problem.sort_key)))
-
-
-def schema_problems(document: Any, fallback: Location) -> list[Problem]:
-    """Every JSON Schema violation in `document`, located and explained."""
-    found: dict[tuple[Location, str, str], Problem] = {}
-    for error in _validator().iter_errors(document):
-        for problem in _explain(error, document, fallback):
-            found.setdefault((problem.location, problem.path, problem.message), problem)
-    return list(found.values())
-
-
-def _explain(error: jsonschema.ValidationError, document: Any, fallback: Location) -> list[Problem]:
-    path = list(error.absolute_path)
-    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
-    validator_value: Any = error.validator_value
-    instance: Any = error.instance
-    hint = str(schema.get("x-hint", ""))
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = sorted(schema.get("properties", {}))
-        problems = []
-        for key in sorted(set(error.instance) - set(allowed), key=str):
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            key_hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
-            problems.append(
-                Problem(locate_key(document, path, key, fallback), json_path([*path, key]), f"unknown key '{key}'", key_hint)
-            )
-        return problems
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [key for key in validator_value if key not in instance]
-        return [
-            Problem(locate(document, path, fallback), json_path([*path, key]), f"missing required key '{key}'")
-            for key in missing
-        ]
-    if "propertyNames" in error.absolute_schema_path:
-        key = error.instance
-        message = f"invalid key {key!r}"
-        if path and path[-1] in ("env", "secretEnv"):
-            message = f"invalid environment variable name {key!r}"
-            hint = "use letters, digits and '_', not starting with a digit"
-        return [Problem(locate_key(document, path, key, fallback), json_path([*path, key]), message, hint)]
-    if error.validator == "pattern" and hint:
-        message = f"invalid value {json.dumps(error.instance, default=str)}"
-        return [Problem(locate(document, path, fallback), json_path(path), message, hint)]
-    if error.validator == "type":
-        expected = validator_value if isinstance(validator_value, list) else [validator_value]
-        got = _type_name(error.instance)
-        message = f"expected {' or '.join(expected)}, got {got} {json.dumps(error.instance, default=str)}"
-        if "string" in expected and isinstance(error.instance, (bool, int, float)) and not hint:
-            hint = "quote the value to make it a string"
-        return [Problem(locate(document, path, fallback), json_path(path), message, hint)]
-    if error.validator == "enum":
-        options = [str(value) for value in validator_value]
-        close = difflib.get_close_matches(str(error.instance), options, n=1)
-        message = f"{json.dumps(error.instance, default=str)} is not one of: {', '.join(options)}"
-        return [
-            Problem(locate(document, path, fallback), json_path(path), message, f"did you mean '{close[0]}'?" if close else "")
-        ]
-    return [Problem(locate(document, path, fallback), json_path(path), error.message, hint)]
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "mapping"
-    return type(value).__name__
 
 
 def _apply_model_defaults(document: Any) -> list[Any]:
@@ -245,7 +151,6 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
             target_revision=gitops["targetRevision"],
             namespace=gitops["namespace"],
             destination_server=gitops["destinationServer"],
-            root_project=gitops["rootProject"],
         ),
         ngc=Ngc(
             api_key_secret=ngc["apiKeySecret"],

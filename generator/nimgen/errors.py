@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+
+# Longest part of a user's value echoed in a message: a 5 MB value must not become a 5 MB error.
+SHOWN_CHARS = 80
+
+
+def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
+    """`text` cut to its first `limit` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """A user's value as messages echo it: strings JSON-quoted (control characters visible), all shortened."""
+    if not isinstance(value, str):
+        return shorten(json.dumps(value, default=str), limit)
+    quoted = json.dumps(value[:limit], ensure_ascii=False)
+    return quoted if len(value) <= limit else f"{quoted}… ({len(value)} characters)"
 
 
 def json_path(parts: list[Any]) -> str:
     """Render a path like `$.models[0].image`."""
     text = "$"
     for part in parts:
-        if isinstance(part, int):
+        name = str(part)
+        if isinstance(part, int) and not isinstance(part, bool):
             text += f"[{part}]"
-        elif str(part).replace("_", "").replace("-", "").isalnum():
-            text += f".{part}"
+        elif name.replace("_", "").replace("-", "").isalnum() and name.isascii() and len(name) <= SHOWN_CHARS:
+            text += f".{name}"
         else:
-            text += f"[{str(part)!r}]"
+            text += f"[{shorten(name)!r}]"
     return text
 
 

@@ -7,12 +7,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from nimgen.errors import Problem
+from nimgen.imageref import ImageRef as ImageRef  # re-exported: the model's image type lives with its grammar
 
-# A tag per the OCI distribution spec; a digest as registries serve it.
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
-
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
+_QUANTITY = re.compile(r"([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?")
 _FACTORS: dict[str | None, Decimal | int] = {
     None: 1, "m": Decimal("0.001"),
     "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
@@ -22,50 +19,13 @@ _FACTORS: dict[str | None, Decimal | int] = {
 
 def parse_quantity(text: str) -> Decimal:
     """Value of a Kubernetes quantity string ("24Gi", "500m", "8") in base units."""
-    match = _QUANTITY.match(text)
+    match = _QUANTITY.fullmatch(text)
     if not match:
         raise ValueError(f"not a Kubernetes quantity: {text!r}")
     try:
         return Decimal(match.group(1)) * Decimal(_FACTORS[match.group(2)])
     except InvalidOperation as exc:  # pragma: no cover - the regex admits only decimals
         raise ValueError(f"not a Kubernetes quantity: {text!r}") from exc
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    """A container image reference split into repository, tag and digest."""
-
-    repository: str
-    tag: str
-    digest: str
-
-    @classmethod
-    def parse(cls, text: str) -> ImageRef:
-        """Split `registry/repo[:tag][@sha256:...]`; raise ValueError when unpinned or malformed."""
-        name, _, digest = text.partition("@")
-        last_slash = name.rfind("/")
-        repository, tag = name, ""
-        if ":" in name[last_slash + 1 :]:
-            repository, _, tag = name.rpartition(":")
-        if digest and not _DIGEST.match(digest):
-            raise ValueError(f"digest {digest!r} is not sha256:<64 hex digits>")
-        if tag and not _TAG.match(tag):
-            raise ValueError(f"tag {tag!r} is not a valid image tag")
-        if not tag and not digest:
-            raise ValueError("image has no tag or digest, so every pull may get a different model server")
-        if tag == "latest":
-            raise ValueError("tag ':latest' floats: every node may pull a different NIM version")
-        if "/" not in repository:
-            raise ValueError("image needs a registry and repository, e.g. nvcr.io/nim/meta/llama3-8b-instruct")
-        return cls(repository=repository, tag=tag, digest=digest)
-
-    def __str__(self) -> str:
-        text = self.repository
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
 
 
 @dataclass(frozen=True)
@@ -130,7 +90,6 @@ class GitOps:
     target_revision: str
     namespace: str
     destination_server: str
-    root_project: str
 
 
 @dataclass(frozen=True)

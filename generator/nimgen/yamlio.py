@@ -9,16 +9,21 @@ as literal blocks.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 import yaml
 
-from nimgen.errors import ConfigError, Location, Problem, json_path
+from nimgen.errors import ConfigError, Location, Problem, json_path, shorten, shown
 
 # An alias may legitimately share a block; past this many expanded nodes the
 # document is an expansion bomb ("billion laughs"), not a configuration.
 MAX_EXPANDED_NODES = 20_000
+# Integers beyond int64 reach neither Kubernetes nor Helm intact (Go parses them as float64 or fails).
+MAX_INTEGER = 2**63 - 1
+# What YAML 1.1 makes of an unquoted key that is not a string, for the message.
+_KEY_KINDS = {bool: "a boolean", int: "a number", float: "a number", type(None): "null"}
 
 
 class LMap(dict):  # type: ignore[type-arg]
@@ -47,7 +52,7 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+\Z"),
     list("-+0123456789"),
 )
 
@@ -89,7 +94,20 @@ class _Builder:
                 out.append(self.build(item, f"{path}[{index}]"))
                 out.item_locs.append(_loc(self.file, item.start_mark))
             return out
-        return self.constructor.construct_object(node, deep=True)
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.Node, path: str) -> Any:
+        """A scalar's value; non-finite or out-of-range numbers are refused (Go and JSON have no such values)."""
+        value = self.constructor.construct_object(node, deep=True)
+        if isinstance(value, float) and not math.isfinite(value):
+            self.problems.append(Problem(
+                _loc(self.file, node.start_mark), path, f"number {shorten(node.value)} is not finite",
+                "write a finite number (infinity and NaN, or numbers beyond about 1.8e308, mean nothing here)"))
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
+            self.problems.append(Problem(
+                _loc(self.file, node.start_mark), path, f"number {shorten(node.value)} is out of range",
+                f"integers must lie between -{MAX_INTEGER} and {MAX_INTEGER}"))
+        return value
 
     def _mapping(self, node: yaml.MappingNode, path: str) -> LMap:
         out = LMap(loc=_loc(self.file, node.start_mark))
@@ -98,11 +116,21 @@ class _Builder:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 merges.append(value_node)  # applied after the explicit keys, which win
                 continue
-            key = self.constructor.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int, float, bool)) or key is None:
+            if not isinstance(key_node, yaml.ScalarNode):
                 self.problems.append(
                     Problem(_loc(self.file, key_node.start_mark), path, "mapping keys must be plain scalars")
                 )
+                continue
+            key = self.constructor.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                # YAML 1.1 reads `yes:`, `on:`, `1:` or `null:` as booleans, numbers or null: a key named `on`
+                # would silently become `true` (and mixed key types cannot even be sorted).
+                self.problems.append(Problem(
+                    _loc(self.file, key_node.start_mark), f"{path}{json_path([key_node.value])[1:]}",
+                    f"key {shown(key_node.value)} is read as {_KEY_KINDS.get(type(key), 'a non-string')} "
+                    f"({shown(key)}), not as a string",
+                    f"quote the key: '{shorten(key_node.value)}': (YAML 1.1 reads yes/no/on/off/true/false, numbers "
+                    "and null as other types)"))
                 continue
             child_path = f"{path}{json_path([key])[1:]}"
             if key in out.key_locs:
@@ -111,7 +139,7 @@ class _Builder:
                     Problem(
                         _loc(self.file, key_node.start_mark),
                         child_path,
-                        f"duplicate key '{key}' (first defined at line {first.line})",
+                        f"duplicate key '{shorten(key)}' (first defined at line {first.line})",
                         "YAML keeps only the last value of a repeated key; keep one of them",
                     )
                 )
