@@ -166,8 +166,8 @@ def _secret_values(document: Any, add: Any) -> None:
         return
     for path, what in secrets.find_secrets(document):
         add(list(path), f"{what} is in the environment file; it would be committed to Git",
-            "remove it and rotate the credential; reference a Secret instead (secretEnv, ngc.apiKeySecret, "
-            "ngc.externalSecret for AWS Secrets Manager)")
+            secrets.HINTS.get(what, "remove it and rotate the credential; reference a Secret instead (secretEnv, "
+                              "ngc.apiKeySecret, ngc.externalSecret for AWS Secrets Manager)"))
 
 
 def _env_problems(model: Any, base: list[Any], add: Any) -> None:
