@@ -36,16 +36,20 @@ resource "kubernetes_secret_v1" "gitops_repository" {
   depends_on = [helm_release.argocd]
 }
 
-# The root Application is the one nimgen renders, read from this repository's checkout rather than rebuilt
-# from variables: argocd/<environment>/root.yaml is the single definition (project default, path
-# argocd/<environment>/apps, directory recurse, automated prune and selfHeal, the retry policy), reviewed in
-# Git with the rest of the tree, and a re-render that changes it changes what the next apply installs.
+# The root Application and its AppProject are the ones nimgen renders, read from this repository's checkout
+# rather than rebuilt from variables: argocd/<environment>/root.yaml (path argocd/<environment>/apps, only
+# nimgen's files, automated prune and selfHeal, the retry policy) and root-project.yaml (AppProject
+# <environment>-root: it may create only AppProjects and Applications in Argo CD's namespace) are the single
+# definition, reviewed in Git with the rest of the tree; a re-render that changes them changes what the next
+# apply installs. Argo CD never syncs the root project itself, so no commit can widen the root's rights.
 # It goes through the argocd-apps chart, not a kubernetes_manifest: a kubernetes_manifest needs the
 # Application CRD to exist at plan time, which on a new cluster it does not, whereas Helm resolves it at
 # apply time, after the argo-cd release installed the CRDs.
 locals {
   root_application_file = "${path.module}/../argocd/${var.environment}/root.yaml"
   root_application      = yamldecode(file(local.root_application_file))
+  root_project_file     = "${path.module}/../argocd/${var.environment}/root-project.yaml"
+  root_project          = yamldecode(file(local.root_project_file))
 }
 
 resource "helm_release" "root_application" {
@@ -55,8 +59,21 @@ resource "helm_release" "root_application" {
   chart      = "argocd-apps"
   version    = local.chart_versions.argocd_apps
 
-  # argocd-apps renders each entry of `applications` as an Application named by its key, with these fields.
+  # argocd-apps renders each entry of `projects` as an AppProject and each entry of `applications` as an
+  # Application, named by their keys, with these fields.
   values = [yamlencode({
+    projects = {
+      (local.root_project.metadata.name) = {
+        namespace                  = local.root_project.metadata.namespace
+        additionalLabels           = try(local.root_project.metadata.labels, {})
+        finalizers                 = try(local.root_project.metadata.finalizers, [])
+        description                = local.root_project.spec.description
+        sourceRepos                = local.root_project.spec.sourceRepos
+        destinations               = local.root_project.spec.destinations
+        clusterResourceWhitelist   = local.root_project.spec.clusterResourceWhitelist
+        namespaceResourceWhitelist = local.root_project.spec.namespaceResourceWhitelist
+      }
+    }
     applications = {
       (local.root_application.metadata.name) = {
         namespace             = local.root_application.metadata.namespace
@@ -75,6 +92,10 @@ resource "helm_release" "root_application" {
     precondition {
       condition     = local.root_application.kind == "Application" && local.root_application.spec.source.path == "argocd/${var.environment}/apps"
       error_message = "${local.root_application_file} is not the root Application of environment '${var.environment}': run `nimgen render environments/${var.environment}.yaml`."
+    }
+    precondition {
+      condition     = local.root_project.kind == "AppProject" && local.root_application.spec.project == local.root_project.metadata.name
+      error_message = "${local.root_project_file} is not the AppProject of the root Application: run `nimgen render environments/${var.environment}.yaml`."
     }
     precondition {
       condition     = local.root_application.metadata.namespace == var.argocd_namespace

@@ -21,6 +21,7 @@ def _all_objects() -> list[tuple[str, dict[str, Any]]]:
         env = example_environment(name)
         objects.append((f"{name}/project", argocd.app_project(env)))
         objects.append((f"{name}/root", argocd.root_application(env)))
+        objects.append((f"{name}/root-project", argocd.root_project(env)))
         objects += [(f"{name}/{m.name}", argocd.model_application(env, m)) for m in env.models]
     return objects
 
@@ -41,11 +42,14 @@ def test_every_application_is_fully_specified(label: str, app: dict[str, Any]) -
     assert spec["destination"]["server"] == "https://kubernetes.default.svc"
     assert spec["destination"]["namespace"]
     assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
-    assert "CreateNamespace=true" in spec["syncPolicy"]["syncOptions"]
+    if label.endswith("/root"):  # Argo CD's namespace exists; creating one would need a cluster-scoped right
+        assert "syncOptions" not in spec["syncPolicy"]
+    else:
+        assert "CreateNamespace=true" in spec["syncPolicy"]["syncOptions"]
     retry = spec["syncPolicy"]["retry"]
     assert retry["limit"] > 0 and retry["backoff"]["factor"] > 1
     assert app["metadata"]["finalizers"] == [FINALIZER]
-    assert int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) is not None
+    assert -20 <= int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) <= 10
     assert app["metadata"]["namespace"] == "argocd"
 
 
@@ -72,14 +76,49 @@ def test_root_application_syncs_the_apps_folder() -> None:
     env = example_environment("prod")
     root = argocd.root_application(env)
     assert root["metadata"]["name"] == "prod-root"
-    assert root["spec"]["project"] == "default"
+    assert root["spec"]["project"] == "prod-root"
     assert root["spec"]["source"] == {
         "repoURL": "https://github.com/example/nim-gitops.git",
         "targetRevision": "main",
         "path": "argocd/prod/apps",
-        "directory": {"recurse": True},
+        "directory": {"recurse": True, "include": "{project.yaml,models/*.yaml,platform/*.yaml}"},
     }
     assert root["spec"]["destination"]["namespace"] == "argocd"
+
+
+def test_the_root_project_admits_only_appprojects_and_applications_in_argocds_namespace() -> None:
+    env = example_environment("prod")
+    project = argocd.root_project(env)
+    assert project["metadata"] == {"name": "prod-root", "namespace": "argocd", "labels": argocd.object_labels(env),
+                                   "finalizers": [FINALIZER]}
+    assert project["spec"]["sourceRepos"] == [env.gitops.repo_url]
+    assert project["spec"]["destinations"] == [{"server": "https://kubernetes.default.svc", "namespace": "argocd"}]
+    assert project["spec"]["clusterResourceWhitelist"] == []
+    assert project["spec"]["namespaceResourceWhitelist"] == [{"group": "argoproj.io", "kind": "AppProject"},
+                                                             {"group": "argoproj.io", "kind": "Application"}]
+
+
+def _argocd_include(pattern: str, path: str) -> bool:
+    """Argo CD matches `directory.include` with gobwas/glob and no separators: `*` spans folders, `{a,b}` is
+    alternation (reposerver/repository: glob.Match(include, relPath))."""
+    import fnmatch
+    import re
+
+    match = re.fullmatch(r"\{([^{}]*)\}", pattern)
+    return any(fnmatch.fnmatchcase(path, part) for part in (match.group(1).split(",") if match else [pattern]))
+
+
+@pytest.mark.parametrize("env_name", EXAMPLE_NAMES)
+def test_the_root_reads_exactly_the_files_nimgen_writes_under_apps(env_name: str) -> None:
+    from nimgen.render import render_environment
+
+    env = example_environment(env_name)
+    include = argocd.root_application(env)["spec"]["source"]["directory"]["include"]
+    apps = f"argocd/{env_name}/apps/"
+    written = [str(path)[len(apps):] for path in render_environment(env) if str(path).startswith(apps)]
+    assert written and all(_argocd_include(include, path) for path in written)
+    for stray in ("admin.yaml", "extra/binding.yaml", "models/notes.md", "kustomization.yaml", "project.yml"):
+        assert not _argocd_include(include, stray), stray
 
 
 def test_model_application_points_at_the_chart_with_release_equal_to_app_name() -> None:

@@ -362,7 +362,8 @@ def test_argocd_assesses_the_health_of_child_applications() -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_the_root_application_terraform_installs_is_nimgens(env: str) -> None:
     app = _root_application(env)
-    assert app["kind"] == "Application" and app["spec"]["project"] == "default"
+    project = yaml.safe_load((ROOT / "argocd" / env / "root-project.yaml").read_text(encoding="utf-8"))
+    assert app["kind"] == "Application" and app["spec"]["project"] == project["metadata"]["name"] == f"{env}-root"
     assert app["spec"]["source"]["path"] == f"argocd/{env}/apps"
     assert app["spec"]["source"]["directory"]["recurse"] is True
     assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
@@ -374,6 +375,14 @@ def test_the_root_application_terraform_installs_is_nimgens(env: str) -> None:
     for field in ("project", "source", "destination", "syncPolicy", "finalizers", "additionalLabels",
                   "additionalAnnotations"):
         assert field in values, f"argocd.tf does not pass {field} to argocd-apps"
+    # The root's AppProject goes through the same release, every field of it that nimgen renders.
+    assert _locals()["root_project_file"] == "${path.module}/../argocd/${var.environment}/root-project.yaml"
+    assert set(project["metadata"]) <= {"name", "namespace", "labels", "finalizers"}
+    assert set(project["spec"]) == {"description", "sourceRepos", "destinations", "clusterResourceWhitelist",
+                                    "namespaceResourceWhitelist"}
+    passed = values.split("'projects': {", 1)[1].split("'applications': {", 1)[0]
+    for field in (*project["spec"], "finalizers", "additionalLabels", "namespace"):
+        assert f"'{field}': '${{" in passed, f"argocd.tf does not pass the root project's {field} to argocd-apps"
 
 
 def test_the_gitops_repository_secret_takes_credentials_from_variables() -> None:

@@ -284,7 +284,7 @@ def bench_tree(env: Environment, models: tuple[Model, ...], params: BenchParams)
 
 def record_path(env: Environment) -> PurePosixPath:
     """The bench folder's own ownership record: `nimgen render` and `nimgen check` never read it."""
-    return bench_dir(env) / writer.RECORD_NAME
+    return writer.Scope(env.name, bench=True).record
 
 
 @dataclass(frozen=True)
@@ -313,5 +313,5 @@ def run_bench(env_file: Path, *, models: tuple[str, ...], params: BenchParams, w
         return BenchResult(env, selected, root, text=jobs_yaml(env, selected, params))
     tree = bench_tree(env, selected, params)
     with writer.repository_lock(root, lock_timeout):
-        changes = writer.write(root, env.name, env.source, tree, record=record_path(env), command=COMMAND)
+        changes = writer.write(root, writer.Scope(env.name, bench=True), env.source, tree, command=COMMAND)
     return BenchResult(env, selected, root, changes=changes)

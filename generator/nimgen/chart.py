@@ -29,6 +29,13 @@ def _chart_root(name: str) -> Traversable:
     return resources.files("nimgen").joinpath("charts", name)
 
 
+@cache
+def shipped_charts() -> tuple[str, ...]:
+    """The charts nimgen ships (each may be written to charts/<name>/)."""
+    base = resources.files("nimgen").joinpath("charts")
+    return tuple(sorted(child.name for child in base.iterdir() if child.is_dir() and child.name != "__pycache__"))
+
+
 def _walk(node: Traversable, prefix: PurePosixPath) -> list[tuple[PurePosixPath, Traversable]]:
     found: list[tuple[PurePosixPath, Traversable]] = []
     for child in node.iterdir():

@@ -42,22 +42,23 @@ def render_files(env_files: list[Path], *, output: Path | None = None, dry_run: 
         loaded.append((env, root, render_environment(env)))
     if problems:
         raise ConfigError(problems)
-    _refuse_name_clashes(loaded)
+    refuse_name_clashes([(env, root) for env, root, _ in loaded])
     results = []
     for env, root, tree in loaded:
         if dry_run:
-            changes = writer.write(root, env.name, env.source, tree, dry_run=True)
+            changes = writer.write(root, writer.Scope(env.name), env.source, tree, dry_run=True)
         else:
             with writer.repository_lock(root, lock_timeout):
-                changes = writer.write(root, env.name, env.source, tree)
+                changes = writer.write(root, writer.Scope(env.name), env.source, tree)
         results.append(RenderResult(env.name, root, changes, env.warnings))
     return results
 
 
-def _refuse_name_clashes(loaded: list[tuple[Environment, Path, Tree]]) -> None:
+def refuse_name_clashes(loaded: list[tuple[Environment, Path]]) -> None:
+    """Two environment files of one repository that share a `name:` would write one argocd/<name>/."""
     seen: dict[tuple[Path, str], Environment] = {}
     problems = []
-    for env, root, _ in loaded:
+    for env, root in loaded:
         key = (root.resolve(), env.name)
         if key in seen:
             problems.append(
@@ -68,9 +69,6 @@ def _refuse_name_clashes(loaded: list[tuple[Environment, Path, Tree]]) -> None:
         seen[key] = env
     if problems:
         raise ConfigError(problems)
-
-
-
 
 
 def plan_environment(env_file: Path) -> Plan:

@@ -71,6 +71,7 @@ def render_environment(env: Environment) -> Tree:
         tree[path] = with_header(path, text, header)
 
     put(base / "root.yaml", dump(argocd.root_application(env)))
+    put(base / "root-project.yaml", dump(argocd.root_project(env)))
     put(apps / "project.yaml", dump(argocd.app_project(env)))
     for model in env.models:
         put(apps / "models" / f"{model.name}.yaml", dump(argocd.model_application(env, model)))
