@@ -10,10 +10,10 @@ Chart name and version for the helm.sh/chart label ('+' is not allowed in label 
 Labels of every object.
 */}}
 {{- define "ngc-secrets.labels" -}}
-helm.sh/chart: {{ include "ngc-secrets.chart" . }}
-app.kubernetes.io/name: {{ .Chart.Name }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ include "ngc-secrets.chart" . | quote }}
+app.kubernetes.io/name: {{ .Chart.Name | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 app.kubernetes.io/part-of: nimgen
 {{- with .Values.commonLabels }}
 {{ toYaml . }}

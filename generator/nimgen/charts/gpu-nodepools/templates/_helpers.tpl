@@ -16,10 +16,10 @@ Chart name and version for the helm.sh/chart label ('+' is not allowed in label 
 Labels of every object. Objects are named after their pool, so the release only shows up in labels.
 */}}
 {{- define "gpu-nodepools.labels" -}}
-helm.sh/chart: {{ include "gpu-nodepools.chart" . }}
-app.kubernetes.io/name: {{ include "gpu-nodepools.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ include "gpu-nodepools.chart" . | quote }}
+app.kubernetes.io/name: {{ include "gpu-nodepools.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 app.kubernetes.io/part-of: nimgen
 {{- with .Values.commonLabels }}
 {{ toYaml . }}

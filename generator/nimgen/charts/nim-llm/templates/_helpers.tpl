@@ -50,13 +50,13 @@ The same labels for another component of the release (e.g. the cache warm-up Job
 {{- define "nim-llm.componentLabels" -}}
 {{- $component := .component }}
 {{- with .root }}
-helm.sh/chart: {{ include "nim-llm.chart" . }}
+helm.sh/chart: {{ include "nim-llm.chart" . | quote }}
 {{ include "nim-llm.selectorLabels" . }}
 {{- with .Values.image.tag }}
 app.kubernetes.io/version: {{ . | trunc 63 | trimSuffix "-" | quote }}
 {{- end }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/component: {{ $component }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
+app.kubernetes.io/component: {{ $component | quote }}
 app.kubernetes.io/part-of: nimgen
 {{- with .Values.commonLabels }}
 {{ toYaml . }}

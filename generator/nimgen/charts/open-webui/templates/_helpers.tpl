@@ -17,7 +17,7 @@ Chart name and version for the helm.sh/chart label ('+' is not allowed in label 
 Selector labels. Deployment selectors are immutable: only name and instance may ever go here.
 */}}
 {{- define "open-webui.selectorLabels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ .Chart.Name | quote }}
 app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
@@ -25,9 +25,9 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 Labels of every object.
 */}}
 {{- define "open-webui.labels" -}}
-helm.sh/chart: {{ include "open-webui.chart" . }}
+helm.sh/chart: {{ include "open-webui.chart" . | quote }}
 {{ include "open-webui.selectorLabels" . }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 app.kubernetes.io/component: chat
 app.kubernetes.io/part-of: nimgen
 {{- with .Values.commonLabels }}
@@ -81,11 +81,11 @@ The environment variables for a Secret key. Optional keys let the pod start once
 the credentials have been removed from the Secret.
 */}}
 {{- define "open-webui.secretEnv" -}}
-- name: {{ .name }}
+- name: {{ .name | quote }}
   valueFrom:
     secretKeyRef:
       name: {{ .secret | quote }}
-      key: {{ .name }}
+      key: {{ .name | quote }}
       {{- if .optional }}
       optional: true
       {{- end }}
