@@ -1,7 +1,9 @@
 """`nimgen smoke`: send prompts to a running NIM (OpenAI API) and report latency, throughput and failures.
 
 Built on the official `openai` package (extra `nimgen[smoke]`). Times are seconds throughout. Retries are
-off: a smoke test must show a failing request, not hide it behind a retry.
+off: a smoke test must show a failing request, not hide it behind a retry. A misbehaving server (slow,
+malformed answers, dropped connections) makes a failed request with its reason, never a crash or a hang:
+--timeout bounds each whole request and answers are checked by `nimgen.smokeresponse`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from itertools import pairwise
@@ -18,11 +20,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from nimgen.errors import UserError
+from nimgen.smokeresponse import (
+    Api,
+    BadResponse,
+    completion_tokens,
+    failure_reason,
+    model_ids,
+    read_chunk,
+    request_errors,
+)
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-Api = Literal["chat", "completions"]
 Echo = Callable[[str], None]
 DEFAULT_PROMPTS = "data/smoke-prompts.txt"
 
@@ -142,67 +152,69 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _error_text(exc: Exception) -> str:
-    import openai
-
-    if isinstance(exc, openai.APIStatusError):
-        body = exc.body
-        message = body.get("message") if isinstance(body, dict) else None
-        return f"HTTP {exc.status_code}: {message or body or exc.message}"
-    if isinstance(exc, openai.APITimeoutError):
-        return "timed out"
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__
-        return f"connection failed: {cause or exc}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-async def _served_models(client: AsyncOpenAI, base_url: str) -> list[str]:
-    import openai
-
+async def _served_models(client: AsyncOpenAI, base_url: str, timeout_s: float) -> list[str]:
     try:
-        return sorted([model.id async for model in client.models.list()])
-    except openai.OpenAIError as exc:
-        raise UserError(f"GET {base_url}/models failed: {_error_text(exc)}",
+        return model_ids(await asyncio.wait_for(client.get("/models", cast_to=object), timeout_s))
+    except request_errors() as exc:
+        raise UserError(f"GET {base_url}/models failed: {failure_reason(exc, timeout_s)}",
                         hint="is the NIM ready and the URL right (e.g. a kubectl port-forward to the "
                              "model's Service on port 8000)?") from exc
 
 
 async def _send(client: AsyncOpenAI, options: SmokeOptions, result: RequestResult) -> None:
-    """Fill RESULT in place: timings, tokens, or the error."""
-    start = result.started = time.perf_counter()
-    common: dict[str, Any] = {"model": options.model, "max_tokens": options.max_tokens}
-    if options.stream:
-        common.update(stream=True, stream_options={"include_usage": True})
+    """Fill RESULT in place: timings and tokens; raises on a failed request.
+
+    Posts plain JSON and gets plain JSON back (cast_to=object) so that smokeresponse can check its shape.
+    """
+    import openai
+
+    body: dict[str, Any] = {"model": options.model, "max_tokens": options.max_tokens}
     if options.api == "chat":
-        response: Any = await client.chat.completions.create(
-            messages=[{"role": "user", "content": result.prompt}], **common)
+        path, body["messages"] = "/chat/completions", [{"role": "user", "content": result.prompt}]
     else:
-        response = await client.completions.create(prompt=result.prompt, **common)
-    usage = None
+        path, body["prompt"] = "/completions", result.prompt
     if options.stream:
-        stamps: list[float] = []
-        async for chunk in response:
-            usage = chunk.usage or usage
-            if chunk.choices:
-                choice = chunk.choices[0]
-                text = choice.delta.content if options.api == "chat" else choice.text
-                if text:
-                    stamps.append(time.perf_counter())
-        if stamps:
-            result.ttft_s = stamps[0] - start
-            gaps = [later - earlier for earlier, later in pairwise(stamps)]
-            result.itl_s = sum(gaps) / len(gaps) if gaps else None
-        if usage is None:
-            result.completion_tokens, result.token_source = len(stamps), "chunks"
+        body.update(stream=True, stream_options={"include_usage": True})
+        stream = await client.post(path, cast_to=object, body=body, stream=True,
+                                   stream_cls=openai.AsyncStream[object])
+        async with stream:  # closes the connection when the deadline cancels us mid-stream
+            await _read_stream(stream, options.api, result)
     else:
-        if not response.choices:
-            raise ValueError("the response has no choices")
-        usage = response.usage
-    if usage is not None:
-        result.completion_tokens, result.token_source = usage.completion_tokens, "usage"
-    result.latency_s = time.perf_counter() - start
+        tokens = completion_tokens(await client.post(path, cast_to=object, body=body), options.api)
+        if tokens is not None:
+            result.completion_tokens, result.token_source = tokens, "usage"
+    result.latency_s = time.perf_counter() - result.started
     result.ok = True
+
+
+async def _read_stream(stream: AsyncIterator[object], api: Api, result: RequestResult) -> None:
+    """Consume the stream: TTFT and ITL from content chunks' arrival, tokens from usage or the chunk count."""
+    stamps: list[float] = []
+    usage: int | None = None
+    had_choices = False
+    number = 0
+    try:
+        async for data in stream:
+            number += 1
+            chunk = read_chunk(data, api)
+            had_choices |= chunk.has_choices
+            usage = usage if chunk.completion_tokens is None else chunk.completion_tokens
+            if chunk.text:
+                stamps.append(time.perf_counter())
+    except json.JSONDecodeError as exc:  # raised by the client's SSE decoder for the next event
+        raise BadResponse(f"stream chunk {number + 1} is not valid JSON ({exc.msg})") from None
+    except BadResponse as exc:
+        raise BadResponse(f"stream chunk {number}: {exc}") from None
+    if not had_choices:
+        raise BadResponse("the stream ended without any choices")
+    if stamps:
+        result.ttft_s = stamps[0] - result.started
+        gaps = [later - earlier for earlier, later in pairwise(stamps)]
+        result.itl_s = sum(gaps) / len(gaps) if gaps else None
+    if usage is None:
+        result.completion_tokens, result.token_source = len(stamps), "chunks"
+    else:
+        result.completion_tokens, result.token_source = usage, "usage"
 
 
 def _request_line(result: RequestResult, width: int) -> str:
@@ -280,7 +292,7 @@ async def run_smoke_async(options: SmokeOptions, echo: Echo) -> SmokeReport:
     client = openai.AsyncOpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or "not-used",
                                 max_retries=0, timeout=options.timeout_s)
     async with client:
-        served = await _served_models(client, base_url)
+        served = await _served_models(client, base_url, options.timeout_s)
         if options.model not in served:
             listing = ", ".join(served) if served else "none"
             raise UserError(f"model {options.model!r} is not served by {base_url}; served models: {listing}",
@@ -294,11 +306,12 @@ async def run_smoke_async(options: SmokeOptions, echo: Echo) -> SmokeReport:
 
         async def one(result: RequestResult) -> None:
             async with gate:
-                try:
-                    await _send(client, options, result)
-                except (openai.OpenAIError, ValueError) as exc:
+                result.started = time.perf_counter()
+                try:  # the client's timeout is per read: a server dripping bytes would never trip it
+                    await asyncio.wait_for(_send(client, options, result), options.timeout_s)
+                except request_errors() as exc:
                     result.latency_s = time.perf_counter() - result.started
-                    result.error = _error_text(exc)
+                    result.error = failure_reason(exc, options.timeout_s)
             echo(_request_line(result, width))
 
         began = time.perf_counter()
