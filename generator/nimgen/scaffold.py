@@ -11,7 +11,8 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from nimgen.errors import UserError
+from nimgen.envschema import ecma_regex, environment_schema
+from nimgen.errors import UserError, shown
 from nimgen.pipeline import render_files
 from nimgen.templating import render_text
 from nimgen.writer import create_files
@@ -78,9 +79,32 @@ def pre_commit_config() -> dict[str, Any]:
         "language": "system", "pass_filenames": False, "files": "^(environments|charts|argocd)/"}]}]}
 
 
+def _check_settings(repo_url: str, cluster_prefix: str, region: str, kubernetes_version: str) -> None:
+    """Refuse settings the environment schema would refuse: the templates write them into YAML unquoted, so a
+    newline in --repo-url could add keys of its own (e.g. a destinationServer) to the new environment files."""
+    schema = environment_schema()
+    cluster = schema["properties"]["cluster"]["properties"]
+    karpenter = cluster["karpenter"]["properties"]
+    checks = [("--repo-url", repo_url, repo_url, "gitops.repoURL", schema["properties"]["gitops"]["properties"]["repoURL"]),
+              ("--region", region, region, "cluster.region", schema["$defs"]["awsRegion"]),
+              ("--kubernetes-version", kubernetes_version, kubernetes_version, "cluster.kubernetesVersion",
+               cluster["kubernetesVersion"])]
+    for env in ENVIRONMENTS:
+        name = f"{cluster_prefix}-{env}"
+        checks += [("--cluster-prefix", cluster_prefix, name, "cluster.name", cluster["name"]),
+                   ("--cluster-prefix", cluster_prefix, f"KarpenterNodeRole-{name}", "cluster.karpenter.nodeRole",
+                    karpenter["nodeRole"]),
+                   ("--cluster-prefix", cluster_prefix, name, "cluster.karpenter.discoveryTag", karpenter["discoveryTag"])]
+    for option, given, value, key, field in checks:
+        if ecma_regex(field["pattern"]).find(value) is None:
+            raise UserError(f"{option} {shown(given)} is not usable in an environment file (as {key} {shown(value)})",
+                            hint=field.get("x-hint", f"it must match {field['pattern']}"))
+
+
 def scaffold_files(*, repo_url: str, cluster_prefix: str, region: str, kubernetes_version: str,
                    nimgen_spec: str, default_branch: str = "main") -> dict[PurePosixPath, str]:
     """The files `nimgen init` creates before rendering."""
+    _check_settings(repo_url, cluster_prefix, region, kubernetes_version)
     context = {"repo_url": repo_url, "cluster_prefix": cluster_prefix, "region": region,
                "kubernetes_version": kubernetes_version}
     files = {PurePosixPath("environments") / f"{name}.yaml": render_text(f"init/{name}.yaml.j2", **context)
@@ -96,8 +120,8 @@ def init_repository(target: Path, **settings: str) -> list[PurePosixPath]:
 
     Returns every file created, relative to `target`.
     """
-    files = scaffold_files(**settings)
     target.mkdir(parents=True, exist_ok=True)
+    files = scaffold_files(**settings)
     ours = {PurePosixPath(path.parts[0]) for path in files} | {PurePosixPath(name) for name in RENDERED}
     clashes = sorted(ours & {PurePosixPath(entry.name) for entry in target.iterdir()})
     if clashes:
