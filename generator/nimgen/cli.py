@@ -265,7 +265,7 @@ def diff(debug: bool, env_file: Path, base_ref: str | None, output_format: str, 
 @click.option("--api", type=click.Choice(["chat", "completions"]), default="chat", show_default=True,
               help="/v1/chat/completions or /v1/completions.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
-              metavar="SECONDS", help="Per request.")
+              metavar="SECONDS", help="Bounds each whole request, streamed answer included.")
 @click.pass_obj
 def smoke(debug: bool, url: str, model_id: str, prompts_file: Path | None, concurrency: int, max_tokens: int,
           results_file: Path | None, stream: bool, api: str, timeout: float) -> None:
