@@ -222,6 +222,9 @@ def test_repo_url_with_credentials_is_refused(tmp_path: Path, url: str) -> None:
     assert "hint: remove the 'user[:password]@' part from the URL" in result.output
     assert "a Secret labelled argocd.argoproj.io/secret-type: repository" in result.output
     assert tree_digest(root) == before and not (root / "argocd").exists()
+    # No message echoes the credential (messages end up in CI logs).
+    userinfo = url.split("://", 1)[1].split("@", 1)[0]
+    assert userinfo not in result.output
 
 
 @pytest.mark.parametrize("url", ["git@github.com:example/nim-gitops.git", "ssh://git@github.com/example/nim-gitops.git"])

@@ -18,9 +18,15 @@ def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
 
 
 def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
-    """A user's value as messages echo it: strings JSON-quoted (control characters visible), all shortened."""
+    """A user's value as messages echo it: strings JSON-quoted (control characters visible), all shortened;
+    a value that holds a credential is never echoed (messages end up in CI logs)."""
+    from nimgen.secrets import secret_in_text  # late: secrets is a leaf module, errors is imported everywhere
+
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if (what := secret_in_text(text)) is not None:
+        return f"<{len(text)} characters holding {what}, not shown>"
     if not isinstance(value, str):
-        return shorten(json.dumps(value, default=str), limit)
+        return shorten(text, limit)
     quoted = json.dumps(value[:limit], ensure_ascii=False)
     return quoted if len(value) <= limit else f"{quoted}… ({len(value)} characters)"
 
