@@ -196,6 +196,12 @@ def test_literal_under_a_secret_key_is_found_and_prefiltered(key: str) -> None:
     assert list(find_secrets(document)) == [(("config", key), f"a literal value under {key!r}")]
 
 
+@pytest.mark.parametrize("value", ["changeme\n", "true\nhunter2-secret", "${X}\nliteral-secret"])
+def test_a_placeholder_must_be_the_whole_value(value: str) -> None:
+    # Python's `$` matches before a final newline: placeholders are matched against the whole value.
+    assert [what for _, what in find_secrets({"password": value})] == ["a literal value under 'password'"]
+
+
 def test_document_json_cannot_write_is_walked() -> None:
     document = {("tuple", "key"): {"note": NVAPI}}
     assert may_hold_secrets(document)

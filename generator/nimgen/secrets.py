@@ -120,7 +120,7 @@ DETECTORS: tuple[Detector, ...] = (
 SECRET_KEYS = re.compile(r"(secret[_-]?access[_-]?key|password|passwd|api[_-]?key|token|credentials?)\Z",
                          re.IGNORECASE | re.ASCII)
 # Literal values under such keys that are references or placeholders, not secrets.
-NOT_A_SECRET = re.compile(r"^(|true|false|\$\{[^}]+\}|<[^>]+>|changeme|admin-password|admin-user)$",
+NOT_A_SECRET = re.compile(r"(|true|false|\$\{[^}]+\}|<[^>]+>|changeme|admin-password|admin-user)",
                           re.IGNORECASE)
 # Every key SECRET_KEYS matches ends with one of these; '": "' is how JSON text follows a key with a string.
 _KEY_TELLTALE = re.compile("(" + "|".join(("accesskey", "access_key", "access-key", "password", "passwd",
@@ -154,7 +154,7 @@ def find_secrets(data: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
     if isinstance(data, dict):
         for key, value in data.items():
             child = (*path, str(key))
-            if isinstance(value, str) and SECRET_KEYS.search(str(key)) and not NOT_A_SECRET.match(value) \
+            if isinstance(value, str) and SECRET_KEYS.search(str(key)) and not NOT_A_SECRET.fullmatch(value) \
                     and not value.startswith(("secretKeyRef", "arn:")) and len(value) >= 8:
                 yield child, f"a literal value under {key!r}"
             else:
