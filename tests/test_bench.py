@@ -218,7 +218,6 @@ def test_rewrite_replaces_the_previous_run_and_nothing_else(rendered: Path) -> N
 
 
 def test_written_jobs_pass_checkov(rendered: Path) -> None:
-    pytest.importorskip("checkov", reason="checkov comes with nimgen[test]")
     from test_checkov import SKIP_IDS, _describe, _scan
 
     assert _bench(rendered, "--write").exit_code == 0

@@ -149,7 +149,8 @@ def test_custom_resources_pass_their_crd_schemas(case: Any, crd_schemas: Path) -
 def test_service_monitor_scrapes_the_api_service_once(case: Any) -> None:
     _, values, objs = case
     monitors = of_kind(objs, "ServiceMonitor")
-    if not monitors:
+    if not values["metrics"]["serviceMonitor"]["enabled"]:
+        assert monitors == []
         return
     [monitor] = monitors
     selector = monitor["spec"]["selector"]["matchLabels"]
@@ -251,9 +252,10 @@ def test_image_pull_secrets_and_image(case: Any) -> None:
     expected = image["repository"] + (f":{image['tag']}" if image["tag"] else "") + (
         f"@{image['digest']}" if image["digest"] else "")
     assert container(objs)["image"] == expected
-    # A digest cannot change: IfNotPresent. A tag is resolved at the registry on every start.
-    assert container(objs)["imagePullPolicy"] == image["pullPolicy"] or (
-        "IfNotPresent" if image["digest"] else "Always")
+    # An explicit policy wins; else a digest cannot change: IfNotPresent, and a tag is resolved at the registry on
+    # every start: Always (the defaults are asserted literally in test_safety_guards.py).
+    expected_policy = image["pullPolicy"] or ("IfNotPresent" if image["digest"] else "Always")
+    assert container(objs)["imagePullPolicy"] == expected_policy
 
 
 def test_volumes(case: Any) -> None:
@@ -396,6 +398,7 @@ def test_keda_scaled_object_owns_the_replicas(case: Any) -> None:
     _, values, objs = case
     scaling = values["autoscaling"]
     if not (scaling["enabled"] and scaling["engine"] == "keda"):
+        assert of_kind(objs, "ScaledObject") == []
         return
     wl = workload(objs)
     [scaled] = of_kind(objs, "ScaledObject")

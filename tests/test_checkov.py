@@ -12,17 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLE_NAMES, example_environment
-from nimgen import helm
-from nimgen.yamlio import load_all_plain, load_plain
 
-# checkov is in nimgen[test]; its pins (packaging<24) can clash with a hand-made venv, so say what is missing.
-pytest.importorskip("checkov", reason="checkov comes with nimgen[test]: pip install -e '.[test]'")
-
+# checkov is in nimgen[test]: imported directly, so a broken test install fails instead of skipping.
 from checkov.common.checks_infra.registry import get_graph_checks_registry
 from checkov.kubernetes.checks.resource.registry import registry as resource_registry
 from checkov.kubernetes.runner import Runner
 from checkov.runner_filter import RunnerFilter
+from conftest import EXAMPLE_NAMES, example_environment
+from nimgen import helm
+from nimgen.yamlio import load_all_plain, load_plain
 
 SKIPS: list[dict[str, Any]] = load_plain(files("nimgen").joinpath("policy/checkov.yaml").read_text(encoding="utf-8"))
 SKIP_IDS = [entry["id"] for entry in SKIPS]

@@ -31,8 +31,10 @@ HINTS: dict[str, str] = {
 }
 
 # Where a URL's scheme ends; every "://" in a text is looked at, so each URL of a list glued
-# together with commas is seen.
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+# together with commas is seen. The scheme is the run of scheme characters before "://", from its first
+# letter. A match may start only where such a run starts: starting inside a run rescans the rest of it,
+# which is quadratic in a long run without "://" (minutes for one 5 MB value).
+_SCHEME = re.compile(r"(?<![A-Za-z0-9+.-])[0-9+.-]*([A-Za-z][A-Za-z0-9+.-]*)://")
 # The rest of a URL in free text: up to whitespace, a quote, a backslash or a control character,
 # none of which a URL holds unescaped.
 _URL_REST = re.compile(r"[^\s\x00-\x1f\"'<>\\`]*")
