@@ -20,7 +20,7 @@ from nimgen.validation.runner import Options
 from nimgen.validation.runner import validate as run_validate
 from nimgen.validation.schemas import SchemaLocation
 from nimgen.yamlio import dump, load_plain
-from test_validate import add_manifests
+from test_validate import own
 
 TEMPLATE = "{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
 
@@ -103,20 +103,26 @@ def test_external_chart_from_the_chart_cache(repo_copy: Path, crd_schemas: Path,
     cache.mkdir()
     helm_python.package(str(chart), destination=str(cache))
     assert (cache / f"nim-observability-{version}.tgz").is_file()
-    platform = load_plain((repo_copy / "argocd/prod/apps/platform/nim-observability.yaml").read_text())
-    app = {**platform, "metadata": {**platform["metadata"], "name": "dashboards-from-repo"}}
-    app["spec"] = {**platform["spec"], "source": {
-        "repoURL": "https://prometheus-community.github.io/helm-charts", "chart": "nim-observability",
-        "targetRevision": version, "helm": platform["spec"]["source"]["helm"]}}
-    add_manifests(repo_copy, app)
+    before = run("validate", _prod(repo_copy), "--schema-location", str(crd_schemas))
+    # The dashboards Application taking its chart from a Helm repository instead of this one (recorded as
+    # nimgen's, so that only rendering speaks).
+    relative = "argocd/prod/apps/platform/nim-observability.yaml"
+    platform = load_plain((repo_copy / relative).read_text())
+    platform["spec"]["source"] = {"repoURL": "https://prometheus-community.github.io/helm-charts",
+                                  "chart": "nim-observability", "targetRevision": version,
+                                  "helm": platform["spec"]["source"]["helm"]}
+    (repo_copy / relative).write_text(dump(platform))
+    own(repo_copy, relative)
     without = run("validate", _prod(repo_copy), "--schema-location", str(crd_schemas))
-    assert "notice: prod/dashboards-from-repo Application argocd/dashboards-from-repo: [render] not rendered " \
+    assert without.exit_code == 0, without.output
+    assert "notice: prod/nim-observability Application argocd/nim-observability: [render] not rendered " \
            "offline: chart nim-observability" in without.output
     cached = run("validate", _prod(repo_copy), "--schema-location", str(crd_schemas), "--chart-cache", str(cache))
     assert cached.exit_code == 0, cached.output
-    assert "dashboards-from-repo" not in cached.output
-    count = [int(line.split()[0]) for line in (without.output, cached.output) for line in [line.splitlines()[-1]]]
-    assert count[1] == count[0] + 1  # the dashboard ConfigMap, rendered from the archive
+    assert "nim-observability" not in cached.output
+    count = [int(line.split()[0]) for line in (before.output, without.output, cached.output)
+             for line in [line.splitlines()[-1]]]
+    assert count[2] == count[1] + 1 == count[0]  # the dashboard ConfigMap, rendered from the archive
 
 
 # `helm template` as the real CLI takes it (flags only; the rendering is Helm's, through the SDK).

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import partial
 from typing import Any
 
 from nimgen.model import Environment
-from nimgen.validation.findings import Finding, object_ref
-from nimgen.validation.sources import CLUSTER_SCOPED, Applied, AppResult, wave
+from nimgen.validation.findings import Finding, guarded, object_ref
+from nimgen.validation.manifests import Applied
+from nimgen.validation.sources import CLUSTER_SCOPED, AppResult, wave
 
 POD_OWNERS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 GPU = "nvidia.com/gpu"
@@ -332,5 +334,5 @@ def check(env: Environment, manifests: list[Applied], results: list[AppResult]) 
     index = _Index(env, manifests, results)
     found: list[Finding] = []
     for rule in (_services, _claims, _scale_targets, _service_monitors, _projects, _node_pools, _claim_waves):
-        found.extend(rule(index))
+        found.extend(guarded(rule.__name__.strip("_").replace("_", "-"), env.name, partial(rule, index)))
     return found

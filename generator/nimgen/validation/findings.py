@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -11,10 +12,12 @@ SEVERITIES: tuple[Severity, ...] = ("error", "warning", "notice")
 
 def object_ref(obj: dict[str, Any]) -> str:
     """`Kind namespace/name` (cluster-scoped: `Kind name`) of a manifest."""
-    meta = obj.get("metadata") or {}
-    name = meta.get("name", "<unnamed>")
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}  # a malformed document still gets a name in its finding
+    name = meta.get("name") or meta.get("generateName") or "<unnamed>"
     namespace = meta.get("namespace")
-    return f"{obj.get('kind', '<no kind>')} {namespace}/{name}" if namespace else f"{obj.get('kind', '<no kind>')} {name}"
+    kind = obj.get("kind") or "<no kind>"
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
 
 
 @dataclass(frozen=True)
@@ -29,14 +32,22 @@ class Finding:
     obj: str = ""  # object_ref() of the manifest
     path: str = ""  # field path inside the manifest, e.g. spec.template.spec.containers[0].image
     hint: str = ""
+    file: str = ""  # repository-relative file the finding is in, when it is about a file
+    line: int = 0  # 1-based line in `file` (0: unknown)
 
-    def sort_key(self) -> tuple[str, str, str, str, str, str]:
-        return (self.environment, self.application, self.obj, self.path, self.check, self.message)
+    def sort_key(self) -> tuple[str, str, str, str, int, str, str, str]:
+        return (self.environment, self.application, self.file, self.obj, self.line, self.path, self.check,
+                self.message)
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str | int]:
         return {"severity": self.severity, "check": self.check, "environment": self.environment,
                 "application": self.application, "object": self.obj, "path": self.path,
-                "message": self.message, "hint": self.hint}
+                "file": self.file, "line": self.line, "message": self.message, "hint": self.hint}
+
+    @property
+    def location(self) -> str:
+        """`file:line` (or just the file, or "") as editors and CI annotations read it."""
+        return f"{self.file}:{self.line}" if self.file and self.line else self.file
 
 
 @dataclass
@@ -64,3 +75,18 @@ class Report:
     @property
     def ok(self) -> bool:
         return self.count("error") == 0
+
+
+# What a rule raises when a manifest's shape is not the one it reads (a kind without a schema, say).
+SHAPE_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError)
+
+
+def guarded(check: str, environment: str, rule: Callable[[], Iterable[Finding]]) -> list[Finding]:
+    """A rule's findings; a rule tripping over a manifest of unexpected shape is a finding, never a crash."""
+    try:
+        return list(rule())
+    except SHAPE_ERRORS as error:
+        return [Finding("error", check, f"check could not finish: {type(error).__name__} {error} on a manifest of "
+                        "unexpected shape", environment=environment,
+                        hint="fix the schema findings first; if there are none, report this to nimgen with the "
+                             "manifest")]

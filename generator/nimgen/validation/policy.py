@@ -6,16 +6,19 @@ Applied to every pod template Argo CD will create and to every manifest and Helm
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 from nimgen.errors import field_path
 from nimgen.model import Environment
 from nimgen.secrets import find_secrets, may_hold_secrets
 from nimgen.validation.crossref import Pod, pods
-from nimgen.validation.findings import Finding, object_ref
-from nimgen.validation.sources import Applied, AppResult
+from nimgen.validation.findings import Finding, guarded, object_ref
+from nimgen.validation.manifests import Applied
 
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
+
+
 def _finding(env: Environment, applied: Applied, check: str, message: str, path: str, hint: str) -> Finding:
     return Finding("error", f"policy/{check}", message, environment=env.name, application=applied.application,
                    obj=object_ref(applied.obj), path=path, hint=hint)
@@ -88,14 +91,17 @@ def _plaintext(env: Environment, applied: Applied) -> Iterator[Finding]:
                        "move it to a Secret created outside Git and reference it (secretKeyRef, existingSecret)")
 
 
-def check(env: Environment, manifests: list[Applied], results: list[AppResult]) -> list[Finding]:
-    """Every policy finding of one environment."""
-    rendered = [obj for result in results for obj in result.objects]
-    found: list[Finding] = []
-    for pod in pods(manifests + rendered):
+def _pod_findings(env: Environment, objects: list[Applied]) -> Iterator[Finding]:
+    for pod in pods(objects):
         for rule in (_pinned, _resources, _probes, _non_root):
-            found.extend(rule(env, pod))
+            yield from guarded(f"policy/{rule.__name__.strip('_').replace('_', '-')}", env.name, partial(rule, env, pod))
+
+
+def check(env: Environment, valid: list[Applied], everything: list[Applied]) -> list[Finding]:
+    """Every policy finding of one environment: pod rules on the objects that passed their schema, the secret
+    rule on every object (a secret in a malformed manifest is committed all the same)."""
+    found = guarded("policy", env.name, partial(_pod_findings, env, valid))
     # Helm values are checked where they are written (the Applications), manifests where they land.
-    for applied in manifests + rendered:
-        found.extend(_plaintext(env, applied))
+    for applied in everything:
+        found.extend(guarded("policy/no-plaintext-secret", env.name, partial(_plaintext, env, applied)))
     return found

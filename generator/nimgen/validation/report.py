@@ -25,6 +25,8 @@ def _where(finding: Finding) -> str:
         place += f" {finding.obj}"
     if finding.path:
         place += f" {finding.path}"
+    if finding.location:
+        place += f" {finding.location}"
     return place.strip()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +12,11 @@ from nimgen.environment import load_environment
 from nimgen.errors import ConfigError, Problem
 from nimgen.model import Environment
 from nimgen.repository import default_root
-from nimgen.validation import crossref, policy
+from nimgen.validation import assignments, crossref, determinism, ownership, paths, policy
 from nimgen.validation.findings import Finding, Report, Severity, object_ref
+from nimgen.validation.manifests import Applied, is_application, read_argocd
 from nimgen.validation.schemas import MissingSchema, SchemaLocation, Schemas
-from nimgen.validation.sources import (
-    Applied,
-    AppResult,
-    Renderer,
-    TreeError,
-    is_application,
-    iter_argocd_manifests,
-)
+from nimgen.validation.sources import AppResult, Renderer
 
 
 @dataclass(frozen=True)
@@ -47,14 +41,15 @@ class _Checker:
             self._schemas[kubernetes_version] = Schemas(kubernetes_version, list(self.options.locations))
         return self._schemas[kubernetes_version]
 
-    def check(self, env: Environment, applied: Applied, report: Report) -> None:
+    def check(self, env: Environment, applied: Applied, report: Report) -> bool:
+        """Schema and CEL findings of one manifest; False when its schema rejects it (other checks skip it)."""
         obj = applied.obj
         schemas = self.schemas(env.kubernetes_version)
-        place = {"environment": env.name, "application": applied.application, "obj": object_ref(obj)}
-        api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
-        if not api_version or not kind:
+        place: dict[str, Any] = {"environment": env.name, "application": applied.application, "obj": object_ref(obj)}
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if not api_version or not kind or not isinstance(api_version, str) or not isinstance(kind, str):
             report.add(Finding("error", "schema", "manifest without apiVersion or kind", path=applied.file, **place))
-            return
+            return False
         try:
             errors = schemas.errors(obj)
         except MissingSchema as missing:
@@ -62,14 +57,16 @@ class _Checker:
             report.add(Finding(severity, "schema", str(missing), hint="give --schema-location DIR (or set "
                                "NIMGEN_SCHEMA_LOCATION) holding {group}/{kind}_{version}.json, or pass "
                                "--ignore-missing-schemas", **place))
-            return
+            return True  # unchecked, not rejected: the cross-object checks still read it
         for path, message in errors:
             report.add(Finding("error", "schema", message, path=path, **place))
-        if not schemas.is_builtin(api_version, kind):
+        # The API server evaluates CEL rules on objects its schema accepted; so does validate.
+        if not errors and not schemas.is_builtin(api_version, kind):
             self._check_cel(schemas, api_version, kind, applied, report, place)
+        return not errors
 
     def _check_cel(self, schemas: Schemas, api_version: str, kind: str, applied: Applied, report: Report,
-                   place: dict[str, str]) -> None:
+                   place: dict[str, Any]) -> None:
         from nimgen.validation.cel import CelProgram
 
         key = (schemas.version, api_version, kind)
@@ -89,13 +86,65 @@ class _Checker:
             report.unevaluated_rules.add((f"{kind} ({api_version})", rule.rule, rule.reason))
 
 
-def _render_findings(env: Environment, results: list[AppResult], report: Report) -> None:
+def _render_findings(env: Environment, results: list[AppResult]) -> list[Finding]:
+    found = []
     for result in results:
-        place = {"environment": env.name, "application": result.name, "obj": object_ref(result.app)}
+        place: dict[str, Any] = {"environment": env.name, "application": result.name,
+                                 "obj": object_ref(result.app)}
         if result.notice:
-            report.add(Finding("notice", "render", result.notice, **place))
+            found.append(Finding("notice", "render", result.notice, **place))
         if result.error:
-            report.add(Finding("error", "render", result.error, path="spec.source", **place))
+            found.append(Finding("error", "render", result.error, path="spec.source", **place))
+        found += [Finding("error", "render", issue.message, file=issue.file, line=issue.line,
+                          hint="Argo CD cannot apply what the chart renders: fix the template", **place)
+                  for issue in result.issues]
+    return found
+
+
+def _determinism_findings(env: Environment, root: Path, charts: dict[str, list[str]],
+                          scanned: dict[Path, list[determinism.Use]]) -> list[Finding]:
+    found = []
+    for chart, apps in sorted(charts.items()):
+        if root / chart not in scanned:  # charts are shared by environments: read each once per run
+            scanned[root / chart] = determinism.scan(root, chart)
+        names = ", ".join(sorted(set(apps))[:3]) + (f" and {len(set(apps)) - 3} more" if len(set(apps)) > 3 else "")
+        found += [Finding("error", "determinism", f"calls {use.function}, which {use.why}: Argo CD renders the chart "
+                          f"at every refresh and would apply a different object each time (Applications {names})",
+                          environment=env.name, file=use.file, line=use.line,
+                          hint="render the value once in nimgen (environment file or values) or reference an "
+                               "existing Secret; never generate it in the template")
+                  for use in scanned[root / chart]]
+    return found
+
+
+def _environment(env: Environment, root: Path, options: Options, engine: helm.Engine, checker: _Checker,
+                 scanned: dict[Path, list[determinism.Use]], report: Report) -> None:
+    """Everything validate checks for one environment, into the report."""
+    tree = read_argocd(root, env)
+    manifests, results = tree.manifests, []
+    with Renderer(root, env, engine, options.chart_cache) as renderer:
+        apps = [item for item in manifests if is_application(item)]
+        for item in apps:
+            renderer.submit(item)
+        # Checked while Helm renders on the worker threads, then each result as it arrives.
+        for finding in [*tree.findings, *ownership.check(env, root), *paths.check(env, root, manifests),
+                        *assignments.check(env, root, manifests)]:
+            report.add(finding)
+        valid = [item for item in manifests if checker.check(env, item, report)]
+        for result in renderer.results():
+            results.append(result)
+            valid += [item for item in result.objects if checker.check(env, item, report)]
+        local_charts = renderer.local_charts
+    report.applications += len(apps)
+    report.checked += [(env.name, result.name) for result in results]
+    report.manifests += len(manifests) + sum(len(result.objects) for result in results)
+    checked = {id(item) for item in valid}
+    # Cross-object and pod rules read what passed its schema: a malformed object already failed the run.
+    passed = [replace(result, objects=[o for o in result.objects if id(o) in checked]) for result in results]
+    for finding in [*_render_findings(env, results), *_determinism_findings(env, root, local_charts, scanned),
+                    *crossref.check(env, [m for m in manifests if id(m) in checked], passed),
+                    *policy.check(env, valid, manifests + [o for r in results for o in r.objects])]:
+        report.add(finding)
 
 
 def validate(env_files: list[Path], options: Options, engine: helm.Engine | None = None) -> Report:
@@ -113,36 +162,8 @@ def validate(env_files: list[Path], options: Options, engine: helm.Engine | None
     engine = engine or helm.engine()
     checker = _Checker(options)
     report = Report()
+    scanned: dict[Path, list[determinism.Use]] = {}
     for env, root in loaded:
         report.environments.append(env.name)
-        manifests: list[Applied] = []
-        results: list[AppResult] = []
-        apps = 0
-        with Renderer(root, env, engine, options.chart_cache) as renderer:
-            try:
-                # Each Application starts rendering as soon as its file is read.
-                for item in iter_argocd_manifests(root, env):
-                    manifests.append(item)
-                    if is_application(item):
-                        renderer.submit(item)
-                        apps += 1
-            except TreeError as trouble:
-                report.add(Finding("error", "tree", str(trouble), environment=env.name,
-                                   hint=f"run 'nimgen render {env.source}' and commit the result"))
-                continue
-            # Checked while Helm renders on the worker threads, then each result as it arrives.
-            for item in manifests:
-                checker.check(env, item, report)
-            for result in renderer.results():
-                results.append(result)
-                for item in result.objects:
-                    checker.check(env, item, report)
-        report.applications += apps
-        report.checked += [(env.name, result.name) for result in results]
-        report.manifests += len(manifests) + sum(len(result.objects) for result in results)
-        _render_findings(env, results, report)
-        for finding in crossref.check(env, manifests, results):
-            report.add(finding)
-        for finding in policy.check(env, manifests, results):
-            report.add(finding)
+        _environment(env, root, options, engine, checker, scanned, report)
     return report

@@ -19,19 +19,31 @@ import yaml
 
 from nimgen import helm
 from nimgen.model import Environment
-from nimgen.yamlio import load_all_plain, load_plain
+from nimgen.validation.manifests import (
+    APPLICATION,
+    Applied,
+    TreeError,
+    is_application,
+    iter_argocd_manifests,
+    shape_problem,
+)
+from nimgen.validation.paths import inside
+from nimgen.validation.yamldocs import documents
+from nimgen.yamlio import load_plain
 
-APPLICATION = ("argoproj.io/v1alpha1", "Application")
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+# `nimgen diff` reads the tree and renders through this module.
+__all__ = ["APPLICATION", "CLUSTER_SCOPED", "AppResult", "Applied", "Issue", "Renderer", "TreeError", "cached_chart",
+           "cluster_api_versions", "helm_values", "is_application", "iter_argocd_manifests", "wave"]
 
 
-@dataclass
-class Applied:
-    """One manifest and where it comes from."""
+@dataclass(frozen=True)
+class Issue:
+    """Rendered output Argo CD could not apply (invalid YAML, no object), placed at its chart file."""
 
-    obj: dict[str, Any]
-    application: str  # the Application that applies it ("" for what is applied by hand: the root Application)
-    file: str  # repository-relative file (for Argo CD manifests) or chart template path
+    message: str
+    file: str = ""
+    line: int = 0
 
 
 @dataclass
@@ -42,7 +54,8 @@ class AppResult:
     file: str
     objects: list[Applied] = field(default_factory=list)
     notice: str = ""
-    error: str = ""
+    error: str = ""  # why the Application could not be rendered at all
+    issues: list[Issue] = field(default_factory=list)  # rendered output Argo CD could not apply
 
     @property
     def name(self) -> str:
@@ -58,44 +71,6 @@ def wave(obj: dict[str, Any]) -> int:
         return 0
 
 
-class TreeError(Exception):
-    """The committed tree cannot be read as Argo CD would (missing folder, broken YAML)."""
-
-
-def _reading_order(path: Path, apps: Path) -> tuple[int, str]:
-    # nimgen's layout syncs apps/*.yaml (projects) and apps/platform/ before apps/models/: read them first
-    # so their renders start first.
-    relative = path.relative_to(apps)
-    return (0 if len(relative.parts) == 1 or relative.parts[0] == "platform" else 1, relative.as_posix())
-
-
-def iter_argocd_manifests(root: Path, env: Environment) -> Iterator[Applied]:
-    """root.yaml, then every manifest under argocd/<env>/apps/ (the root Application's recursive directory)."""
-    folder = root / "argocd" / env.name
-    if not folder.is_dir():
-        raise TreeError(f"argocd/{env.name}/ does not exist")
-    root_file, apps = folder / "root.yaml", folder / "apps"
-    files = ([root_file] if root_file.is_file() else []) + sorted(
-        (path for path in apps.rglob("*.y*ml")), key=lambda path: _reading_order(path, apps))
-    root_name = ""
-    for path in files:
-        relative = path.relative_to(root).as_posix()
-        try:
-            documents = [doc for doc in load_all_plain(path.read_text(encoding="utf-8")) if isinstance(doc, dict)]
-        except yaml.YAMLError as error:
-            raise TreeError(f"{relative} is not valid YAML: {error}") from None
-        if path == root_file:
-            root_name = next((str(d["metadata"]["name"]) for d in documents
-                              if (d.get("apiVersion"), d.get("kind")) == APPLICATION), "")
-        for doc in documents:
-            yield Applied(doc, "" if path == root_file else root_name, relative)
-
-
-def is_application(applied: Applied) -> bool:
-    """An Application synced by the root Application (not the root itself)."""
-    return (applied.obj.get("apiVersion"), applied.obj.get("kind")) == APPLICATION and bool(applied.application)
-
-
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Helm's merge of several values sources: maps merge, everything else is replaced by the later source."""
     out = dict(base)
@@ -109,25 +84,54 @@ def _set(values: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, last = dotted.split(".")
     for part in parents:
         node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise helm.HelmError(f"parameter {dotted} sets a key under {part}, which is not a mapping")
     node[last] = value
 
 
-def helm_values(source: dict[str, Any], chart: Path) -> dict[str, Any]:
-    """The values Argo CD hands to `helm template`, in its order of precedence."""
-    spec = source.get("helm") or {}
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise helm.HelmError(f"{what} is a {type(value).__name__}, not a mapping")
+    return value
+
+
+def _yaml(text: str) -> Any:
+    """One YAML document as JSON can carry it (Helm receives the values as JSON); None when there is none."""
+    docs = documents(text)
+    return docs[0] if docs else None
+
+
+def helm_values(source: dict[str, Any], chart: Path, root: Path | None = None) -> dict[str, Any]:
+    """The values Argo CD hands to `helm template`, in its order of precedence.
+
+    With `root` (a chart of this repository), value files must stay inside it, as Argo CD requires.
+    """
+    spec = _mapping(source.get("helm"), "spec.source.helm")
     values: dict[str, Any] = {}
-    for name in spec.get("valueFiles") or []:
+    files = spec.get("valueFiles") or []
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        raise helm.HelmError("spec.source.helm.valueFiles is not a list of file names")
+    for name in files:
         path = chart / name
+        if root is not None and not path.resolve().is_relative_to(root.resolve()):
+            raise helm.HelmError(f"value file {name} is outside the repository: Argo CD refuses to read it")
         if not path.is_file():
             if spec.get("ignoreMissingValueFiles"):
                 continue
             raise helm.HelmError(f"value file {name} does not exist in {chart}")
-        values = _merge(values, load_plain(path.read_text(encoding="utf-8")) or {})
+        values = _merge(values, _mapping(_yaml(path.read_text(encoding="utf-8")), f"value file {name}"))
     inline = spec.get("valuesObject")
     if inline is None and spec.get("values"):
-        inline = load_plain(spec["values"]) if isinstance(spec["values"], str) else spec["values"]
-    values = _merge(values, inline or {})
-    for parameter in spec.get("parameters") or []:
+        inline = _yaml(spec["values"]) if isinstance(spec["values"], str) else spec["values"]
+    values = _merge(values, _mapping(inline, "spec.source.helm values"))
+    parameters = spec.get("parameters") or []
+    if not isinstance(parameters, list):
+        raise helm.HelmError("spec.source.helm.parameters is not a list")
+    for parameter in parameters:
+        if not isinstance(parameter, dict) or not isinstance(parameter.get("name"), str):
+            raise helm.HelmError("spec.source.helm.parameters holds an entry without a name")
         _set(values, parameter["name"], parameter.get("value", ""))
     return values
 
@@ -140,7 +144,8 @@ def cached_chart(cache: Path | None, chart: str, version: str) -> Path | None:
         if candidate.is_file():
             return candidate
         metadata = candidate / "Chart.yaml"
-        if metadata.is_file() and str((load_plain(metadata.read_text(encoding="utf-8")) or {}).get("version")) == version:
+        found = load_plain(metadata.read_text(encoding="utf-8")) if metadata.is_file() else None
+        if isinstance(found, dict) and str(found.get("version")) == version:
             return candidate
     return None
 
@@ -154,32 +159,50 @@ class RenderJob:
     values: dict[str, Any]
     notice: str = ""
     error: str = ""
+    local: str = ""  # the chart's folder relative to the repository root, for a chart of this repository
+
+
+def _local_chart(applied: Applied, root: Path, source: dict[str, Any]) -> RenderJob:
+    """A chart folder of this repository; a missing folder or Chart.yaml is an error, as it is for Argo CD."""
+    if "path" not in source:
+        return RenderJob(applied, None, {}, error="spec.source has neither a path nor a chart")
+    chart, _ = inside(root, source["path"])
+    if chart is None:
+        return RenderJob(applied, None, {})  # paths.check reports the path itself
+    relative = chart.relative_to(root.resolve()).as_posix() or "."
+    if not chart.is_dir():
+        what = "is a file, not a folder" if chart.exists() else "does not exist in the repository"
+        return RenderJob(applied, None, {}, error=f"{relative} {what}: Argo CD cannot generate the Application's "
+                                                  "manifests")
+    if not (chart / "Chart.yaml").is_file():
+        if "helm" in source or (chart / "templates").is_dir() or (chart / "values.yaml").is_file():
+            return RenderJob(applied, None, {}, error=f"{relative} has no Chart.yaml: Argo CD cannot render it as a "
+                                                      "Helm chart")
+        return RenderJob(applied, None, {}, notice=f"{relative} is a plain folder of manifests: not rendered by "
+                                                   "validate")
+    return RenderJob(applied, chart, helm_values(source, chart, root), local=relative)
 
 
 def _job(applied: Applied, root: Path, env: Environment, chart_cache: Path | None) -> RenderJob:
-    spec = applied.obj.get("spec") or {}
-    if "sources" in spec:
+    spec = applied.obj["spec"]  # a mapping: manifests.shape_problem holds back Applications without one
+    if spec.get("sources"):
         return RenderJob(applied, None, {}, notice="multi-source Applications are not rendered offline")
     source = spec.get("source") or {}
-    if source.get("chart"):
-        chart = cached_chart(chart_cache, source["chart"], str(source.get("targetRevision", "")))
-        if chart is None:
-            where = f"chart {source['chart']} {source.get('targetRevision', '')} from {source.get('repoURL', '')}"
-            hint = " (give --chart-cache DIR holding its `helm pull` archive to check it)" if chart_cache is None \
-                else f" (not in the chart cache {chart_cache})"
-            return RenderJob(applied, None, {}, notice=f"not rendered offline: {where}{hint}")
-    elif source.get("repoURL") == env.gitops.repo_url and "path" in source:
-        chart = root / source["path"]
-        if not (chart / "Chart.yaml").is_file():
-            # A plain directory; the root Application's folder is what validate reads anyway.
-            return RenderJob(applied, None, {})
-    else:
-        return RenderJob(applied, None, {}, notice=f"source {source.get('repoURL', '')} is not this repository: "
-                                                   "not rendered offline")
     try:
-        return RenderJob(applied, chart, helm_values(source, chart))
+        if source.get("chart"):
+            chart = cached_chart(chart_cache, str(source["chart"]), str(source.get("targetRevision", "")))
+            if chart is None:
+                where = f"chart {source['chart']} {source.get('targetRevision', '')} from {source.get('repoURL', '')}"
+                hint = " (give --chart-cache DIR holding its `helm pull` archive to check it)" if chart_cache is None \
+                    else f" (not in the chart cache {chart_cache})"
+                return RenderJob(applied, None, {}, notice=f"not rendered offline: {where}{hint}")
+            return RenderJob(applied, chart, helm_values(source, chart))
+        if source.get("repoURL") == env.gitops.repo_url:
+            return _local_chart(applied, root, source)
     except (helm.HelmError, yaml.YAMLError) as error:
         return RenderJob(applied, None, {}, error=str(error))
+    return RenderJob(applied, None, {}, notice=f"source {source.get('repoURL', '')} is not this repository: "
+                                               "not rendered offline")
 
 
 def cluster_api_versions(env: Environment) -> tuple[str, ...]:
@@ -205,6 +228,9 @@ class Renderer:
         self.api_versions = cluster_api_versions(env)
         self._pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
         self._futures: list[Future[AppResult]] = []
+        # Charts of this repository (relative folder) -> the Applications rendering them, for checks on the
+        # chart's own files.
+        self.local_charts: dict[str, list[str]] = {}
 
     def __enter__(self) -> Renderer:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
@@ -213,7 +239,10 @@ class Renderer:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def submit(self, applied: Applied) -> None:
-        self._futures.append(self._pool.submit(self._run, _job(applied, self.root, self.env, self.chart_cache)))
+        job = _job(applied, self.root, self.env, self.chart_cache)
+        if job.local:
+            self.local_charts.setdefault(job.local, []).append(str(applied.obj["metadata"]["name"]))
+        self._futures.append(self._pool.submit(self._run, job))
 
     def results(self) -> Iterator[AppResult]:
         for future in as_completed(self._futures):
@@ -224,8 +253,9 @@ class Renderer:
         if job.chart is None:
             return result
         spec = job.applied.obj["spec"]
-        release = (spec["source"].get("helm") or {}).get("releaseName") or result.name
-        namespace = (spec.get("destination") or {}).get("namespace") or "default"
+        release = str((spec["source"].get("helm") or {}).get("releaseName") or result.name)
+        destination = spec.get("destination") if isinstance(spec.get("destination"), dict) else {}
+        namespace = str(destination.get("namespace") or "default")
         try:
             rendered = self.engine.template(job.chart, job.values, release=release, namespace=namespace,
                                             kube_version=self.env.kubernetes_version, api_versions=self.api_versions)
@@ -233,17 +263,36 @@ class Renderer:
             result.error = f"helm template failed: {error}"
             return result
         for path, text in sorted(rendered.items()):
-            if path.endswith("NOTES.txt") or not text.strip():
-                continue
-            for doc in load_all_plain(text):
-                if isinstance(doc, dict):
-                    result.objects.append(Applied(doc, result.name, path))
+            if not path.endswith("NOTES.txt") and text.strip():
+                result.objects += self._objects(job, result, path, text)
         # Argo CD puts namespaced objects without a namespace into the destination namespace.
         for applied in result.objects:
-            metadata = applied.obj.setdefault("metadata", {})
             if _namespaced(applied.obj):
-                metadata.setdefault("namespace", namespace)
+                applied.obj["metadata"].setdefault("namespace", namespace)
         return result
+
+    def _objects(self, job: RenderJob, result: AppResult, path: str, text: str) -> list[Applied]:
+        """The objects one template rendered; what Argo CD could not apply becomes an issue of the result."""
+        # Helm names templates <chart name>/templates/...; the finding names the file in this repository.
+        file = f"{job.local}/{path.split('/', 1)[-1]}" if job.local else path
+        try:
+            docs = documents(text)
+        except (yaml.YAMLError, RecursionError) as error:
+            mark = getattr(error, "problem_mark", None)
+            at = f" at line {mark.line + 1} of its output" if mark else ""
+            problem = getattr(error, "problem", None) or str(error) or "nested too deeply"
+            result.issues.append(Issue(f"{path} renders invalid YAML{at}: {problem}", file))
+            return []
+        objects = []
+        for index, doc in enumerate(docs):
+            if doc is None:
+                continue  # Helm leaves empty documents where a condition rendered nothing
+            problem = shape_problem(doc) if isinstance(doc, dict) else ("", f"is a {type(doc).__name__}, not an object")
+            if problem:
+                result.issues.append(Issue(f"{path} document {index + 1}: {problem[1]}", file))
+            else:
+                objects.append(Applied(doc, result.name, path))
+        return objects
 
 
 # Cluster-scoped kinds nimgen's charts and the usual platform charts render.
