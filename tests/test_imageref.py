@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from nimgen.imageref import MAX_REFERENCE, ImageRef, InvalidReference, Reference, UnpinnedImage, parse_reference
+from nimgen.imageref import (
+    MAX_REFERENCE,
+    ImageRef,
+    InvalidReference,
+    Reference,
+    UnpinnedImage,
+    parse_reference,
+)
 
 DIGEST = "sha256:" + "a" * 64
 

@@ -4,8 +4,6 @@ and a `helm` binary when the in-process engine is missing."""
 from __future__ import annotations
 
 import shutil
-import stat
-import sys
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -125,42 +123,11 @@ def test_external_chart_from_the_chart_cache(repo_copy: Path, crd_schemas: Path,
     assert count[2] == count[1] + 1 == count[0]  # the dashboard ConfigMap, rendered from the archive
 
 
-# `helm template` as the real CLI takes it (flags only; the rendering is Helm's, through the SDK).
-HELM_SHIM = '''#!{python}
-import argparse, json, sys
-import helm_python
-from helm_python import _native
-parser = argparse.ArgumentParser()
-parser.add_argument("command", choices=["template"])
-parser.add_argument("release")
-parser.add_argument("chart")
-parser.add_argument("--namespace", required=True)
-parser.add_argument("--kube-version", required=True)
-parser.add_argument("--include-crds", action="store_true")
-parser.add_argument("--values", action="append", default=[])
-parser.add_argument("--api-versions", action="append", default=[])
-args = parser.parse_args()
-values = {{}}
-for path in args.values:
-    values.update(json.load(open(path)))
-options = {{"name": args.release, "namespace": args.namespace, "kube_version": args.kube_version,
-           "api_versions": args.api_versions}}
-with helm_python.Chart.load(args.chart) as chart:
-    rendered = json.loads(_native.call_string("helm_render", chart._raw(), json.dumps(values), json.dumps(options)))
-for path, text in sorted(rendered.items()):
-    for document in text.split("\\n---\\n"):
-        if document.strip():
-            sys.stdout.write("---\\n# Source: " + path + "\\n" + document.strip("-\\n") + "\\n")
-'''
-
-
-def test_helm_binary_engine_matches_the_in_process_one(rendered_repo: Path, crd_schemas: Path, tmp_path: Path) -> None:
-    shim = tmp_path / "bin" / "helm"
-    shim.parent.mkdir()
-    shim.write_text(HELM_SHIM.format(python=sys.executable))
-    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+def test_helm_binary_engine_matches_the_in_process_one(rendered_repo: Path, crd_schemas: Path,
+                                                       helm_binary: helm.BinaryEngine) -> None:
+    # A real helm command line (conftest.helm_binary), not a stand-in built on the in-process engine.
     options = Options((SchemaLocation.parse(str(crd_schemas)),))
-    binary = run_validate([_prod(rendered_repo)], options, engine=helm.BinaryEngine(str(shim)))
+    binary = run_validate([_prod(rendered_repo)], options, engine=helm_binary)
     in_process = run_validate([_prod(rendered_repo)], options, engine=helm.engine())
     assert binary.manifests == in_process.manifests and binary.manifests > 30
     assert binary.sorted_findings() == in_process.sorted_findings()

@@ -72,8 +72,16 @@ def test_builtin_and_crd_kinds_are_told_apart(crd_schemas: Path) -> None:
     assert schemas.is_builtin("apps/v1", "StatefulSet") and schemas.is_builtin("networking.k8s.io/v1", "NetworkPolicy")
     assert not schemas.is_builtin("monitoring.coreos.com/v1", "ServiceMonitor")
     assert schemas.version == "1.33"
-    newer = Schemas("9.99", [])
-    assert newer.version != "9.99"  # the newest schema set kubernetes-validate has, never newer than asked
+    # A cluster newer than every schema set gets the newest set kubernetes-validate ships, read from its folder.
+    import kubernetes_validate
+
+    shipped = sorted(tuple(int(part) for part in entry.name[1:].split("-")[0].split(".")[:2])
+                      for entry in (Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema").iterdir()
+                      if entry.name.endswith("-local-strict"))
+    assert Schemas("9.99", []).version == "{}.{}".format(*shipped[-1])
+    # Older than every set: the oldest one. Versions compare as numbers (1.9 < 1.33 < 1.100).
+    assert Schemas("1.9", []).version == "{}.{}".format(*shipped[0])
+    assert Schemas("1.100", []).version == "{}.{}".format(*shipped[-1])
 
 
 def test_missing_validate_extra_is_a_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -29,7 +29,7 @@ def environment_schema() -> dict[str, Any]:
     return schema
 
 
-@lru_cache(maxsize=None)
+@cache
 def ecma_regex(pattern: str) -> regress.Regex:
     """A JSON Schema pattern compiled as ECMA-262 (unicode mode), as the specification requires."""
     return regress.Regex(pattern, "u")

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-
 # Longest part of a user's value echoed in a message: a 5 MB value must not become a 5 MB error.
 SHOWN_CHARS = 80
 
