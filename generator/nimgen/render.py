@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import PurePosixPath
+from typing import Any
 
 import jsonschema
 
@@ -60,34 +61,44 @@ def environment_dir(env: Environment) -> PurePosixPath:
     return PurePosixPath("argocd") / env.name
 
 
+def argocd_objects(env: Environment) -> dict[PurePosixPath, dict[str, Any]]:
+    """Every Argo CD object nimgen writes for `env` (Applications, AppProjects), keyed by its file."""
+    base = environment_dir(env)
+    apps = PurePosixPath(argocd.apps_path(env))
+    objects = {base / "root.yaml": argocd.root_application(env), base / "root-project.yaml": argocd.root_project(env),
+               apps / "project.yaml": argocd.app_project(env)}
+    for model in env.models:
+        objects[apps / "models" / f"{model.name}.yaml"] = argocd.model_application(env, model)
+    platform = apps / "platform"
+    if argocd.has_platform(env):
+        objects[platform / "project.yaml"] = argocd.platform_project(env)
+    if env.node_pools:
+        objects[platform / f"{pools.RELEASE_NAME}.yaml"] = argocd.nodepools_application(env)
+    if deviceplugin.plugin_pools(env):
+        objects[platform / f"{deviceplugin.RELEASE_NAME}.yaml"] = argocd.device_plugin_application(env)
+    if env.model_cache:
+        objects[platform / f"{storage.RELEASE_NAME}.yaml"] = argocd.storage_application(env)
+    if env.ngc.external_secret:
+        objects[platform / f"{ngcsecrets.RELEASE_NAME}.yaml"] = argocd.ngc_secrets_application(env)
+    for name, app in argocd.monitoring_applications(env).items():
+        objects[platform / f"{name}.yaml"] = app
+    if env.open_webui:
+        objects[platform / f"{openwebui.RELEASE_NAME}.yaml"] = argocd.open_webui_application(env)
+    return objects
+
+
 def render_environment(env: Environment) -> Tree:
     """Every file nimgen generates for `env`, keyed by path relative to the repository root."""
     header = environment_header(env)
-    base = environment_dir(env)
-    apps = PurePosixPath(argocd.apps_path(env))
     tree: Tree = dict(chart_files(MODEL_CHART))
-
-    def put(path: PurePosixPath, text: str) -> None:
-        tree[path] = with_header(path, text, header)
-
-    put(base / "root.yaml", dump(argocd.root_application(env)))
-    put(base / "root-project.yaml", dump(argocd.root_project(env)))
-    put(apps / "project.yaml", dump(argocd.app_project(env)))
-    for model in env.models:
-        put(apps / "models" / f"{model.name}.yaml", dump(argocd.model_application(env, model)))
-    if argocd.has_platform(env):
-        put(apps / "platform" / "project.yaml", dump(argocd.platform_project(env)))
+    for path, obj in argocd_objects(env).items():
+        tree[path] = with_header(path, dump(obj), header)
     if env.node_pools:
         tree.update(chart_files(pools.CHART_NAME))
-        put(apps / "platform" / f"{pools.RELEASE_NAME}.yaml", dump(argocd.nodepools_application(env)))
-    if deviceplugin.plugin_pools(env):
-        put(apps / "platform" / f"{deviceplugin.RELEASE_NAME}.yaml", dump(argocd.device_plugin_application(env)))
     if env.model_cache:
         tree.update(chart_files(storage.CHART_NAME))
-        put(apps / "platform" / f"{storage.RELEASE_NAME}.yaml", dump(argocd.storage_application(env)))
     if env.ngc.external_secret:
         tree.update(chart_files(ngcsecrets.CHART_NAME))
-        put(apps / "platform" / f"{ngcsecrets.RELEASE_NAME}.yaml", dump(argocd.ngc_secrets_application(env)))
         _check_values(ngcsecrets.CHART_NAME, {ngcsecrets.RELEASE_NAME: ngcsecrets.secrets_values(env)})
     if env.observability:
         chart_base = PurePosixPath(monitoring.DASHBOARDS_CHART_PATH)
@@ -96,14 +107,13 @@ def render_environment(env: Environment) -> Tree:
         dashboard = PurePosixPath(monitoring.DASHBOARD_FILE)
         tree[chart_base / dashboard] = with_header(dashboard, json.dumps(observability.dashboard(), indent=2),
                                                    chart_header(monitoring.DASHBOARDS_CHART))
-        for name, app in argocd.monitoring_applications(env).items():
-            put(apps / "platform" / f"{name}.yaml", dump(app))
         _check_values(monitoring.DASHBOARDS_CHART, {monitoring.DASHBOARDS_RELEASE: monitoring.dashboards_values(env)})
     if env.open_webui:
         tree.update(chart_files(openwebui.CHART_NAME))
-        put(apps / "platform" / f"{openwebui.RELEASE_NAME}.yaml", dump(argocd.open_webui_application(env)))
         _check_values(openwebui.CHART_NAME, {openwebui.RELEASE_NAME: openwebui.values(env)})
-    put(base / "README.md", render_text("environment-README.md.j2", env=env, apps_path=argocd.apps_path(env)))
+    readme = environment_dir(env) / "README.md"
+    tree[readme] = with_header(readme, render_text("environment-README.md.j2", env=env,
+                                                   apps_path=argocd.apps_path(env)), header)
     _check_values(MODEL_CHART, {model.name: chart_values(env, model) for model in env.models})
     if env.node_pools:
         _check_values(pools.CHART_NAME, {pools.RELEASE_NAME: pools.nodepool_values(env)})

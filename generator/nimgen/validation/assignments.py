@@ -1,23 +1,23 @@
 """Each committed Application against nimgen's own render of the environment: one nimgen renders, in the
 AppProject nimgen assigns it, and that AppProject present in the tree.
 
-The expected projects come from `render_environment`, never from names spelled out here: which project an
+The expected projects come from render's `argocd_objects`, never from names spelled out here: which project an
 Application belongs to is nimgen's decision, made in one place.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from nimgen.errors import NimgenError
 from nimgen.model import Environment
-from nimgen.render import render_environment
+from nimgen.render import argocd_objects
 from nimgen.validation.findings import Finding, object_ref
-from nimgen.validation.manifests import APP_PROJECT, APPLICATION, MANIFEST_SUFFIXES, Applied
+from nimgen.validation.manifests import APP_PROJECT, APPLICATION, Applied
 from nimgen.validation.yamldocs import documents
 
 # Argo CD's built-in project: every repository, destination and kind. nimgen gives each Application a project
@@ -36,16 +36,13 @@ class Expected:
 def expected(env: Environment) -> Expected:
     """The Applications and AppProjects nimgen renders for `env` (in memory; nothing is written)."""
     found = Expected()
-    base = PurePosixPath("argocd", env.name)
-    for path, text in render_environment(env).items():
-        if not path.is_relative_to(base) or path.suffix not in MANIFEST_SUFFIXES:
-            continue
-        for doc in documents(text):
-            kind = (doc.get("apiVersion"), doc.get("kind")) if isinstance(doc, dict) else None
-            if kind == APPLICATION:
-                found.projects[doc["metadata"]["name"]] = doc["spec"].get("project")
-            elif kind == APP_PROJECT:
-                found.app_projects[doc["metadata"]["name"]] = path.as_posix()
+    # The objects render dumps, as data: no YAML written and parsed again (a hundred models cost seconds).
+    for path, doc in argocd_objects(env).items():
+        kind = (doc.get("apiVersion"), doc.get("kind"))
+        if kind == APPLICATION:
+            found.projects[doc["metadata"]["name"]] = doc["spec"].get("project")
+        elif kind == APP_PROJECT:
+            found.app_projects[doc["metadata"]["name"]] = path.as_posix()
     return found
 
 
