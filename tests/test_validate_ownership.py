@@ -177,8 +177,17 @@ def test_the_rendered_tree_and_the_bench_folder_are_owned(repo_copy: Path, crd_s
     assert result.exit_code == 1 and "argocd/prod/bench/jobs/extra.yaml: [ownership]" in result.output
 
 
-def test_record_lines_without_hashes_are_read(tmp_path: Path) -> None:
-    record = tmp_path / "generated-files.txt"
-    record.write_text("# header\nargocd/prod/a.yaml  sha256:0123abcd\nargocd/prod/b.yaml\n\n")
-    assert ownership.read_record(record) == {"argocd/prod/a.yaml": "0123abcd", "argocd/prod/b.yaml": ""}
-    assert ownership.read_record(tmp_path / "absent.txt") is None
+def test_record_lines_without_hashes_are_read(repo_copy: Path) -> None:
+    env = example_environment("prod", repo_copy)
+    record = repo_copy / "argocd/prod/generated-files.txt"
+    record.write_text("\n".join(line.split("  ")[0] for line in record.read_text().splitlines()) + "\n")
+    assert ownership.check(env, repo_copy) == []  # no hash to compare: owned, not hand-edited
+
+
+def test_a_record_entry_outside_its_folders_is_a_finding(repo_copy: Path, crd_schemas: Path) -> None:
+    record = repo_copy / "argocd/prod/generated-files.txt"
+    record.write_text(record.read_text() + "README.md  sha256:0000000000000000\n")
+    result = validate(repo_copy, crd_schemas)
+    assert result.exit_code == 1
+    assert "argocd/prod/generated-files.txt: [ownership]" in result.output
+    assert "'README.md': outside the folders this record owns" in result.output

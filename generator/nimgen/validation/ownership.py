@@ -3,37 +3,18 @@
 nimgen owns argocd/<env>/ and the root Application applies everything under apps/, so a file nimgen did not
 write there is applied unreviewed (a hand-added ClusterRoleBinding, say). Every file must be in the record
 (`nimgen bench --write` keeps its own record for argocd/<env>/bench/), hold the content the record's hash
-says nimgen wrote, and every recorded file must exist.
+says nimgen wrote, and every recorded file must exist. Records are read by the same code render uses
+(nimgen.ownership): an entry outside the folders a record may own is a finding here too.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path, PurePosixPath
 
 from nimgen.model import Environment
+from nimgen.ownership import RECORD_NAME, OwnershipError, Scope, content_hash, read_record
 from nimgen.validation.findings import Finding
-
-RECORD_NAME = "generated-files.txt"
-HASH_PREFIX = "sha256:"
-
-
-def read_record(path: Path) -> dict[str, str] | None:
-    """Recorded path -> hex digest ("" when the line has none); None when there is no record."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    entries: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        name, _, digest = line.strip().rpartition(" ")
-        if not digest.startswith(HASH_PREFIX):  # a line without a hash (records written before hashes were)
-            name, digest = line.strip(), ""
-        entries[name.strip()] = digest.removeprefix(HASH_PREFIX)
-    return entries
 
 
 def _files(folder: Path) -> list[Path]:
@@ -46,11 +27,9 @@ def _files(folder: Path) -> list[Path]:
 
 
 def _matches(path: Path, digest: str) -> bool:
-    """Whether the file holds what the recorded (possibly shortened) sha256 digest says."""
-    if not digest:
-        return True  # nothing to compare: the record predates hashes
+    """Whether the file holds what the recorded hash says ("" = a record from before hashes: nothing to compare)."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest().startswith(digest.lower())
+        return not digest or content_hash(path.read_bytes()) == digest
     except OSError:
         return False
 
@@ -67,14 +46,21 @@ def check(env: Environment, root: Path) -> list[Finding]:
 
     if not folder.is_dir():
         return []  # the tree reader reports the missing folder
-    owned = read_record(root / record_file)
-    if owned is None:
+    if not (root / record_file).is_file():
         return [finding(str(record_file), f"the ownership record is missing: nothing tells nimgen's files under "
                                           f"{base}/ from others")]
-    # The bench record vouches only for the bench folder: it cannot adopt a file the root Application applies.
-    bench = {name: digest for name, digest in (read_record(root / bench_record_file) or {}).items()
-             if PurePosixPath(name).parent.is_relative_to(base / "bench") and ".." not in PurePosixPath(name).parts}
+    try:
+        owned = {path.as_posix(): digest for path, digest in read_record(root, Scope(env.name)).entries.items()}
+    except OwnershipError as exc:
+        return [finding(str(record_file), exc.message, hint=exc.hint)]
     found = []
+    try:
+        # The bench record vouches only for the bench folder: it cannot adopt a file the root Application applies.
+        bench = {path.as_posix(): digest
+                 for path, digest in read_record(root, Scope(env.name, bench=True)).entries.items()}
+    except OwnershipError as exc:
+        found.append(finding(str(bench_record_file), exc.message, hint=exc.hint))
+        bench = {}
     for path in _files(folder):
         relative = path.relative_to(root).as_posix()
         if relative in (str(record_file), str(bench_record_file)):
