@@ -196,6 +196,12 @@ def test_literal_under_a_secret_key_is_found_and_prefiltered(key: str) -> None:
     assert list(find_secrets(document)) == [(("config", key), f"a literal value under {key!r}")]
 
 
+def test_a_literal_under_a_secret_key_counts_from_eight_characters() -> None:
+    # Shorter literals are flags and placeholders ("yes", "none"); a real password has at least eight.
+    assert [what for _, what in find_secrets({"password": "abcdefgh"})] == ["a literal value under 'password'"]
+    assert list(find_secrets({"password": "abcdefg"})) == []
+
+
 @pytest.mark.parametrize("value", ["changeme\n", "true\nhunter2-secret", "${X}\nliteral-secret"])
 def test_a_placeholder_must_be_the_whole_value(value: str) -> None:
     # Python's `$` matches before a final newline: placeholders are matched against the whole value.

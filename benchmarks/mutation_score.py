@@ -1,0 +1,173 @@
+"""Mutation score of the modules that guard safety, with mutmut.
+
+    python benchmarks/mutation_score.py [--group NAME]... [--workdir DIR] [--jobs N]
+
+For each group below, mutmut mutates the group's modules and runs the group's tests against every
+mutant (only the tests that reach the mutated function). The score of a module is killed / all
+mutants, where a survivor listed in benchmarks/mutation-survivors.txt with a reason (an equivalent
+mutant, or one mutmut cannot reach) counts apart. Target: at least 85% killed per module.
+
+mutmut imports the mutated package from `mutants/src`, so the script builds a workspace with the
+package under src/ and copies of what the tests read (charts, environments, ...); the repository
+itself is never touched. Needs `pip install mutmut` (not part of CI: a full run takes tens of minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+SURVIVORS = PROJECT / "benchmarks" / "mutation-survivors.txt"
+COPIED = ("tests", "charts", "argocd", "environments", "benchmarks", "terraform", "README.md")
+
+
+@dataclass(frozen=True)
+class Group:
+    """Modules (under generator/nimgen) and the tests that exercise them."""
+
+    name: str
+    modules: tuple[str, ...]
+    tests: tuple[str, ...]
+
+
+GROUPS = (
+    Group("secrets", ("secrets.py",), ("test_secrets.py", "test_safety_guards.py")),
+    Group("writer", ("writer.py", "ownership.py"), ("test_writer.py", "test_ownership.py", "test_check.py")),
+    Group("checks", ("checks.py", "poolchecks.py", "capacity.py"),
+          ("test_environment_errors.py", "test_capacity.py", "test_safety_guards.py", "test_plan.py",
+           "test_nodepools.py")),
+    Group("argocd", ("argocd.py",), ("test_argocd.py", "test_safety_guards.py", "test_keda.py", "test_storage.py",
+                                     "test_ngc_secrets.py", "test_observability.py", "test_openwebui.py")),
+    Group("validate", ("validation/crossref.py", "validation/policy.py"),
+          ("test_validate.py", "test_validate_units.py", "test_safety_guards.py")),
+    Group("diff", ("diff.py", "diffreport.py"), ("test_diff.py", "test_safety_guards.py")),
+)
+_RESULT = re.compile(r"^\s*nimgen\.(?P<module>[\w.]+)\.x_(?P<rest>\S+): (?P<status>.+)$")
+# nimgen.<module>.x_<function>__mutmut_<n>; methods are xǁ<Class>ǁ<method>.
+_NAME = re.compile(r"nimgen\.(?P<module>[\w.]+)\.x_?(?P<function>.+)__mutmut_(?P<number>[0-9]+)")
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A survivor accepted with a reason, pinned to the function it mutates (by a hash of its syntax tree)."""
+
+    name: str
+    function_hash: str
+    reason: str
+
+
+def accepted() -> dict[str, Accepted]:
+    """Mutant name -> why it may survive. Lines: `name  sha256:<function hash>  reason`."""
+    found = {}
+    for line in SURVIVORS.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, digest, reason = line.split(maxsplit=2)
+            found[name] = Accepted(name, digest, reason)
+    return found
+
+
+def function_hash(mutant: str) -> str | None:
+    """Hash of the syntax tree of the function a mutant mutates (None: no such module or function).
+
+    Mutants are numbered within their function: when the function changes, an accepted mutant may no
+    longer exist or may be another mutation, so its entry must be reviewed again.
+    """
+    match = _NAME.fullmatch(mutant)
+    if match is None:
+        return None
+    path = PROJECT / "generator" / "nimgen" / (match["module"].replace(".", "/") + ".py")
+    if not path.is_file():
+        return None
+    wanted = match["function"].strip("\u01c1").split("\u01c1")  # [function] or [Class, method]
+    nodes: list[ast.stmt] = ast.parse(path.read_text(encoding="utf-8")).body
+    for part in wanted:
+        node = next((n for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                     and n.name == part), None)
+        if node is None:
+            return None
+        nodes = node.body
+    return "sha256:" + hashlib.sha256(ast.dump(node).encode()).hexdigest()[:12]
+
+
+def workspace(root: Path, group: Group, jobs: int) -> None:
+    """The package under src/ (where mutmut looks), the tests and what they read, and mutmut's settings."""
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "src").mkdir(parents=True)
+    shutil.copytree(PROJECT / "generator" / "nimgen", root / "src" / "nimgen",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in COPIED:
+        source = PROJECT / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
+    (root / "generator").symlink_to("src", target_is_directory=True)  # tests read charts at generator/nimgen/
+    shared = PROJECT.parent / "shared"
+    if shared.exists() and not (root.parent / "shared").exists():
+        (root.parent / "shared").symlink_to(shared)  # the CRD schemas, where the tests look for them
+    modules = ", ".join(f'"src/nimgen/{module}"' for module in group.modules)
+    tests = ", ".join(f'"tests/{test}"' for test in group.tests)
+    also = ", ".join(f'"{name}"' for name in (*COPIED, "generator") if name != "tests")
+    (root / "pyproject.toml").write_text(
+        f'[tool.mutmut]\nsource_paths = ["src/nimgen"]\nonly_mutate = [{modules}]\nalso_copy = [{also}]\n'
+        f'pytest_add_cli_args_test_selection = [{tests}]\nmax_children = {jobs}\n\n'
+        '[tool.pytest.ini_options]\ntestpaths = ["tests"]\naddopts = "-p no:cacheprovider"\n', encoding="utf-8")
+
+
+def run_group(root: Path, group: Group, jobs: int) -> dict[str, dict[str, str]]:
+    """module -> mutant name -> status, for one group."""
+    workspace(root, group, jobs)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    subprocess.run(["mutmut", "run", "--max-children", str(jobs)], cwd=root, env=env, check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run(["mutmut", "results", "--all", "true"], cwd=root, env=env, capture_output=True,
+                          text=True, check=False)
+    results: dict[str, dict[str, str]] = {}
+    for line in done.stdout.splitlines():
+        if match := _RESULT.match(line):
+            name = f"nimgen.{match['module']}.x_{match['rest']}"
+            results.setdefault(match["module"], {})[name] = match["status"].strip()
+    return results
+
+
+def report(results: dict[str, dict[str, str]], allowed: dict[str, Accepted]) -> list[str]:
+    """A line per module: killed, accepted survivors, other survivors, score."""
+    lines = []
+    for module, mutants in sorted(results.items()):
+        killed = sum(status in ("killed", "timeout") for status in mutants.values())
+        lost = sorted(name for name, status in mutants.items() if status not in ("killed", "timeout"))
+        excused = [name for name in lost if name in allowed]
+        score = (killed + len(excused)) / len(mutants) if mutants else 1.0
+        lines.append(f"{module:<24} {len(mutants):>5} mutants  {killed:>5} killed  {len(excused):>4} accepted  "
+                     f"{len(lost) - len(excused):>4} surviving  score {score:6.1%}  (raw {killed / len(mutants):6.1%})")
+        lines += [f"    survivor {name}  {function_hash(name)}" for name in lost if name not in allowed]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--group", action="append", choices=[group.name for group in GROUPS])
+    parser.add_argument("--workdir", type=Path, default=None, help="Where workspaces go (default: a temp folder).")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    if shutil.which("mutmut") is None:
+        sys.exit("mutmut is not installed: pip install mutmut")
+    base = args.workdir or Path(tempfile.mkdtemp(prefix="nimgen-mutation-"))
+    allowed = accepted()
+    for group in GROUPS:
+        if args.group and group.name not in args.group:
+            continue
+        results = run_group(base / group.name, group, args.jobs)
+        print(f"[{group.name}]")
+        print("\n".join(report(results, allowed)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

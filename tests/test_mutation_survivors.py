@@ -1,0 +1,39 @@
+"""The list of accepted mutation survivors stays honest: every entry names a mutant of a function that still
+exists, unchanged since the entry was reviewed (mutants are numbered within their function)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import mutation_score
+
+ENTRIES = sorted(mutation_score.accepted().values(), key=lambda entry: entry.name)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[entry.name for entry in ENTRIES])
+def test_an_accepted_survivor_names_an_unchanged_function(entry: mutation_score.Accepted) -> None:
+    assert entry.reason, f"{entry.name} has no reason"
+    found = mutation_score.function_hash(entry.name)
+    assert found is not None, f"{entry.name}: no such module or function any more; remove the entry"
+    assert found == entry.function_hash, (
+        f"{entry.name}: its function changed ({entry.function_hash} -> {found}); run "
+        "benchmarks/mutation_score.py again and review the entry")
+
+
+def test_hashes_tell_a_changed_function(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "generator" / "nimgen"
+    package.mkdir(parents=True)
+    (package / "m.py").write_text("def f(x):\n    return x >= 8\n\n\nclass C:\n    def g(self):\n        return 1\n")
+    monkeypatch.setattr(mutation_score, "PROJECT", tmp_path)
+    before = mutation_score.function_hash("nimgen.m.x_f__mutmut_3")
+    assert before is not None and mutation_score.function_hash("nimgen.m.x\u01c1C\u01c1g__mutmut_1") is not None
+    (package / "m.py").write_text("def f(x):\n    # a comment changes nothing\n    return x >= 8\n")
+    assert mutation_score.function_hash("nimgen.m.x_f__mutmut_3") == before
+    (package / "m.py").write_text("def f(x):\n    return x > 8\n")
+    assert mutation_score.function_hash("nimgen.m.x_f__mutmut_3") not in (before, None)
+    assert mutation_score.function_hash("nimgen.m.x_gone__mutmut_1") is None
+    assert mutation_score.function_hash("nimgen.nope.x_f__mutmut_1") is None
