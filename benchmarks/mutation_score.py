@@ -117,7 +117,8 @@ def workspace(root: Path, group: Group, jobs: int) -> None:
     also = ", ".join(f'"{name}"' for name in (*COPIED, "generator") if name != "tests")
     (root / "pyproject.toml").write_text(
         f'[tool.mutmut]\nsource_paths = ["src/nimgen"]\nonly_mutate = [{modules}]\nalso_copy = [{also}]\n'
-        f'pytest_add_cli_args_test_selection = [{tests}]\nmax_children = {jobs}\n\n'
+        f'pytest_add_cli_args_test_selection = [{tests}]\npytest_add_cli_args = ["-m", "not subprocess"]\n'
+        f'max_children = {jobs}\n\n'
         '[tool.pytest.ini_options]\ntestpaths = ["tests"]\naddopts = "-p no:cacheprovider"\n', encoding="utf-8")
 
 

@@ -99,6 +99,7 @@ def test_check_in_a_git_repository(repo_copy: Path) -> None:
     assert run("check").exit_code == 0
 
 
+@pytest.mark.subprocess
 def test_concurrent_renders_leave_a_consistent_tree(repo_copy: Path) -> None:
     nimgen = [sys.executable, "-m", "nimgen", "render", "-q", "environments/prod.yaml", "environments/dev.yaml"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import EXAMPLE_ENVIRONMENTS, PROJECT
 from helpers import VALID, run, tree_digest, write_env
 from nimgen import __version__
@@ -94,6 +95,7 @@ def test_two_files_with_one_name_are_refused(tmp_path: Path) -> None:
     assert "environment name 'test' is also used by environments/one.yaml" in result.output
 
 
+@pytest.mark.subprocess
 def test_console_script_runs_as_a_process(repo: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "nimgen", "render", "environments/dev.yaml"], cwd=repo,
                           capture_output=True, text=True, check=False)

@@ -256,6 +256,7 @@ def _limit_file_size() -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
 
 
+@pytest.mark.subprocess
 def test_a_full_disk_leaves_the_old_tree_and_no_staging_files(repo_copy: Path) -> None:
     env = repo_copy / "environments/prod.yaml"
     env.write_text(env.read_text().replace("replicas: {min: 1, max: 5}", "replicas: {min: 2, max: 5}"))
@@ -284,6 +285,7 @@ def test_the_lock_lives_in_the_git_folder(repo_copy: Path, tmp_path: Path) -> No
     assert writer.lock_path(tmp_path / "wt") == repo_copy / ".git" / "worktrees" / "wt" / "nimgen-render.lock"
 
 
+@pytest.mark.subprocess
 def test_renders_with_different_cache_folders_still_exclude_each_other(repo_copy: Path, tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo_copy, check=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "XDG_CACHE_HOME": str(tmp_path / "other-cache"),
