@@ -42,7 +42,8 @@ class Group:
 
 GROUPS = (
     Group("secrets", ("secrets.py",), ("test_secrets.py", "test_safety_guards.py")),
-    Group("writer", ("writer.py", "ownership.py"), ("test_writer.py", "test_ownership.py", "test_check.py")),
+    Group("writer", ("writer.py", "ownership.py"), ("test_writer.py", "test_ownership.py", "test_check.py",
+                                                    "test_init.py", "test_import_terraform.py", "test_bench.py")),
     Group("checks", ("checks.py", "poolchecks.py", "capacity.py"),
           ("test_environment_errors.py", "test_capacity.py", "test_safety_guards.py", "test_plan.py",
            "test_nodepools.py")),

@@ -106,9 +106,8 @@ def record_text(source: str, files: dict[PurePosixPath, str], *, command: str = 
 
 @dataclass(frozen=True)
 class Record:
-    """An ownership record as read: the environment file it came from, and path -> hash ("" if unknown)."""
+    """An ownership record as read: path -> hash ("" if unknown), and whether a write was under way."""
 
-    source: str | None
     entries: dict[PurePosixPath, str]
     in_progress: bool = False
 
@@ -125,7 +124,7 @@ def read_record(root: Path, scope: Scope) -> Record:
     try:
         raw = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
-        return Record(None, {})
+        return Record({})
     except OSError as exc:
         raise OwnershipError(f"cannot read {place}: {exc.strerror}") from None
     try:
@@ -133,7 +132,6 @@ def read_record(root: Path, scope: Scope) -> Record:
     except UnicodeDecodeError:
         raise OwnershipError(f"{place} is not UTF-8 text", hint=_RESTORE_HINT) from None
     lines = text.split("\n")
-    match = _SOURCE.fullmatch(lines[0]) if lines else None
     entries: dict[PurePosixPath, str] = {}
     problems: list[str] = []
     for number, line in enumerate(lines, start=1):
@@ -152,7 +150,7 @@ def read_record(root: Path, scope: Scope) -> Record:
         raise OwnershipError(
             f"{place} lists paths nimgen may not touch; nothing was written or deleted:\n" + "\n".join(problems),
             hint=_RESTORE_HINT)
-    return Record(match.group("source") if match else None, entries, IN_PROGRESS in lines)
+    return Record(entries, IN_PROGRESS in lines)
 
 
 _RESTORE_HINT = ("the record was edited by hand: restore it from Git (git checkout -- <record>) or delete it, "
