@@ -28,7 +28,7 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
 SURVIVORS = PROJECT / "benchmarks" / "mutation-survivors.txt"
-COPIED = ("tests", "charts", "argocd", "environments", "benchmarks", "terraform", "README.md")
+COPIED = ("tests", "charts", "argocd", "environments", "benchmarks", "terraform", "README.md", ".pre-commit-hooks.yaml")
 
 
 @dataclass(frozen=True)

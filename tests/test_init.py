@@ -67,6 +67,7 @@ def test_pre_commit_files_are_valid_for_pre_commit() -> None:
         [("nimgen-check", "nimgen check", False)]
 
 
+@pytest.mark.subprocess
 def test_pre_commit_hook_runs_nimgen_check(initialised: Path, tmp_path: Path) -> None:
     config = load_config(str(initialised / ".pre-commit-config.yaml"))
     [hook] = config["repos"][0]["hooks"]
@@ -116,6 +117,7 @@ def test_invalid_settings_leave_nothing_behind(tmp_path: Path) -> None:
     shutil.rmtree(target)
 
 
+@pytest.mark.subprocess
 def test_workflow_diff_step_posts_one_comment_under_the_limit(initialised: Path, tmp_path: Path) -> None:
     """The step's own script, run with bash in a real clone; only `gh` (GitHub's API) is a stand-in."""
     remote = tmp_path / "remote.git"
