@@ -42,8 +42,9 @@ class Group:
 
 GROUPS = (
     Group("secrets", ("secrets.py",), ("test_secrets.py", "test_safety_guards.py")),
-    Group("writer", ("writer.py", "ownership.py"), ("test_writer.py", "test_ownership.py", "test_check.py",
-                                                    "test_init.py", "test_import_terraform.py", "test_bench.py")),
+    # test_init and test_import_terraform exercise create_files and replace_file too, but mutmut 3.8 loses
+    # track of its workers when they run (KeyError in wait_for_result): left out until that is understood.
+    Group("writer", ("writer.py", "ownership.py"), ("test_writer.py", "test_ownership.py", "test_check.py")),
     Group("checks", ("checks.py", "poolchecks.py", "capacity.py"),
           ("test_environment_errors.py", "test_capacity.py", "test_safety_guards.py", "test_plan.py",
            "test_nodepools.py")),
