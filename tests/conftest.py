@@ -68,6 +68,12 @@ def rendered_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture
+def repo_copy(rendered_repo: Path, tmp_path: Path) -> Path:
+    """A private copy of the rendered example repository, free to break (some modules add a chdir)."""
+    return Path(shutil.copytree(rendered_repo, tmp_path / "repo"))
+
+
 @pytest.fixture(scope="session")
 def helm_engine() -> helm.Engine:
     """The real Helm engine (helm-python-sdk, in-process)."""

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -154,11 +153,6 @@ def test_keda_scaled_deployment_ignores_deployment_replicas(tmp_path: Path) -> N
 
 # ---------------------------------------------------------------- 4./5. nimgen validate: taints and Service namespaces
 
-
-@pytest.fixture()
-def repo_copy(rendered_repo: Path, tmp_path: Path) -> Path:
-    """A private copy of the rendered example repository, free to break."""
-    return Path(shutil.copytree(rendered_repo, tmp_path / "repo"))
 
 
 def _add_manifests(root: Path, *objects: dict[str, Any]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -16,11 +15,6 @@ from nimgen.yamlio import dump, dump_all, load_plain
 
 Edit = Callable[[Path], None]
 
-
-@pytest.fixture()
-def repo_copy(rendered_repo: Path, tmp_path: Path) -> Path:
-    """A private copy of the rendered example repository, free to break."""
-    return Path(shutil.copytree(rendered_repo, tmp_path / "repo"))
 
 
 def validate(root: Path, schemas: Path, *args: str, env: str = "prod") -> Any:
@@ -81,14 +75,26 @@ def test_example_environments_are_clean(rendered_repo: Path, crd_schemas: Path, 
     assert "not rendered offline: chart kube-prometheus-stack 79.5.0" in result.output
 
 
-BROKEN: dict[str, tuple[Edit, str]] = {}
+class Cases(dict[str, tuple[Edit, str]]):
+    """Broken trees by name, each with the finding it must produce (shared by the validate test modules)."""
+
+    def add(self, name: str, expected: str) -> Callable[[Edit], Edit]:
+        """Decorator registering an edit that breaks a copy of the rendered repository."""
+        def register(edit: Edit) -> Edit:
+            self[name] = (edit, expected)
+            return edit
+        return register
 
 
-def case(name: str, expected: str) -> Callable[[Edit], Edit]:
-    def register(edit: Edit) -> Edit:
-        BROKEN[name] = (edit, expected)
-        return edit
-    return register
+def errors(root: Path, schemas: Path, *args: str) -> list[str]:
+    """The error lines of a validate run that must fail (exit 1: neither a pass nor an internal error)."""
+    result = validate(root, schemas, *args)
+    assert result.exit_code == 1, result.output
+    return [line for line in result.output.splitlines() if line.startswith("error:")]
+
+
+BROKEN = Cases()
+case = BROKEN.add
 
 
 @case("schema", "error: prod/prod-root Deployment nim/probe spec: [schema] Additional properties are not allowed "

@@ -3,7 +3,6 @@ clock or generated keys inside template actions (comments, strings and plain tex
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,10 +11,6 @@ from test_validate import validate
 
 TEMPLATE = "charts/nim-llm/templates/extra.yaml"
 
-
-@pytest.fixture()
-def repo_copy(rendered_repo: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(rendered_repo, tmp_path / "repo"))
 
 
 def used(text: str) -> list[str]:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from conftest import example_environment
 from helpers import run
-from nimgen.render import render_environment
+from nimgen.render import argocd_objects
 from nimgen.validation import assignments, ownership
 from nimgen.validation.manifests import read_argocd
 from nimgen.yamlio import dump, load_all_plain, load_plain
-from test_validate import edit_yaml, model_app, own, validate
+from test_validate import Cases, edit_yaml, errors, model_app, own, validate
 
 Edit = Callable[[Path], None]
 RECORD = "argocd/prod/generated-files.txt"
@@ -25,23 +25,12 @@ CRB = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding
        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "nim"}]}
 
 
-@pytest.fixture()
-def repo_copy(rendered_repo: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(rendered_repo, tmp_path / "repo"))
-
 
 def rendered_projects(root: Path) -> dict[str, str]:
     """Application name -> the AppProject nimgen assigns it, from nimgen's own render of prod."""
-    tree = render_environment(example_environment("prod", root))
-    docs = [d for path, text in tree.items() if path.suffix == ".yaml" and path.parts[:2] == ("argocd", "prod")
-            for d in load_all_plain(text)]
-    return {d["metadata"]["name"]: d["spec"]["project"] for d in docs if d.get("kind") == "Application"}
+    objects = argocd_objects(example_environment("prod", root)).values()
+    return {d["metadata"]["name"]: d["spec"]["project"] for d in objects if d["kind"] == "Application"}
 
-
-def errors(root: Path, schemas: Path) -> list[str]:
-    result = validate(root, schemas)
-    assert result.exit_code == 1, result.output
-    return [line for line in result.output.splitlines() if line.startswith("error:")]
 
 
 def retarget(root: Path, project: str) -> None:
@@ -63,14 +52,8 @@ def test_cluster_role_binding_appended_to_a_generated_file_fails(repo_copy: Path
            "differs from argocd/prod/generated-files.txt)" in errors(repo_copy, crd_schemas)
 
 
-CASES: dict[str, tuple[Edit, str]] = {}
-
-
-def case(name: str, expected: str) -> Callable[[Edit], Edit]:
-    def register(edit: Edit) -> Edit:
-        CASES[name] = (edit, expected)
-        return edit
-    return register
+CASES = Cases()
+case = CASES.add
 
 
 @case("unrecorded-file-beside-apps", "error: prod argocd/prod/notes.yaml: [ownership] is not in "

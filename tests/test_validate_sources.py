@@ -3,7 +3,6 @@ and a `helm` binary when the in-process engine is missing."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -22,10 +21,6 @@ from test_validate import own
 
 TEMPLATE = "{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
 
-
-@pytest.fixture()
-def repo_copy(rendered_repo: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(rendered_repo, tmp_path / "repo"))
 
 
 @pytest.fixture()

@@ -12,16 +12,12 @@ from typing import Any
 import pytest
 from nimgen.validation.paths import inside
 from nimgen.validation.yamldocs import documents
-from test_validate import edit_yaml, model_app, own, validate
+from test_validate import Cases, edit_yaml, errors, model_app, own, validate
 
 Edit = Callable[[Path], None]
 APPS = "argocd/prod/apps"
 EXTRA = f"{APPS}/extra.yaml"
 
-
-@pytest.fixture()
-def repo_copy(rendered_repo: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(rendered_repo, tmp_path / "repo"))
 
 
 def write(root: Path, relative: str, text: str, *, owned: bool = True) -> None:
@@ -38,20 +34,9 @@ def set_source(root: Path, **source: Any) -> None:
     own(root, model_app(root).relative_to(root).as_posix())
 
 
-def errors(root: Path, schemas: Path, *args: str) -> list[str]:
-    result = validate(root, schemas, *args)
-    assert result.exit_code == 1, result.output  # an error, neither a pass nor an internal error (exit 3)
-    return [line for line in result.output.splitlines() if line.startswith("error:")]
 
-
-CASES: dict[str, tuple[Edit, str]] = {}
-
-
-def case(name: str, expected: str) -> Callable[[Edit], Edit]:
-    def register(edit: Edit) -> Edit:
-        CASES[name] = (edit, expected)
-        return edit
-    return register
+CASES = Cases()
+case = CASES.add
 
 
 # 1. A chart an Application renders is gone.
