@@ -93,12 +93,17 @@ def _owned_by_others(root: Path, scope: Scope) -> set[PurePosixPath]:
     return owned
 
 
-def _plan(root: Path, scope: Scope, source: str, tree: dict[PurePosixPath, str], command: str) -> _Plan:
+def _read_state(root: Path, scope: Scope, source: str,
+                tree: dict[PurePosixPath, str]) -> tuple[Record, set[PurePosixPath]]:
+    """Refuse what nimgen must not touch; then this scope's record and the files other records own."""
     _check_tree(scope, tree)
     ownership.refuse_symlinks(root, scope.folder, *tree)
     _refuse_takeover(root, scope, source)
-    previous = read_record(root, scope)
-    others = _owned_by_others(root, scope)
+    return read_record(root, scope), _owned_by_others(root, scope)
+
+
+def _plan(root: Path, scope: Scope, source: str, tree: dict[PurePosixPath, str], command: str) -> _Plan:
+    previous, others = _read_state(root, scope, source, tree)
     files = dict(tree)
     files[scope.record] = record_text(source, tree, command=command)
     changes: list[Change] = []
@@ -229,11 +234,7 @@ class Drift:
 
 def drift(root: Path, scope: Scope, source: str, tree: dict[PurePosixPath, str]) -> list[Drift]:
     """How the files under `root` differ from `tree` (plus its ownership record); reads, never writes."""
-    _check_tree(scope, tree)
-    ownership.refuse_symlinks(root, scope.folder, *tree)
-    _refuse_takeover(root, scope, source)
-    record = read_record(root, scope)
-    others = _owned_by_others(root, scope)
+    record, others = _read_state(root, scope, source, tree)
     files = dict(tree)
     files[scope.record] = record_text(source, tree)
     found: list[Drift] = []
@@ -257,19 +258,17 @@ def drift(root: Path, scope: Scope, source: str, tree: dict[PurePosixPath, str])
     for relative in sorted(set(record.entries) - set(files) - others):
         if (root / relative).is_file():
             found.append(Drift(relative, "extra"))
-    known = set(files) | set(record.entries)
-    found.extend(Drift(path, "unowned") for path in unowned_files(root, scope) if path not in known)
+    found.extend(Drift(path, "unowned") for path in unowned_files(root, scope, set(files) | set(record.entries)))
     found.extend(Drift(path, "leftover") for path in ownership.leftovers(root, scope))
     return sorted(set(found))
 
 
-def unowned_files(root: Path, scope: Scope) -> list[PurePosixPath]:
-    """Files (and symlinks) in the scope's own folder that its record does not list; Argo CD would apply
-    those under apps/. Staging files are leftovers, reported apart."""
+def unowned_files(root: Path, scope: Scope, listed: set[PurePosixPath]) -> list[PurePosixPath]:
+    """Files (and symlinks) in the scope's own folder that are not `listed` (what its record holds and what
+    nimgen now writes); Argo CD would apply those under apps/. Staging files are leftovers, reported apart."""
     base = root / scope.folder
     if base.is_symlink() or not base.is_dir():
         return []
-    listed = set(read_record(root, scope).entries) | {scope.record}
     found: list[PurePosixPath] = []
     for directory, folders, files in os.walk(base):
         here = PurePosixPath(Path(directory).relative_to(root).as_posix())
