@@ -52,7 +52,7 @@ GROUPS = (
                                      "test_ngc_secrets.py", "test_observability.py", "test_openwebui.py")),
     Group("validate", ("validation/crossref.py", "validation/policy.py"),
           ("test_validate.py", "test_validate_units.py", "test_safety_guards.py")),
-    Group("diff", ("diff.py", "diffreport.py"), ("test_diff.py", "test_safety_guards.py")),
+    Group("diff", ("diff.py", "diffreport.py"), ("test_diff_report.py", "test_diff.py", "test_safety_guards.py")),
 )
 _RESULT = re.compile(r"^\s*nimgen\.(?P<module>[\w.]+)\.x_(?P<rest>\S+): (?P<status>.+)$")
 # nimgen.<module>.x_<function>__mutmut_<n>; methods are xǁ<Class>ǁ<method>.
@@ -120,7 +120,9 @@ def workspace(root: Path, group: Group, jobs: int) -> None:
     (root / "pyproject.toml").write_text(
         f'[tool.mutmut]\nsource_paths = ["src/nimgen"]\nonly_mutate = [{modules}]\nalso_copy = [{also}]\n'
         f'pytest_add_cli_args_test_selection = [{tests}]\npytest_add_cli_args = ["-m", "not subprocess"]\n'
-        f'max_children = {jobs}\n\n'
+        # The Helm engine is Go, loaded in-process on first use: a process forked after it started hangs. The
+        # fork server only collects the tests (nimgen loads the engine lazily), so no worker inherits the Go runtime.
+        f'max_children = {jobs}\nprocess_isolation = "forkserver"\nforkserver_warmup = "collect"\n\n'
         '[tool.pytest.ini_options]\ntestpaths = ["tests"]\naddopts = "-p no:cacheprovider"\n', encoding="utf-8")
 
 

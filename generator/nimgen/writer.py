@@ -289,12 +289,13 @@ def create_files(root: Path, files: dict[PurePosixPath, str]) -> None:
         raise UserError("refusing to overwrite existing files:\n" + "\n".join(f"  {path}" for path in existing),
                         hint="choose an empty folder (or one without these files)")
     created: list[Path] = []
+    folders: list[Path] = []
     try:
         for relative, text in sorted(files.items()):
             if relative.is_absolute() or ".." in relative.parts:
                 raise OutputWriteError(f"refusing to write outside the output directory: {relative}")
             target = root / relative
-            _make_parents(target.parent)
+            folders.extend(_make_parents(target.parent))
             with open(target, "x", encoding="utf-8") as handle:  # "x": fail rather than replace a racing file
                 handle.write(text)
             created.append(target)
@@ -302,6 +303,9 @@ def create_files(root: Path, files: dict[PurePosixPath, str]) -> None:
         for path in created:
             with contextlib.suppress(OSError):
                 path.unlink()
+        for folder in reversed(folders):  # deepest first; only folders this call made, and only when empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise OutputWriteError(f"could not create {exc.filename}: {exc.strerror}",
                                hint="nothing was kept; fix the cause (permissions, disk space) and try again") from None
 
