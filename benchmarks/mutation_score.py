@@ -44,15 +44,15 @@ GROUPS = (
     Group("secrets", ("secrets.py",), ("test_secrets.py", "test_safety_guards.py")),
     # test_init and test_import_terraform exercise create_files and replace_file too, but mutmut 3.8 loses
     # track of its workers when they run (KeyError in wait_for_result): left out until that is understood.
-    Group("writer", ("writer.py", "ownership.py"), ("test_writer.py", "test_ownership.py", "test_check.py")),
-    Group("checks", ("checks.py", "poolchecks.py", "capacity.py"),
+    Group("writer", ("gitops/writer.py", "gitops/ownership.py"), ("test_writer.py", "test_ownership.py", "test_check.py")),
+    Group("checks", ("environment/checks.py", "environment/poolchecks.py", "environment/capacity.py"),
           ("test_environment_errors.py", "test_capacity.py", "test_safety_guards.py", "test_plan.py",
            "test_nodepools.py")),
-    Group("argocd", ("argocd.py",), ("test_argocd.py", "test_safety_guards.py", "test_keda.py", "test_storage.py",
+    Group("argocd", ("gitops/applications.py",), ("test_argocd.py", "test_safety_guards.py", "test_keda.py", "test_storage.py",
                                      "test_ngc_secrets.py", "test_observability.py", "test_openwebui.py")),
     Group("validate", ("validation/crossref.py", "validation/policy.py"),
           ("test_validate.py", "test_validate_units.py", "test_safety_guards.py")),
-    Group("diff", ("diff.py", "diffreport.py"), ("test_diff_report.py", "test_diff.py", "test_safety_guards.py")),
+    Group("diff", ("commands/diff.py", "commands/diffreport.py"), ("test_diff_report.py", "test_diff.py", "test_safety_guards.py")),
 )
 _RESULT = re.compile(r"^\s*nimgen\.(?P<module>[\w.]+)\.x_(?P<rest>\S+): (?P<status>.+)$")
 # nimgen.<module>.x_<function>__mutmut_<n>; methods are xǁ<Class>ǁ<method>.

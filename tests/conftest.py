@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from nimgen import helm
-from nimgen.environment import load_environment
-from nimgen.pipeline import render_files
+from nimgen.commands.render import render_files
+from nimgen.environment.load import load_environment
 from nimgen.yamlio import load_plain
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ import pytest
 from conftest import EXAMPLE_NAMES, example_environment
 from helpers import VALID, write_env
 from kube import crd_errors
-from nimgen import argocd
-from nimgen.environment import load_environment
+from nimgen.environment.load import load_environment
+from nimgen.gitops import applications
 
 FINALIZER = "resources-finalizer.argocd.argoproj.io"
 
@@ -19,10 +19,10 @@ def _all_objects() -> list[tuple[str, dict[str, Any]]]:
     objects = []
     for name in EXAMPLE_NAMES:
         env = example_environment(name)
-        objects.append((f"{name}/project", argocd.app_project(env)))
-        objects.append((f"{name}/root", argocd.root_application(env)))
-        objects.append((f"{name}/root-project", argocd.root_project(env)))
-        objects += [(f"{name}/{m.name}", argocd.model_application(env, m)) for m in env.models]
+        objects.append((f"{name}/project", applications.app_project(env)))
+        objects.append((f"{name}/root", applications.root_application(env)))
+        objects.append((f"{name}/root-project", applications.root_project(env)))
+        objects += [(f"{name}/{m.name}", applications.model_application(env, m)) for m in env.models]
     return objects
 
 
@@ -55,7 +55,7 @@ def test_every_application_is_fully_specified(label: str, app: dict[str, Any]) -
 
 def test_project_is_restricted_to_repo_and_model_namespaces() -> None:
     env = example_environment("prod")
-    project = argocd.app_project(env)
+    project = applications.app_project(env)
     assert project["spec"]["sourceRepos"] == ["https://github.com/example/nim-gitops.git"]
     assert project["spec"]["destinations"] == [{"server": "https://kubernetes.default.svc", "namespace": "nim"}]
     assert project["spec"]["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace"}]
@@ -66,15 +66,15 @@ def test_project_is_restricted_to_repo_and_model_namespaces() -> None:
 
 def test_project_syncs_before_models() -> None:
     env = example_environment("prod")
-    project_wave = int(argocd.app_project(env)["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+    project_wave = int(applications.app_project(env)["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
     for model in env.models:
-        app = argocd.model_application(env, model)
+        app = applications.model_application(env, model)
         assert int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) > project_wave
 
 
 def test_root_application_syncs_the_apps_folder() -> None:
     env = example_environment("prod")
-    root = argocd.root_application(env)
+    root = applications.root_application(env)
     assert root["metadata"]["name"] == "prod-root"
     assert root["spec"]["project"] == "prod-root"
     assert root["spec"]["source"] == {
@@ -88,8 +88,8 @@ def test_root_application_syncs_the_apps_folder() -> None:
 
 def test_the_root_project_admits_only_appprojects_and_applications_in_argocds_namespace() -> None:
     env = example_environment("prod")
-    project = argocd.root_project(env)
-    assert project["metadata"] == {"name": "prod-root", "namespace": "argocd", "labels": argocd.object_labels(env),
+    project = applications.root_project(env)
+    assert project["metadata"] == {"name": "prod-root", "namespace": "argocd", "labels": applications.object_labels(env),
                                    "finalizers": [FINALIZER]}
     assert project["spec"]["sourceRepos"] == [env.gitops.repo_url]
     assert project["spec"]["destinations"] == [{"server": "https://kubernetes.default.svc", "namespace": "argocd"}]
@@ -110,10 +110,10 @@ def _argocd_include(pattern: str, path: str) -> bool:
 
 @pytest.mark.parametrize("env_name", EXAMPLE_NAMES)
 def test_the_root_reads_exactly_the_files_nimgen_writes_under_apps(env_name: str) -> None:
-    from nimgen.render import render_environment
+    from nimgen.gitops.tree import render_environment
 
     env = example_environment(env_name)
-    include = argocd.root_application(env)["spec"]["source"]["directory"]["include"]
+    include = applications.root_application(env)["spec"]["source"]["directory"]["include"]
     apps = f"argocd/{env_name}/apps/"
     written = [str(path)[len(apps):] for path in render_environment(env) if str(path).startswith(apps)]
     assert written and all(_argocd_include(include, path) for path in written)
@@ -124,7 +124,7 @@ def test_the_root_reads_exactly_the_files_nimgen_writes_under_apps(env_name: str
 def test_model_application_points_at_the_chart_with_release_equal_to_app_name() -> None:
     env = example_environment("prod")
     model = env.models[0]
-    app = argocd.model_application(env, model)
+    app = applications.model_application(env, model)
     source = app["spec"]["source"]
     assert (source["path"], source["repoURL"], source["targetRevision"]) == (
         "charts/nim-llm", env.gitops.repo_url, env.gitops.target_revision)
@@ -145,7 +145,7 @@ def test_autoscaled_model_leaves_replicas_to_the_hpa() -> None:
     env = example_environment("prod")
     model = next(m for m in env.models if m.name == "llama3-8b-instruct")
     assert (model.min_replicas, model.max_replicas) == (1, 5)
-    app = argocd.model_application(env, model)
+    app = applications.model_application(env, model)
     values = app["spec"]["source"]["helm"]["valuesObject"]
     assert "replicaCount" not in values
     assert values["autoscaling"]["enabled"] is True
@@ -161,7 +161,7 @@ def test_autoscaled_model_leaves_replicas_to_the_hpa() -> None:
 
 def test_fixed_replica_model_has_no_ignore_differences() -> None:
     env = example_environment("dev")
-    app = argocd.model_application(env, env.models[0])
+    app = applications.model_application(env, env.models[0])
     values = app["spec"]["source"]["helm"]["valuesObject"]
     assert values["replicaCount"] == 1 and values["autoscaling"] == {"enabled": False}
     assert "ignoreDifferences" not in app["spec"]
@@ -171,26 +171,26 @@ def test_fixed_replica_model_has_no_ignore_differences() -> None:
 def test_fractional_autoscaling_target_is_a_quantity(tmp_path: Path) -> None:
     text = VALID + "    replicas: {min: 1, max: 3}\n    autoscaling: {metric: gpu_cache_usage_perc, target: 0.75}\n"
     env = load_environment(write_env(tmp_path, text), tmp_path)
-    values = argocd.model_application(env, env.models[0])["spec"]["source"]["helm"]["valuesObject"]
+    values = applications.model_application(env, env.models[0])["spec"]["source"]["helm"]["valuesObject"]
     assert values["autoscaling"]["metrics"][0]["pods"]["target"]["averageValue"] == "750m"
 
 
 def test_startup_budget_follows_the_environment(tmp_path: Path) -> None:
     env = load_environment(write_env(tmp_path, VALID + "    startupTimeoutMinutes: 45\n"), tmp_path)
-    probe = argocd.model_application(env, env.models[0])["spec"]["source"]["helm"]["valuesObject"]["startupProbe"]
+    probe = applications.model_application(env, env.models[0])["spec"]["source"]["helm"]["valuesObject"]["startupProbe"]
     assert probe["initialDelaySeconds"] + probe["periodSeconds"] * probe["failureThreshold"] == 45 * 60
 
 
 def test_secrets_are_referenced_never_inlined(tmp_path: Path) -> None:
     text = VALID + "    secretEnv: {HF_TOKEN: {secret: hf, key: token}}\n"
     env = load_environment(write_env(tmp_path, text), tmp_path)
-    values = argocd.model_application(env, env.models[0])["spec"]["source"]["helm"]["valuesObject"]
+    values = applications.model_application(env, env.models[0])["spec"]["source"]["helm"]["valuesObject"]
     assert values["secretEnv"] == {"HF_TOKEN": {"secretName": "hf", "key": "token"}}
     assert values["model"]["ngcAPISecret"] == "ngc-api"
 
 
 def test_strict_crd_schema_catches_a_misspelt_field(crd_schemas: Path) -> None:
     """Guards the guard: the schema check must fail on a field Argo CD does not know."""
-    app = argocd.model_application(example_environment("prod"), example_environment("prod").models[0])
+    app = applications.model_application(example_environment("prod"), example_environment("prod").models[0])
     app["spec"]["syncPolicy"]["automated"]["selfheal"] = True
     assert any("selfheal" in error for error in crd_errors(app, crd_schemas))

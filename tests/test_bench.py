@@ -9,8 +9,10 @@ import pytest
 from conftest import example_environment
 from helpers import run, tree_digest
 from kube import crd_errors, kubernetes_errors
-from nimgen import argocd, bench, helm
-from nimgen.model import Environment
+from nimgen import helm
+from nimgen.commands import bench
+from nimgen.environment.model import Environment
+from nimgen.gitops import applications
 from nimgen.secrets import find_secrets
 from nimgen.yamlio import load_all_plain
 
@@ -123,7 +125,7 @@ def test_options_reach_genai_perf(rendered_repo: Path) -> None:
 
 def test_url_targets_the_models_service(prod: Environment, rendered_repo: Path, helm_engine: helm.Engine) -> None:
     for model in prod.models:
-        app = argocd.model_application(prod, model)
+        app = applications.model_application(prod, model)
         source = app["spec"]["source"]
         objects = [d for p, t in helm_engine.template(
             rendered_repo / source["path"], source["helm"]["valuesObject"], release=source["helm"]["releaseName"],
@@ -173,7 +175,7 @@ def test_written_application_is_manual_and_valid(rendered: Path, prod: Environme
     assert project["spec"]["clusterResourceWhitelist"] == []
     assert {d["namespace"] for d in project["spec"]["destinations"]} == set(prod.namespaces)
     # The models' own project still admits no Job (no model warms its cache).
-    assert ("batch", "Job") not in {(k["group"], k["kind"]) for k in argocd.app_project(prod)["spec"][
+    assert ("batch", "Job") not in {(k["group"], k["kind"]) for k in applications.app_project(prod)["spec"][
         "namespaceResourceWhitelist"]}
     for path in (folder / "jobs").iterdir():
         documents = load_all_plain(path.read_text())

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from conftest import EXAMPLE_NAMES, PROJECT, example_environment, model_applications
 from kube import kubernetes_errors
-from nimgen import argocd, helm
+from nimgen import helm
+from nimgen.gitops import applications
 from nimgen.yamlio import load_all_plain
 
 CHART = PROJECT / "charts" / "nim-llm"
@@ -93,7 +94,7 @@ def test_names_match_what_argo_cd_expects(manifests: Any, env_name: str, model: 
 
 @pytest.mark.parametrize(("env_name", "model"), CASES)
 def test_project_admits_every_rendered_kind(manifests: Any, env_name: str, model: str) -> None:
-    project = argocd.app_project(example_environment(env_name))
+    project = applications.app_project(example_environment(env_name))
     admitted = {(kind["group"], kind["kind"]) for kind in project["spec"]["namespaceResourceWhitelist"]}
     for obj in manifests[(env_name, model)]:
         group = obj["apiVersion"].rpartition("/")[0]
@@ -285,7 +286,7 @@ def test_templates_use_nothing_argo_cd_cannot_reproduce() -> None:
 
 
 def test_values_are_documented_and_schema_covers_them() -> None:
-    from nimgen.chart import chart_default_values, chart_values_schema, documented_values
+    from nimgen.gitops.charts import chart_default_values, chart_values_schema, documented_values
 
     rows = {row.key: row for row in documented_values((CHART / "values.yaml").read_text())}
     schema = chart_values_schema("nim-llm")["properties"]

@@ -20,7 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from kube import crd_errors
-from nimgen.chart import coalesce
+from nimgen.gitops.charts import coalesce
 from nimgen.helm import HelmError, engine
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -711,7 +711,7 @@ def test_values_schema_is_closed_and_described() -> None:
 
 
 def test_values_yaml_is_documented() -> None:
-    from nimgen.chart import documented_values
+    from nimgen.gitops.charts import documented_values
 
     text = (CHART / "values.yaml").read_text()
     assert text.splitlines()[0] == "# yaml-language-server: $schema=values.schema.json"

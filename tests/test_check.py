@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from filelock import FileLock
 from helpers import run
-from nimgen import writer
+from nimgen.gitops import writer
 
 
 @pytest.fixture()

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from conftest import EXAMPLE_NAMES, make_repo
 from helpers import run, tree_digest
-from nimgen import diff as diffing
-from nimgen import diffreport
-from nimgen.environment import load_environment
-from nimgen.pipeline import render_files
-from nimgen.plan import plan
+from nimgen.commands import diff as diffing
+from nimgen.commands import diffreport
+from nimgen.commands.plan import plan
+from nimgen.commands.render import render_files
+from nimgen.environment.load import load_environment
 
 NEW_MODEL = """\
   - name: llama3-8b-instruct-b

@@ -10,10 +10,10 @@ import json
 from dataclasses import replace
 
 import pytest
-from nimgen import diffreport
-from nimgen.diff import Diff, FieldChange, ModelChange, ObjectChange, ObjectKey, Side, field_changes
+from nimgen.commands import diffreport
+from nimgen.commands.diff import Diff, FieldChange, ModelChange, ObjectChange, ObjectKey, Side, field_changes
+from nimgen.commands.plan import ModelPlan, Plan, PoolPlan
 from nimgen.gitrefs import Base
-from nimgen.plan import ModelPlan, Plan, PoolPlan
 
 BASE = Base("0123456789abcdef0123", "origin/main")
 
@@ -258,7 +258,7 @@ def test_field_changes_match_named_list_items_by_name_and_others_by_index() -> N
 
 
 def test_object_changes_and_the_unchanged_count() -> None:
-    from nimgen.diff import _object_changes
+    from nimgen.commands.diff import _object_changes
 
     k = [ObjectKey("ConfigMap", "nim", name, "") for name in "abcd"]
     before = Side(None, objects={k[0]: ("x", {"v": 1}), k[1]: ("x", {"v": 1}), k[2]: ("x", {"v": 1})})
@@ -276,9 +276,9 @@ def test_object_changes_and_the_unchanged_count() -> None:
 def test_model_changes_name_every_other_changed_setting() -> None:
     from pathlib import Path
 
-    from nimgen.diff import _model_changes
-    from nimgen.environment import load_environment
-    from nimgen.plan import plan
+    from nimgen.commands.diff import _model_changes
+    from nimgen.commands.plan import plan
+    from nimgen.environment.load import load_environment
 
     root = Path(__file__).resolve().parents[1]
     env = load_environment(root / "environments" / "prod.yaml", root)

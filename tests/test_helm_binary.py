@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import example_environment
 from nimgen import helm
-from nimgen.values import chart_values
+from nimgen.components.model_values import chart_values
 
 PROJECT = Path(__file__).resolve().parents[1]
 CHART = PROJECT / "charts" / "nim-llm"

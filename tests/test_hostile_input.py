@@ -20,9 +20,9 @@ from conftest import EXAMPLE_ENVIRONMENTS
 from helpers import run, tree_digest, write_env
 from kube import application_objects
 from nimgen import helm
-from nimgen.environment import environment_schema, load_environment
+from nimgen.environment.load import environment_schema, load_environment
 from nimgen.errors import ConfigError, json_path
-from nimgen.render import render_environment
+from nimgen.gitops.tree import render_environment
 from nimgen.yamlio import dump, load_plain
 
 # An environment that sets every string field of the schema at least once (the coverage test holds it to that).

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from conftest import EXAMPLE_ENVIRONMENTS
 from helpers import run, tree_digest
-from nimgen.environment import load_environment
-from nimgen.terraform import OUTPUTS
+from nimgen.commands.import_terraform import OUTPUTS
+from nimgen.environment.load import load_environment
 from syrupy.assertion import SnapshotAssertion
 
 VALUES = {
@@ -136,7 +136,7 @@ def test_not_json(repo: Path, tmp_path: Path) -> None:
 
 
 def test_contract_names_environment_keys_the_schema_knows() -> None:
-    from nimgen.environment import environment_schema
+    from nimgen.environment.load import environment_schema
 
     schema = environment_schema()
     for output, path in OUTPUTS.items():

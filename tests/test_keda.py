@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from helpers import VALID, run, write_env
 from kube import application_objects, crd_errors, kubernetes_errors
-from nimgen import argocd, helm, monitoring, observability
-from nimgen.environment import load_environment
-from nimgen.model import Environment
+from nimgen import helm
+from nimgen.components import metrics, monitoring
+from nimgen.environment.load import load_environment
+from nimgen.environment.model import Environment
+from nimgen.gitops import applications
 from test_observability import _metric_names
 
 OBSERVED = VALID.replace("models:\n", "observability:\n  enabled: true\nmodels:\n")
@@ -39,7 +41,7 @@ def keda_env(tmp_path: Path) -> Environment:
 def test_keda_model_renders_a_valid_scaled_object(keda_env: Environment, rendered_repo: Path,
                                                   helm_engine: helm.Engine, crd_schemas: Path) -> None:
     [model] = keda_env.models
-    app = argocd.model_application(keda_env, model)
+    app = applications.model_application(keda_env, model)
     objects = application_objects(helm_engine, rendered_repo, app)
     kinds = [o["kind"] for o in objects]
     assert "HorizontalPodAutoscaler" not in kinds  # KEDA creates it; two owners would fight
@@ -63,7 +65,7 @@ def test_keda_model_renders_a_valid_scaled_object(keda_env: Environment, rendere
     metadata = trigger["metadata"]
     assert metadata["serverAddress"] == keda_env.observability.prometheus_url  # type: ignore[union-attr]
     assert metadata["threshold"] == "2.5"
-    assert _metric_names(metadata["query"]) == {"num_requests_waiting"} <= observability.METRICS
+    assert _metric_names(metadata["query"]) == {"num_requests_waiting"} <= metrics.METRICS
     # The query selects the labels the model's ServiceMonitor writes (namespace and model).
     assert f'model="{model.name}"' in metadata["query"] and f'namespace="{model.namespace}"' in metadata["query"]
     # KEDA's HPA owns the replica count, exactly as nimgen's own HPA does.
@@ -72,7 +74,7 @@ def test_keda_model_renders_a_valid_scaled_object(keda_env: Environment, rendere
 
 
 def test_keda_platform_application_and_project_rights(keda_env: Environment, crd_schemas: Path) -> None:
-    apps = argocd.monitoring_applications(keda_env)
+    apps = applications.monitoring_applications(keda_env)
     assert monitoring.ADAPTER_RELEASE not in apps  # no HPA reads an adapter metric
     keda = apps[monitoring.KEDA_RELEASE]
     assert crd_errors(keda, crd_schemas) == []
@@ -81,23 +83,23 @@ def test_keda_platform_application_and_project_rights(keda_env: Environment, crd
     assert keda["spec"]["destination"]["namespace"] == "keda"
     assert {"ServerSideApply=true", "RespectIgnoreDifferences=true"} <= set(keda["spec"]["syncPolicy"]["syncOptions"])
     assert {d["kind"] for d in keda["spec"]["ignoreDifferences"]} == {"APIService", "ValidatingWebhookConfiguration"}
-    model_app = argocd.model_application(keda_env, keda_env.models[0])
+    model_app = applications.model_application(keda_env, keda_env.models[0])
 
     def wave(app: dict[str, Any]) -> int:
         return int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
 
     assert wave(apps["kube-prometheus-stack"]) < wave(keda) < wave(model_app)  # CRD before any ScaledObject
-    platform = argocd.platform_project(keda_env)
+    platform = applications.platform_project(keda_env)
     assert crd_errors(platform, crd_schemas) == []
     assert "keda" in {d["namespace"] for d in platform["spec"]["destinations"]}
     assert monitoring.KEDA_REPO[0] in platform["spec"]["sourceRepos"]
-    models = argocd.app_project(keda_env)
+    models = applications.app_project(keda_env)
     assert {"group": "keda.sh", "kind": "ScaledObject"} in models["spec"]["namespaceResourceWhitelist"]
 
 
 def test_hpa_and_keda_models_side_by_side(tmp_path: Path) -> None:
     env = _env(tmp_path, OBSERVED + KEDA_MODEL + HPA_MODEL)
-    apps = argocd.monitoring_applications(env)
+    apps = applications.monitoring_applications(env)
     assert {monitoring.ADAPTER_RELEASE, monitoring.KEDA_RELEASE} <= set(apps)
     # The adapter serves only what an HPA reads; the KEDA model's metric goes straight to Prometheus.
     rules = apps[monitoring.ADAPTER_RELEASE]["spec"]["source"]["helm"]["valuesObject"]["rules"]["custom"]
@@ -109,8 +111,8 @@ def test_no_keda_without_a_keda_model() -> None:
 
     env = example_environment("prod")
     assert not env.uses_keda
-    assert monitoring.KEDA_RELEASE not in argocd.monitoring_applications(env)
-    assert {"group": "keda.sh", "kind": "ScaledObject"} not in argocd.app_project(env)["spec"][
+    assert monitoring.KEDA_RELEASE not in applications.monitoring_applications(env)
+    assert {"group": "keda.sh", "kind": "ScaledObject"} not in applications.app_project(env)["spec"][
         "namespaceResourceWhitelist"]
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers import VALID, write_env
-from nimgen.environment import load_environment
-from nimgen.layering import merge
+from nimgen.environment.layering import merge
+from nimgen.environment.load import load_environment
 from nimgen.yamlio import load_located
 
 

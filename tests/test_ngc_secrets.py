@@ -9,9 +9,11 @@ import pytest
 from conftest import example_environment
 from helpers import VALID, run, write_env
 from kube import application_objects, crd_errors, kubernetes_errors
-from nimgen import argocd, helm, ngcsecrets
-from nimgen.environment import load_environment
-from nimgen.render import SecretInOutputError, _refuse_secrets
+from nimgen import helm
+from nimgen.components import ngcsecrets
+from nimgen.environment.load import load_environment
+from nimgen.gitops import applications
+from nimgen.gitops.tree import SecretInOutputError, _refuse_secrets
 
 SECRET_KEY = "nim/test/ngc-api-key"
 
@@ -26,7 +28,7 @@ def _env(tmp_path: Path, extra: str = "") -> Any:
 def test_external_secrets_for_every_model_namespace(tmp_path: Path, rendered_repo: Path, helm_engine: helm.Engine,
                                                    crd_schemas: Path) -> None:
     env = _env(tmp_path)
-    app = argocd.ngc_secrets_application(env)
+    app = applications.ngc_secrets_application(env)
     assert crd_errors(app, crd_schemas) == []
     objects = application_objects(helm_engine, rendered_repo, app)
     for obj in objects:
@@ -56,13 +58,13 @@ def test_external_secrets_for_every_model_namespace(tmp_path: Path, rendered_rep
 
 def test_synced_before_the_models_and_admitted_by_the_platform_project(tmp_path: Path, crd_schemas: Path) -> None:
     env = _env(tmp_path)
-    app = argocd.ngc_secrets_application(env)
+    app = applications.ngc_secrets_application(env)
 
     def wave(obj: dict[str, Any]) -> int:
         return int(obj["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
 
-    assert all(wave(app) < wave(argocd.model_application(env, model)) for model in env.models)
-    project = argocd.platform_project(env)
+    assert all(wave(app) < wave(applications.model_application(env, model)) for model in env.models)
+    project = applications.platform_project(env)
     assert crd_errors(project, crd_schemas) == []
     assert {"group": "external-secrets.io", "kind": "ClusterSecretStore"} in project["spec"]["clusterResourceWhitelist"]
     assert {"group": "external-secrets.io", "kind": "ExternalSecret"} in project["spec"]["namespaceResourceWhitelist"]
@@ -78,7 +80,7 @@ def test_property_and_region(tmp_path: Path) -> None:
 def test_prod_example_uses_external_secrets(rendered_repo: Path, helm_engine: helm.Engine) -> None:
     env = example_environment("prod")
     assert env.ngc.external_secret is not None
-    objects = application_objects(helm_engine, rendered_repo, argocd.ngc_secrets_application(env))
+    objects = application_objects(helm_engine, rendered_repo, applications.ngc_secrets_application(env))
     # model-storage already creates the namespace of the cache claim: one owner per object.
     assert not [o for o in objects if o["kind"] == "Namespace"]
     assert (rendered_repo / "argocd/prod/apps/platform/ngc-secrets.yaml").is_file()

@@ -9,7 +9,9 @@ import pytest
 from conftest import EXAMPLE_NAMES, example_environment
 from helpers import VALID, run, tree_digest, write_env
 from kube import crd_errors
-from nimgen import argocd, helm, monitoring, openwebui, pools
+from nimgen import helm
+from nimgen.components import monitoring, nodepools, openwebui
+from nimgen.gitops import applications
 from nimgen.yamlio import load_all_plain
 
 POOLS = """\
@@ -29,8 +31,8 @@ def _with_pools(text: str = VALID, pools_text: str = POOLS) -> str:
 
 
 def _render(engine: helm.Engine, root: Path, env_name: str) -> list[dict[str, Any]]:
-    app = argocd.nodepools_application(example_environment(env_name))
-    rendered = engine.template(root / pools.CHART_PATH, app["spec"]["source"]["helm"]["valuesObject"],
+    app = applications.nodepools_application(example_environment(env_name))
+    rendered = engine.template(root / nodepools.CHART_PATH, app["spec"]["source"]["helm"]["valuesObject"],
                                release=app["spec"]["source"]["helm"]["releaseName"],
                                namespace=app["spec"]["destination"]["namespace"], kube_version="1.33")
     return [doc for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt") for doc in load_all_plain(text)]
@@ -58,8 +60,8 @@ def test_rendered_pools_validate_against_karpenter_crds(objects: Any, crd_schema
 
 @pytest.mark.parametrize("env_name", EXAMPLE_NAMES)
 def test_chart_lints_strict(rendered_repo: Path, helm_engine: helm.Engine, env_name: str) -> None:
-    values = pools.nodepool_values(example_environment(env_name))
-    findings = helm_engine.lint(rendered_repo / pools.CHART_PATH, values, kube_version="1.33")
+    values = nodepools.nodepool_values(example_environment(env_name))
+    findings = helm_engine.lint(rendered_repo / nodepools.CHART_PATH, values, kube_version="1.33")
     assert [f for f in findings if f.severity != "info"] == []
 
 
@@ -99,7 +101,7 @@ def test_ec2nodeclass_settings(objects: Any) -> None:
 
 def test_model_pods_land_on_their_pool(objects: Any) -> None:
     """Cross-object: each model's node selector and tolerations match the NodePool it names."""
-    from nimgen.values import chart_values
+    from nimgen.components.model_values import chart_values
 
     env = example_environment("prod")
     for model in env.models:
@@ -112,7 +114,7 @@ def test_model_pods_land_on_their_pool(objects: Any) -> None:
 
 def test_platform_project_and_application() -> None:
     env = example_environment("prod")
-    project = argocd.platform_project(env)
+    project = applications.platform_project(env)
     assert project["metadata"]["name"] == "prod-platform"
     assert {(k["group"], k["kind"]) for k in project["spec"]["clusterResourceWhitelist"]} == {
         ("", "Namespace"), ("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass"),
@@ -122,17 +124,17 @@ def test_platform_project_and_application() -> None:
         ("", "PersistentVolumeClaim"), ("", "ConfigMap"), ("", "ServiceAccount"), ("apps", "DaemonSet"),
         *monitoring.NAMESPACED_KINDS, ("external-secrets.io", "ExternalSecret"),
         *openwebui.NAMESPACED_KINDS}  # and Open WebUI (its NetworkPolicy is the one kind the others lack)
-    dev = argocd.platform_project(example_environment("dev"))  # pools and device plugin, no storage
+    dev = applications.platform_project(example_environment("dev"))  # pools and device plugin, no storage
     assert {(k["group"], k["kind"]) for k in dev["spec"]["clusterResourceWhitelist"]} == {
         ("", "Namespace"), ("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass")}
     assert ("", "PersistentVolumeClaim") not in {(k["group"], k["kind"]) for k in dev["spec"]["namespaceResourceWhitelist"]}
-    models_project = argocd.app_project(env)
+    models_project = applications.app_project(env)
     assert ("karpenter.sh", "NodePool") not in {(k["group"], k["kind"]) for k in models_project["spec"]["clusterResourceWhitelist"]}
-    app = argocd.nodepools_application(env)
+    app = applications.nodepools_application(env)
     assert app["spec"]["project"] == "prod-platform"
     assert app["spec"]["source"]["path"] == "charts/gpu-nodepools"
     wave = int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
-    model_wave = int(argocd.model_application(env, env.models[0])["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+    model_wave = int(applications.model_application(env, env.models[0])["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
     project_wave = int(project["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
     assert project_wave < wave < model_wave
 
@@ -140,7 +142,7 @@ def test_platform_project_and_application() -> None:
 @pytest.mark.parametrize("env_name", EXAMPLE_NAMES)
 def test_platform_objects_validate_against_argo_cd_crds(crd_schemas: Path, env_name: str) -> None:
     env = example_environment(env_name)
-    for obj in (argocd.platform_project(env), argocd.nodepools_application(env)):
+    for obj in (applications.platform_project(env), applications.nodepools_application(env)):
         assert crd_errors(obj, crd_schemas) == []
 
 
@@ -213,7 +215,7 @@ def test_unused_pool_is_a_warning_not_an_error(tmp_path: Path) -> None:
 def test_do_not_disrupt_annotates_model_pods(rendered_repo: Path, helm_engine: helm.Engine) -> None:
     env = example_environment("prod")
     assert all(model.do_not_disrupt for model in env.models)
-    app = argocd.model_application(env, env.models[0])
+    app = applications.model_application(env, env.models[0])
     rendered = helm_engine.template(rendered_repo / "charts" / "nim-llm", app["spec"]["source"]["helm"]["valuesObject"],
                                     release=env.models[0].name, namespace="nim", kube_version="1.33")
     [workload] = [d for d in load_all_plain(rendered["nim-llm/templates/workload.yaml"])]
@@ -223,7 +225,7 @@ def test_do_not_disrupt_annotates_model_pods(rendered_repo: Path, helm_engine: h
 
 def test_device_plugin_runs_only_where_the_ami_lacks_it(crd_schemas: Path) -> None:
     env = example_environment("prod")  # a10g: al2023 (needs the plugin), h100: bottlerocket (ships it)
-    app = argocd.device_plugin_application(env)
+    app = applications.device_plugin_application(env)
     assert crd_errors(app, crd_schemas) == []
     source = app["spec"]["source"]
     assert (source["repoURL"], source["chart"], source["targetRevision"]) == (
@@ -233,12 +235,12 @@ def test_device_plugin_runs_only_where_the_ami_lacks_it(crd_schemas: Path) -> No
     [term] = values["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert term["matchExpressions"] == [{"key": "nimgen.io/node-pool", "operator": "In", "values": ["a10g"]}]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
-    project = argocd.platform_project(env)
+    project = applications.platform_project(env)
     assert "https://nvidia.github.io/k8s-device-plugin" in project["spec"]["sourceRepos"]
     assert "nvidia-device-plugin" in {d["namespace"] for d in project["spec"]["destinations"]}
     assert {"group": "apps", "kind": "DaemonSet"} in project["spec"]["namespaceResourceWhitelist"]
     wave = int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
-    assert wave < int(argocd.model_application(env, env.models[0])["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+    assert wave < int(applications.model_application(env, env.models[0])["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
 
 
 @pytest.mark.parametrize(("pools_text", "expected"), [
@@ -253,9 +255,9 @@ def test_device_plugin_application_is_rendered_when_needed(tmp_path: Path, pools
 
 
 def _pool_values(tmp_path: Path, text: str) -> dict[str, Any]:
-    from nimgen.environment import load_environment
+    from nimgen.environment.load import load_environment
 
-    values: dict[str, Any] = pools.nodepool_values(load_environment(write_env(tmp_path, text), tmp_path))
+    values: dict[str, Any] = nodepools.nodepool_values(load_environment(write_env(tmp_path, text), tmp_path))
     return values
 
 
@@ -283,14 +285,14 @@ def test_memory_floor_sits_above_the_gpus_it_excludes(tmp_path: Path) -> None:
 
 def test_memory_floor_renders_as_karpenter_requirement(tmp_path: Path, helm_engine: helm.Engine,
                                                       crd_schemas: Path) -> None:
-    from nimgen.environment import load_environment
+    from nimgen.environment.load import load_environment
 
     text = _with_pools(VALID.replace("nodePool: a10g", "nodePool: big") + "    gpus: 4\n",
                        POOLS.replace("a10g", "big").replace("[g5]", "[g6, g6e]").replace("gpuLimit: 8",
                                                                                     "gpuLimit: 8\n    minGpuMemory: 48Gi"))
     assert run("render", write_env(tmp_path, text)).exit_code == 0
-    app = argocd.nodepools_application(load_environment(tmp_path / "environments/test.yaml", tmp_path))
-    rendered = helm_engine.template(tmp_path / pools.CHART_PATH, app["spec"]["source"]["helm"]["valuesObject"],
+    app = applications.nodepools_application(load_environment(tmp_path / "environments/test.yaml", tmp_path))
+    rendered = helm_engine.template(tmp_path / nodepools.CHART_PATH, app["spec"]["source"]["helm"]["valuesObject"],
                                     release="gpu-nodepools", namespace="karpenter", kube_version="1.33")
     objs = [doc for path, body in rendered.items() if not path.endswith("NOTES.txt") for doc in load_all_plain(body)]
     nodepool = _by(objs, "NodePool", "big")

@@ -12,7 +12,9 @@ import pytest
 from conftest import example_environment
 from helpers import VALID, run, write_env
 from kube import application_objects, crd_errors, kubernetes_errors
-from nimgen import argocd, helm, monitoring, observability
+from nimgen import helm
+from nimgen.components import metrics, monitoring
+from nimgen.gitops import applications
 
 # Grafana and prometheus-adapter placeholders, replaced by values PromQL accepts before parsing.
 PLACEHOLDERS = {"$__rate_interval": "5m", "$namespace": "nim", "$model": "m",
@@ -22,7 +24,7 @@ PLACEHOLDERS = {"$__rate_interval": "5m", "$namespace": "nim", "$model": "m",
 @pytest.fixture(scope="module")
 def prod_models(rendered_repo: Path, helm_engine: helm.Engine) -> dict[str, list[dict[str, Any]]]:
     env = example_environment("prod")
-    return {m.name: application_objects(helm_engine, rendered_repo, argocd.model_application(env, m)) for m in env.models}
+    return {m.name: application_objects(helm_engine, rendered_repo, applications.model_application(env, m)) for m in env.models}
 
 
 def _metric_names(expr: str) -> set[str]:
@@ -41,8 +43,8 @@ def _metric_names(expr: str) -> set[str]:
 
 def _all_expressions(env_name: str = "prod") -> list[str]:
     env = example_environment(env_name)
-    exprs = [r["expr"] for m in env.models for g in observability.alert_groups(env, m) for r in g["rules"]]
-    exprs += [t["expr"] for p in observability.dashboard()["panels"] for t in p["targets"]]
+    exprs = [r["expr"] for m in env.models for g in metrics.alert_groups(env, m) for r in g["rules"]]
+    exprs += [t["expr"] for p in metrics.dashboard()["panels"] for t in p["targets"]]
     for rule in monitoring.adapter_values(env)["rules"]["custom"]:
         exprs += [rule["seriesQuery"], rule["metricsQuery"]]
     return exprs
@@ -54,11 +56,11 @@ def test_every_promql_expression_parses_and_uses_known_metrics() -> None:
     for expr in exprs:
         names = _metric_names(expr)
         assert names or "<<.Series>>" in expr, expr
-        assert names <= observability.METRICS, f"{expr}: unknown {names - observability.METRICS}"
+        assert names <= metrics.METRICS, f"{expr}: unknown {names - metrics.METRICS}"
 
 
 def test_a_wrong_metric_name_would_be_caught() -> None:
-    assert _metric_names('sum(rate(time_to_first_token_second_bucket{model="m"}[5m]))') - observability.METRICS
+    assert _metric_names('sum(rate(time_to_first_token_second_bucket{model="m"}[5m]))') - metrics.METRICS
     with pytest.raises(ValueError):
         promql_parser.parse("sum(rate(x[5m])")
 
@@ -92,7 +94,7 @@ def _exposed(rule: dict[str, Any]) -> str:
 
 def test_every_hpa_reads_a_metric_the_adapter_serves(prod_models: Any) -> None:
     env = example_environment("prod")
-    adapter = argocd.monitoring_applications(env)[monitoring.ADAPTER_RELEASE]
+    adapter = applications.monitoring_applications(env)[monitoring.ADAPTER_RELEASE]
     rules = adapter["spec"]["source"]["helm"]["valuesObject"]["rules"]
     assert rules["default"] is False
     served = {_exposed(rule) for rule in rules["custom"]}
@@ -111,7 +113,7 @@ def test_every_hpa_reads_a_metric_the_adapter_serves(prod_models: Any) -> None:
 
 def test_monitoring_applications(crd_schemas: Path) -> None:
     env = example_environment("prod")
-    apps = argocd.monitoring_applications(env)
+    apps = applications.monitoring_applications(env)
     assert set(apps) == {"kube-prometheus-stack", "prometheus-adapter", "dcgm-exporter", "nim-observability"}
     stack = apps["kube-prometheus-stack"]
     assert "ServerSideApply=true" in stack["spec"]["syncPolicy"]["syncOptions"]
@@ -124,10 +126,10 @@ def test_monitoring_applications(crd_schemas: Path) -> None:
     dcgm = apps["dcgm-exporter"]["spec"]["source"]["helm"]["valuesObject"]
     assert dcgm["tolerations"] == [monitoring.GPU_TOLERATION] and dcgm["serviceMonitor"]["honorLabels"] is True
     wave = {name: int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) for name, app in apps.items()}
-    model_wave = int(argocd.model_application(env, env.models[0])["metadata"]["annotations"]
+    model_wave = int(applications.model_application(env, env.models[0])["metadata"]["annotations"]
                      ["argocd.argoproj.io/sync-wave"])
     assert wave["kube-prometheus-stack"] < wave["prometheus-adapter"] < model_wave
-    project = argocd.platform_project(env)
+    project = applications.platform_project(env)
     for app in apps.values():
         assert crd_errors(app, crd_schemas) == []
         assert app["spec"]["source"]["repoURL"] in project["spec"]["sourceRepos"]
@@ -138,7 +140,7 @@ def test_monitoring_applications(crd_schemas: Path) -> None:
 
 def test_dashboard_is_valid_grafana_json(rendered_repo: Path, helm_engine: helm.Engine) -> None:
     env = example_environment("prod")
-    objects = application_objects(helm_engine, rendered_repo, argocd.monitoring_applications(env)["nim-observability"])
+    objects = application_objects(helm_engine, rendered_repo, applications.monitoring_applications(env)["nim-observability"])
     [config_map] = objects
     assert kubernetes_errors(config_map, "1.33") == []
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
@@ -160,9 +162,9 @@ def test_dashboard_is_valid_grafana_json(rendered_repo: Path, helm_engine: helm.
 
 def test_without_observability_nothing_is_rendered(rendered_repo: Path) -> None:
     env = example_environment("dev")
-    assert env.observability is None and argocd.monitoring_applications(env) == {}
+    assert env.observability is None and applications.monitoring_applications(env) == {}
     assert not (rendered_repo / "argocd/dev/apps/platform/kube-prometheus-stack.yaml").exists()
-    app = argocd.model_application(env, env.models[0])
+    app = applications.model_application(env, env.models[0])
     assert "metrics" not in app["spec"]["source"]["helm"]["valuesObject"]
 
 

@@ -9,10 +9,12 @@ import pytest
 from conftest import example_environment
 from helpers import VALID, run, write_env
 from kube import application_objects, crd_errors, kubernetes_errors
-from nimgen import argocd, helm, openwebui
-from nimgen.environment import load_environment
+from nimgen import helm
+from nimgen.components import openwebui
+from nimgen.environment.load import load_environment
+from nimgen.environment.model import Environment
+from nimgen.gitops import applications
 from nimgen.helm import HelmError
-from nimgen.model import Environment
 from nimgen.secrets import find_secrets
 from nimgen.yamlio import load_all_plain
 
@@ -45,19 +47,19 @@ def prod() -> Environment:
 
 @pytest.fixture(scope="module")
 def prod_objects(prod: Environment, rendered_repo: Path, helm_engine: helm.Engine) -> list[dict[str, Any]]:
-    return application_objects(helm_engine, rendered_repo, argocd.open_webui_application(prod))
+    return application_objects(helm_engine, rendered_repo, applications.open_webui_application(prod))
 
 
 def test_application_validates_and_syncs_after_the_models(prod: Environment, rendered_repo: Path,
                                                           crd_schemas: Path) -> None:
-    app = argocd.open_webui_application(prod)
+    app = applications.open_webui_application(prod)
     assert crd_errors(app, crd_schemas) == []
     assert app["spec"]["project"] == "prod-platform"
     assert app["spec"]["source"]["path"] == "charts/open-webui"
     assert app["spec"]["destination"]["namespace"] == "open-webui"
     assert "automated" in app["spec"]["syncPolicy"]  # a platform Application like the others
     # After every model: a broken UI never holds back a model, and a loading model only appears later.
-    assert all(_wave(app) > _wave(argocd.model_application(prod, model)) for model in prod.models)
+    assert all(_wave(app) > _wave(applications.model_application(prod, model)) for model in prod.models)
     # The committed example is what nimgen renders.
     committed = load_all_plain((rendered_repo / "argocd/prod/apps/platform/open-webui.yaml").read_text())
     assert committed == [app]
@@ -65,7 +67,7 @@ def test_application_validates_and_syncs_after_the_models(prod: Environment, ren
 
 def test_every_object_passes_kubernetes_strict_schema(prod: Environment, prod_objects: list[dict[str, Any]],
                                                       rendered_repo: Path, helm_engine: helm.Engine) -> None:
-    values = argocd.open_webui_application(prod)["spec"]["source"]["helm"]["valuesObject"]
+    values = applications.open_webui_application(prod)["spec"]["source"]["helm"]["valuesObject"]
     findings = helm_engine.lint(rendered_repo / "charts/open-webui", values, kube_version="1.33")
     assert [f for f in findings if f.severity in ("warning", "error")] == []  # helm lint --strict
     assert {o["kind"] for o in prod_objects} == {"Deployment", "Service", "ServiceAccount", "PersistentVolumeClaim",
@@ -82,7 +84,7 @@ def test_wired_to_every_models_service(prod: Environment, prod_objects: list[dic
     expected = []
     for model in prod.models:
         # The Service the nim-llm chart renders for the model, as Argo CD renders it.
-        objects = application_objects(helm_engine, rendered_repo, argocd.model_application(prod, model))
+        objects = application_objects(helm_engine, rendered_repo, applications.model_application(prod, model))
         [service] = [o for o in objects if o["kind"] == "Service" and "clusterIP" not in o["spec"]]
         [port] = [p["port"] for p in service["spec"]["ports"] if p["name"] == "http-openai"]
         expected.append(f"http://{service['metadata']['name']}.{service['metadata']['namespace']}"
@@ -98,7 +100,7 @@ def test_wired_to_every_models_service(prod: Environment, prod_objects: list[dic
 def test_model_network_policies_admit_open_webui(prod: Environment, rendered_repo: Path,
                                                  helm_engine: helm.Engine) -> None:
     for model in prod.models:
-        objects = application_objects(helm_engine, rendered_repo, argocd.model_application(prod, model))
+        objects = application_objects(helm_engine, rendered_repo, applications.model_application(prod, model))
         [policy] = [o for o in objects if o["kind"] == "NetworkPolicy"]
         peers = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]
                  if any(port["port"] == "http-openai" for port in rule["ports"])]
@@ -123,7 +125,7 @@ def test_authentication_on_and_no_secret_in_git(prod: Environment, prod_objects:
     for name in ("WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD"):
         assert env_vars[name]["valueFrom"]["secretKeyRef"] == {"name": "open-webui", "key": name, "optional": True}
     assert not [o for o in prod_objects if o["kind"] == "Secret"]
-    app = argocd.open_webui_application(prod)
+    app = applications.open_webui_application(prod)
     for document in [app, *prod_objects]:
         assert list(find_secrets(document)) == []
 
@@ -149,7 +151,7 @@ def test_non_root_no_gpu_data_on_a_kept_claim(prod_objects: list[dict[str, Any]]
 
 
 def test_platform_project_admits_it(prod: Environment, prod_objects: list[dict[str, Any]], crd_schemas: Path) -> None:
-    project = argocd.platform_project(prod)
+    project = applications.platform_project(prod)
     assert crd_errors(project, crd_schemas) == []
     assert "open-webui" in {d["namespace"] for d in project["spec"]["destinations"]}
     admitted = {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]}
@@ -164,7 +166,7 @@ def test_settings_reach_the_chart(tmp_path: Path, rendered_repo: Path, helm_engi
                                             "persistence: {size: 20Gi, storageClassName: gp3}, "
                                             "resources: {cpu: '1', memory: 3Gi}}") + SECOND_MODEL
     env = _env(tmp_path, text)
-    objects = application_objects(helm_engine, rendered_repo, argocd.open_webui_application(env))
+    objects = application_objects(helm_engine, rendered_repo, applications.open_webui_application(env))
     pod = _one(objects, "Deployment")["spec"]["template"]["spec"]
     env_vars = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env_vars["ENABLE_SIGNUP"]["value"] == "True"
@@ -180,7 +182,7 @@ def test_settings_reach_the_chart(tmp_path: Path, rendered_repo: Path, helm_engi
 def test_off_by_default(tmp_path: Path) -> None:
     dev = example_environment("dev")
     assert dev.open_webui is None
-    assert "open-webui" not in {d["namespace"] for d in argocd.platform_project(dev)["spec"]["destinations"]}
+    assert "open-webui" not in {d["namespace"] for d in applications.platform_project(dev)["spec"]["destinations"]}
     result = run("render", write_env(tmp_path, VALID))
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "argocd/test/apps/platform/open-webui.yaml").exists()
@@ -241,11 +243,11 @@ def test_chart_refuses_a_moving_tag(rendered_repo: Path, helm_engine: helm.Engin
 
 
 def test_default_image_is_the_schema_default() -> None:
-    from nimgen.environment import environment_schema
+    from nimgen.environment.load import environment_schema
 
     spec = environment_schema()["properties"]["addons"]["properties"]["openWebUI"]["properties"]
     assert spec["image"]["default"] == openwebui.DEFAULT_IMAGE
-    from nimgen.chart import chart_default_values, chart_metadata
+    from nimgen.gitops.charts import chart_default_values, chart_metadata
 
     values = chart_default_values("open-webui")
     assert f"{values['image']['repository']}:{values['image']['tag']}" == openwebui.DEFAULT_IMAGE
@@ -253,7 +255,7 @@ def test_default_image_is_the_schema_default() -> None:
 
 
 def test_values_are_documented_and_schema_covers_them() -> None:
-    from nimgen.chart import chart_default_values, chart_files, chart_values_schema, documented_values
+    from nimgen.gitops.charts import chart_default_values, chart_files, chart_values_schema, documented_values
 
     values_text = dict(chart_files("open-webui"))[PurePosixPath("charts/open-webui/values.yaml")]
     rows = {row.key for row in documented_values(values_text)}

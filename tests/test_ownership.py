@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from filelock import FileLock
 from helpers import run, tree_digest
-from nimgen import ownership, writer
+from nimgen.gitops import ownership, writer
 
 RECORD = "argocd/prod/generated-files.txt"
 BENCH_RECORD = "argocd/prod/bench/generated-files.txt"

@@ -22,7 +22,7 @@ from conftest import PROJECT
 from helpers import run, tree_digest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nimgen.chart import shipped_charts
+from nimgen.gitops.charts import shipped_charts
 
 SETTINGS = settings(derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow],
                     max_examples=40)

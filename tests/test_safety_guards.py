@@ -20,10 +20,12 @@ from typing import Any
 import pytest
 from conftest import example_environment, make_repo, read_yaml
 from helpers import VALID, run, tree_digest, write_env
-from nimgen import argocd, bench, helm
-from nimgen.environment import load_environment
-from nimgen.pipeline import render_files
-from nimgen.render import SecretInOutputError, render_environment
+from nimgen import helm
+from nimgen.commands import bench
+from nimgen.commands.render import render_files
+from nimgen.environment.load import load_environment
+from nimgen.gitops import applications
+from nimgen.gitops.tree import SecretInOutputError, render_environment
 from nimgen.yamlio import dump_all, load_all_plain
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -127,7 +129,7 @@ def test_autoscaled_model_ignores_replicas_of_its_own_workload_kind(tmp_path: Pa
     text = VALID + "    replicas: {min: 1, max: 3}\n" + extra
     env = load_environment(write_env(tmp_path, text), tmp_path)
     model = env.models[0]
-    app = argocd.model_application(env, model)
+    app = applications.model_application(env, model)
     assert app["spec"]["ignoreDifferences"] == [{
         "group": "apps", "kind": workload, "name": "llama3-8b-instruct", "namespace": "nim",
         "jsonPointers": ["/spec/replicas"],
@@ -147,7 +149,7 @@ def test_keda_scaled_deployment_ignores_deployment_replicas(tmp_path: Path) -> N
     text = _with_cluster(VALID, "", "observability: {enabled: true}\n") + (
         "    workload: Deployment\n    replicas: {min: 1, max: 3}\n    autoscaling: {engine: keda}\n")
     env = load_environment(write_env(tmp_path, text), tmp_path)
-    [ignored] = argocd.model_application(env, env.models[0])["spec"]["ignoreDifferences"]
+    [ignored] = applications.model_application(env, env.models[0])["spec"]["ignoreDifferences"]
     assert (ignored["group"], ignored["kind"]) == ("apps", "Deployment")
 
 
@@ -407,7 +409,7 @@ def test_models_project_adds_exactly_the_warmup_job_and_keda_kinds(tmp_path: Pat
         "    replicas: {min: 1, max: 3}\n    autoscaling: {engine: keda}\n"
         "    cacheWarmup: {profiles: [8835c31752fbc67ef658b20a9f78e056914fdef0660206d82f252d62fd96064d]}\n")
     env = load_environment(write_env(tmp_path, text), tmp_path)
-    project = argocd.app_project(env)
+    project = applications.app_project(env)
     assert project["spec"]["clusterResourceWhitelist"] == NAMESPACE_ONLY
     assert project["spec"]["namespaceResourceWhitelist"] == MODEL_KINDS + [
         {"group": "batch", "kind": "Job"}, *MONITORING_MODEL_KINDS, {"group": "keda.sh", "kind": "ScaledObject"}]
@@ -452,7 +454,7 @@ def test_environment_image_reference_sets_the_pull_policy(tmp_path: Path, helm_e
     """Through nimgen's own values: an environment pinning a digest gets IfNotPresent, a tag gets Always."""
     text = VALID.replace("nvcr.io/nim/meta/llama3-8b-instruct:1.0.3", image)
     env = load_environment(write_env(tmp_path, text), tmp_path)
-    source = argocd.model_application(env, env.models[0])["spec"]["source"]["helm"]
+    source = applications.model_application(env, env.models[0])["spec"]["source"]["helm"]
     rendered = helm_engine.template(MODEL_CHART, source["valuesObject"], release=source["releaseName"],
                                     namespace="nim", kube_version="1.33")
     [workload] = [doc for doc in load_all_plain(rendered["nim-llm/templates/workload.yaml"]) if doc]

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import pytest
 from conftest import make_repo
 from helpers import run, tree_digest
-from nimgen.environment import load_environment
+from nimgen.environment.load import load_environment
 from nimgen.secrets import DETECTORS, URL_CREDENTIALS, find_secrets, may_hold_secrets, secret_in_text
 
 URL = URL_CREDENTIALS

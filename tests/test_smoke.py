@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 from helpers import run
-from nimgen.smoke import api_base_url, percentile
+from nimgen.commands.smoke import api_base_url, percentile
 from smokestub import MODEL, StubConfig, StubHTTPServer, StubServer, start_stub
 
 DEFAULT_PROMPTS = resources.files("nimgen").joinpath("data/smoke-prompts.txt").read_text(encoding="utf-8")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import EXAMPLE_NAMES, example_environment
-from nimgen.render import render_environment
+from nimgen.gitops.tree import render_environment
 from syrupy.assertion import SnapshotAssertion
 
 

@@ -9,7 +9,9 @@ import pytest
 from conftest import example_environment
 from helpers import VALID, run, tree_digest, write_env
 from kube import crd_errors, kubernetes_errors
-from nimgen import argocd, helm, storage
+from nimgen import helm
+from nimgen.components import storage
+from nimgen.gitops import applications
 from nimgen.yamlio import load_all_plain
 
 KEEP = "Delete=false,Prune=false"
@@ -18,7 +20,7 @@ STORAGE = "storage:\n  modelCache:\n    efs: {fileSystemId: fs-0123456789abcdef0
 
 @pytest.fixture(scope="module")
 def objects(rendered_repo: Path, helm_engine: helm.Engine) -> list[dict[str, Any]]:
-    app = argocd.storage_application(example_environment("prod"))
+    app = applications.storage_application(example_environment("prod"))
     rendered = helm_engine.template(rendered_repo / storage.CHART_PATH, app["spec"]["source"]["helm"]["valuesObject"],
                                     release=app["spec"]["source"]["helm"]["releaseName"],
                                     namespace=app["spec"]["destination"]["namespace"], kube_version="1.33")
@@ -58,7 +60,7 @@ def test_claims_are_shared_and_survive_deletion(objects: list[dict[str, Any]]) -
 
 
 def test_models_mount_their_own_directory_of_the_claim() -> None:
-    from nimgen.values import chart_values
+    from nimgen.components.model_values import chart_values
 
     env = example_environment("prod")
     for model in env.models:
@@ -68,19 +70,19 @@ def test_models_mount_their_own_directory_of_the_claim() -> None:
 
 def test_storage_syncs_before_models_in_the_platform_project(crd_schemas: Path) -> None:
     env = example_environment("prod")
-    app = argocd.storage_application(env)
-    project = argocd.platform_project(env)
+    app = applications.storage_application(env)
+    project = applications.platform_project(env)
     assert crd_errors(app, crd_schemas) == [] and crd_errors(project, crd_schemas) == []
     assert app["spec"]["project"] == project["metadata"]["name"]
     wave = int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
-    assert all(wave < int(argocd.model_application(env, m)["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+    assert all(wave < int(applications.model_application(env, m)["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
                for m in env.models)
     allowed = {(d["namespace"]) for d in project["spec"]["destinations"]}
     assert "nim" in allowed
 
 
 def test_project_admits_every_rendered_kind(objects: list[dict[str, Any]]) -> None:
-    project = argocd.platform_project(example_environment("prod"))
+    project = applications.platform_project(example_environment("prod"))
     cluster = {(k["group"], k["kind"]) for k in project["spec"]["clusterResourceWhitelist"]}
     namespaced = {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]}
     for obj in objects:
@@ -93,11 +95,11 @@ def test_explicit_cache_opts_out_of_the_shared_claim(tmp_path: Path) -> None:
     assert run("render", write_env(tmp_path, text)).exit_code == 0
     values = (tmp_path / "argocd/test/apps/platform/model-storage.yaml").read_text()
     assert "claims: {}" in values
-    from nimgen.environment import load_environment
+    from nimgen.environment.load import load_environment
 
     env = load_environment(tmp_path / "environments" / "test.yaml", tmp_path)
-    destination = argocd.storage_application(env)["spec"]["destination"]["namespace"]
-    assert destination in {d["namespace"] for d in argocd.platform_project(env)["spec"]["destinations"]}
+    destination = applications.storage_application(env)["spec"]["destination"]["namespace"]
+    assert destination in {d["namespace"] for d in applications.platform_project(env)["spec"]["destinations"]}
 
 
 def test_large_models_on_efs_warn(tmp_path: Path) -> None:
@@ -122,14 +124,14 @@ WARMUP = f"    cacheWarmup: {{profiles: [{PROFILE}], timeoutMinutes: 90}}\n"
 
 
 def test_warmup_job_fills_the_shared_claim_before_the_model(tmp_path: Path, helm_engine: helm.Engine) -> None:
-    from nimgen.environment import load_environment
+    from nimgen.environment.load import load_environment
 
     text = VALID.replace("models:\n", STORAGE + "models:\n") + WARMUP
     result = run("render", write_env(tmp_path, text))
     assert result.exit_code == 0, result.output
     env = load_environment(tmp_path / "environments" / "test.yaml", tmp_path)
     [model] = env.models
-    app = argocd.model_application(env, model)
+    app = applications.model_application(env, model)
     helm_source = app["spec"]["source"]["helm"]
     assert helm_source["valuesObject"]["cacheWarmup"] == {
         "enabled": True, "profiles": [PROFILE], "activeDeadlineSeconds": 5400}
@@ -145,13 +147,13 @@ def test_warmup_job_fills_the_shared_claim_before_the_model(tmp_path: Path, helm
     assert pod["volumes"] == [{"name": "model-cache", "persistentVolumeClaim": {"claimName": "nim-model-cache"}}]
     assert pod["containers"][0]["volumeMounts"][0]["subPath"] == "llama3-8b-instruct"
     # The models' AppProject admits Jobs only because a model warms its cache.
-    kinds = {(k["group"], k["kind"]) for k in argocd.app_project(env)["spec"]["namespaceResourceWhitelist"]}
+    kinds = {(k["group"], k["kind"]) for k in applications.app_project(env)["spec"]["namespaceResourceWhitelist"]}
     assert ("batch", "Job") in kinds
 
 
 def test_no_warmup_no_jobs_in_the_project() -> None:
     env = example_environment("prod")
-    kinds = {(k["group"], k["kind"]) for k in argocd.app_project(env)["spec"]["namespaceResourceWhitelist"]}
+    kinds = {(k["group"], k["kind"]) for k in applications.app_project(env)["spec"]["namespaceResourceWhitelist"]}
     assert ("batch", "Job") not in kinds
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import hcl2
 import pytest
 import yaml
-from nimgen.terraform import OUTPUTS
+from nimgen.commands.import_terraform import OUTPUTS
 
 ROOT = Path(__file__).resolve().parents[1]
 TF_DIR = ROOT / "terraform"

@@ -14,7 +14,7 @@ import click
 from nimgen.errors import NimgenError, UserError
 
 if TYPE_CHECKING:
-    from nimgen.pipeline import RenderResult
+    from nimgen.commands.render import RenderResult
 
 EXIT_USER_ERROR = 1
 EXIT_INTERNAL_ERROR = 3
@@ -84,7 +84,7 @@ def render(debug: bool, env_files: tuple[Path, ...], output: Path | None, dry_ru
     nothing; files nimgen did not generate are never touched.
     """
     # Each command imports what it needs: start-up time counts in pre-commit hooks and CI.
-    from nimgen.pipeline import render_files
+    from nimgen.commands.render import render_files
 
     with _error_boundary(debug):
         results = render_files(list(env_files), output=output, dry_run=dry_run, lock_timeout=lock_timeout)
@@ -101,7 +101,7 @@ def check(debug: bool, env_files: tuple[Path, ...]) -> None:
     extra or in nimgen's way, with the command that fixes it; exit 1 when any is. Fast enough for a
     pre-commit hook.
     """
-    from nimgen.check import as_text, check_files
+    from nimgen.commands.check import as_text, check_files
     from nimgen.repository import environment_files
 
     with _error_boundary(debug):
@@ -122,8 +122,8 @@ def plan(debug: bool, env_file: Path, output_format: str) -> None:
     Per model: pool, the instance type it most likely lands on, GPUs per replica, replica range,
     GPU memory needed vs available; per pool: GPUs at min-max vs the pool's gpuLimit.
     """
-    from nimgen.pipeline import plan_environment
-    from nimgen.plan import as_json, as_text
+    from nimgen.commands.plan import as_json, as_text
+    from nimgen.commands.render import plan_environment
 
     with _error_boundary(debug):
         result = plan_environment(env_file)
@@ -192,7 +192,7 @@ def init(debug: bool, directory: Path, repo_url: str | None, cluster_prefix: str
     it can be; existing files are never replaced.
     """
     import nimgen
-    from nimgen.scaffold import init_repository
+    from nimgen.commands.init import init_repository
 
     with _error_boundary(debug):
         url = repo_url or _origin_url(directory)
@@ -235,8 +235,8 @@ def diff(debug: bool, env_file: Path, base_ref: str | None, output_format: str, 
     tree, expands both into the Kubernetes objects Argo CD applies, and compares them field by field.
     Exit 0 whether or not anything changes.
     """
-    from nimgen import diffreport
-    from nimgen.diff import diff as compute
+    from nimgen.commands import diffreport
+    from nimgen.commands.diff import diff as compute
 
     with _error_boundary(debug):
         result = compute(env_file, base_ref)
@@ -276,7 +276,7 @@ def smoke(debug: bool, url: str, model_id: str, prompts_file: Path | None, concu
     tokens/s (over wall time) and, with --stream, time to first token p50/p95. No retries. Exit 1 when
     the model is not served or any request fails. Needs the openai package: pip install 'nimgen[smoke]'.
     """
-    from nimgen.smoke import SmokeOptions, load_prompts, run_smoke
+    from nimgen.commands.smoke import SmokeOptions, load_prompts, run_smoke
 
     with _error_boundary(debug):
         options = SmokeOptions(url=url, model=model_id, prompts=load_prompts(prompts_file), concurrency=concurrency,
@@ -314,7 +314,7 @@ def bench(debug: bool, env_file: Path, models: tuple[str, ...], concurrency: int
     ordinary nodes and prints GenAI-Perf's summary export as its log. Printed to stdout by default
     (kubectl apply -f -); with --write, kept in Git for Argo CD to run on each manual sync.
     """
-    from nimgen.bench import BenchParams, run_bench
+    from nimgen.commands.bench import BenchParams, run_bench
 
     with _error_boundary(debug):
         params = BenchParams(concurrency=concurrency, input_tokens=input_tokens, output_tokens=output_tokens,
@@ -347,7 +347,7 @@ def import_terraform(debug: bool, outputs_file: Path, env_file: Path, dry_run: b
     the NGC Secrets Manager names only where the environment uses a shared cache or ngc.externalSecret.
     Shows what changed; refuses a result that would not render.
     """
-    from nimgen.terraform import import_terraform as run_import
+    from nimgen.commands.import_terraform import import_terraform as run_import
 
     with _error_boundary(debug):
         changes, skipped = run_import(outputs_file, env_file, dry_run=dry_run)

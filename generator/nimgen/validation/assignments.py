@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
+from nimgen.environment.model import Environment
 from nimgen.errors import NimgenError
-from nimgen.model import Environment
-from nimgen.render import argocd_objects
+from nimgen.gitops.tree import argocd_objects
 from nimgen.validation.findings import Finding, object_ref
 from nimgen.validation.manifests import APP_PROJECT, APPLICATION, Applied
 from nimgen.validation.yamldocs import documents

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nimgen import capacity
-from nimgen.model import Environment, NodePool
+from nimgen.environment import capacity
+from nimgen.environment.model import Environment, NodePool
 
 CHART_NAME = "gpu-nodepools"
 CHART_PATH = f"charts/{CHART_NAME}"

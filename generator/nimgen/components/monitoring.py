@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from nimgen import observability
-from nimgen.model import Environment
+from nimgen.components import metrics
+from nimgen.environment.model import Environment
 
 PROMETHEUS_STACK_RELEASE = "kube-prometheus-stack"
 PROMETHEUS_STACK_REPO = ("https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack")
@@ -95,7 +95,7 @@ def adapter_values(env: Environment) -> dict[str, Any]:
     port = parts.port or (443 if parts.scheme == "https" else 9090)
     return {
         "prometheus": {"url": url, "port": port},
-        "rules": {"default": False, "custom": observability.adapter_rules(env)},
+        "rules": {"default": False, "custom": metrics.adapter_rules(env)},
     }
 
 

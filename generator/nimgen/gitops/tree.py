@@ -8,18 +8,13 @@ from typing import Any
 
 import jsonschema
 
-from nimgen import (
-    argocd,
-    deviceplugin,
-    monitoring,
-    ngcsecrets,
-    observability,
-    openwebui,
-    pools,
-    secrets,
-    storage,
-)
-from nimgen.chart import (
+from nimgen import secrets
+from nimgen.components import deviceplugin, metrics, monitoring, ngcsecrets, nodepools, openwebui, storage
+from nimgen.components.model_values import chart_values
+from nimgen.environment.model import Environment
+from nimgen.errors import NimgenError, UserError
+from nimgen.gitops import applications
+from nimgen.gitops.charts import (
     MODEL_CHART,
     chart_default_values,
     chart_files,
@@ -28,10 +23,7 @@ from nimgen.chart import (
     coalesce,
     with_header,
 )
-from nimgen.errors import NimgenError, UserError
-from nimgen.model import Environment
 from nimgen.templating import render_text
-from nimgen.values import chart_values
 from nimgen.yamlio import dump
 
 Tree = dict[PurePosixPath, str]
@@ -64,26 +56,26 @@ def environment_dir(env: Environment) -> PurePosixPath:
 def argocd_objects(env: Environment) -> dict[PurePosixPath, dict[str, Any]]:
     """Every Argo CD object nimgen writes for `env` (Applications, AppProjects), keyed by its file."""
     base = environment_dir(env)
-    apps = PurePosixPath(argocd.apps_path(env))
-    objects = {base / "root.yaml": argocd.root_application(env), base / "root-project.yaml": argocd.root_project(env),
-               apps / "project.yaml": argocd.app_project(env)}
+    apps = PurePosixPath(applications.apps_path(env))
+    objects = {base / "root.yaml": applications.root_application(env), base / "root-project.yaml": applications.root_project(env),
+               apps / "project.yaml": applications.app_project(env)}
     for model in env.models:
-        objects[apps / "models" / f"{model.name}.yaml"] = argocd.model_application(env, model)
+        objects[apps / "models" / f"{model.name}.yaml"] = applications.model_application(env, model)
     platform = apps / "platform"
-    if argocd.has_platform(env):
-        objects[platform / "project.yaml"] = argocd.platform_project(env)
+    if applications.has_platform(env):
+        objects[platform / "project.yaml"] = applications.platform_project(env)
     if env.node_pools:
-        objects[platform / f"{pools.RELEASE_NAME}.yaml"] = argocd.nodepools_application(env)
+        objects[platform / f"{nodepools.RELEASE_NAME}.yaml"] = applications.nodepools_application(env)
     if deviceplugin.plugin_pools(env):
-        objects[platform / f"{deviceplugin.RELEASE_NAME}.yaml"] = argocd.device_plugin_application(env)
+        objects[platform / f"{deviceplugin.RELEASE_NAME}.yaml"] = applications.device_plugin_application(env)
     if env.model_cache:
-        objects[platform / f"{storage.RELEASE_NAME}.yaml"] = argocd.storage_application(env)
+        objects[platform / f"{storage.RELEASE_NAME}.yaml"] = applications.storage_application(env)
     if env.ngc.external_secret:
-        objects[platform / f"{ngcsecrets.RELEASE_NAME}.yaml"] = argocd.ngc_secrets_application(env)
-    for name, app in argocd.monitoring_applications(env).items():
+        objects[platform / f"{ngcsecrets.RELEASE_NAME}.yaml"] = applications.ngc_secrets_application(env)
+    for name, app in applications.monitoring_applications(env).items():
         objects[platform / f"{name}.yaml"] = app
     if env.open_webui:
-        objects[platform / f"{openwebui.RELEASE_NAME}.yaml"] = argocd.open_webui_application(env)
+        objects[platform / f"{openwebui.RELEASE_NAME}.yaml"] = applications.open_webui_application(env)
     return objects
 
 
@@ -94,7 +86,7 @@ def render_environment(env: Environment) -> Tree:
     for path, obj in argocd_objects(env).items():
         tree[path] = with_header(path, dump(obj), header)
     if env.node_pools:
-        tree.update(chart_files(pools.CHART_NAME))
+        tree.update(chart_files(nodepools.CHART_NAME))
     if env.model_cache:
         tree.update(chart_files(storage.CHART_NAME))
     if env.ngc.external_secret:
@@ -105,7 +97,7 @@ def render_environment(env: Environment) -> Tree:
         tree.update(chart_files(monitoring.DASHBOARDS_CHART))
         # Generated from the metric list, shared by every environment like the chart it belongs to.
         dashboard = PurePosixPath(monitoring.DASHBOARD_FILE)
-        tree[chart_base / dashboard] = with_header(dashboard, json.dumps(observability.dashboard(), indent=2),
+        tree[chart_base / dashboard] = with_header(dashboard, json.dumps(metrics.dashboard(), indent=2),
                                                    chart_header(monitoring.DASHBOARDS_CHART))
         _check_values(monitoring.DASHBOARDS_CHART, {monitoring.DASHBOARDS_RELEASE: monitoring.dashboards_values(env)})
     if env.open_webui:
@@ -113,10 +105,10 @@ def render_environment(env: Environment) -> Tree:
         _check_values(openwebui.CHART_NAME, {openwebui.RELEASE_NAME: openwebui.values(env)})
     readme = environment_dir(env) / "README.md"
     tree[readme] = with_header(readme, render_text("environment-README.md.j2", env=env,
-                                                   apps_path=argocd.apps_path(env)), header)
+                                                   apps_path=applications.apps_path(env)), header)
     _check_values(MODEL_CHART, {model.name: chart_values(env, model) for model in env.models})
     if env.node_pools:
-        _check_values(pools.CHART_NAME, {pools.RELEASE_NAME: pools.nodepool_values(env)})
+        _check_values(nodepools.CHART_NAME, {nodepools.RELEASE_NAME: nodepools.nodepool_values(env)})
     if env.model_cache:
         _check_values(storage.CHART_NAME, {storage.RELEASE_NAME: storage.storage_values(env)})
     _refuse_secrets(tree)

@@ -6,11 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nimgen import capacity, checks
-from nimgen.envschema import environment_schema, schema_problems
-from nimgen.errors import ConfigError, Location, Problem
-from nimgen.layering import merge
-from nimgen.model import (
+from nimgen.components.monitoring import PROMETHEUS_STACK_RELEASE
+from nimgen.environment import capacity, checks
+from nimgen.environment.layering import merge
+from nimgen.environment.model import (
     Alerts,
     Environment,
     ExternalSecretRef,
@@ -25,7 +24,8 @@ from nimgen.model import (
     OpenWebUI,
     SecretEnvVar,
 )
-from nimgen.monitoring import PROMETHEUS_STACK_RELEASE
+from nimgen.environment.schema import environment_schema, schema_problems
+from nimgen.errors import ConfigError, Location, Problem
 from nimgen.repository import display_path
 from nimgen.yamlio import LMap, load_located
 

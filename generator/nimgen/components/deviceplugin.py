@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nimgen.model import Environment
+from nimgen.environment.model import Environment
 
 # Upstream chart, pinned (NVIDIA/k8s-device-plugin, deployments/helm/nvidia-device-plugin).
 REPO_URL = "https://nvidia.github.io/k8s-device-plugin"

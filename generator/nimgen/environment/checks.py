@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from nimgen import capacity, openwebui, secrets
-from nimgen.argocd import reserved_application_names
+from nimgen import secrets
+from nimgen.components import openwebui
+from nimgen.environment import capacity
+from nimgen.environment.imageref import ImageRef, InvalidReference
+from nimgen.environment.layering import locate, locate_key
+from nimgen.environment.model import parse_quantity
+from nimgen.environment.poolchecks import gpu_fit, guarded, pool_capacity, pool_exists, pool_problems
 from nimgen.errors import Location, Problem, json_path, shown
 from nimgen.errors import shorten as _s  # checks also meet schema-invalid (any-length) values
-from nimgen.imageref import ImageRef, InvalidReference
-from nimgen.layering import locate, locate_key
-from nimgen.model import parse_quantity
-from nimgen.poolchecks import gpu_fit, guarded, pool_capacity, pool_exists, pool_problems
+from nimgen.gitops.applications import reserved_application_names
 
 # The chart sets these itself; a second definition would silently win or lose.
 CHART_MANAGED_ENV = {

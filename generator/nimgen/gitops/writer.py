@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from nimgen import ownership
 from nimgen.errors import OutputConflictError, OutputWriteError, UserError
-from nimgen.ownership import (
+from nimgen.gitops import ownership
+from nimgen.gitops.ownership import (
     GENERATED_MARKER,
     RECORD_NAME,
     STAGE_SUFFIX,
@@ -35,7 +35,7 @@ from nimgen.ownership import (
     read_record,
     record_text,
 )
-from nimgen.repolock import lock_path, repository_lock
+from nimgen.gitops.repolock import lock_path, repository_lock
 
 __all__ = ["RECORD_NAME", "Change", "Drift", "DriftKind", "Scope", "content_hash", "create_files", "drift",
            "lock_path", "replace_file", "repository_lock", "write"]

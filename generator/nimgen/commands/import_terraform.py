@@ -20,10 +20,10 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from nimgen import secrets
-from nimgen.environment import DEFAULTS_FILE, load_environment
+from nimgen.environment.load import DEFAULTS_FILE, load_environment
 from nimgen.errors import UserError
+from nimgen.gitops.writer import replace_file
 from nimgen.repository import default_root, display_path
-from nimgen.writer import replace_file
 
 # terraform output name -> environment-file key path it fills.
 OUTPUTS: dict[str, tuple[str, ...]] = {

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nimgen import writer
-from nimgen.environment import load_environment
+from nimgen.commands.plan import Plan, plan
+from nimgen.environment.load import load_environment
+from nimgen.environment.model import Environment
 from nimgen.errors import ConfigError, Location, Problem
-from nimgen.model import Environment
-from nimgen.plan import Plan, plan
-from nimgen.render import Tree, render_environment
+from nimgen.gitops import writer
+from nimgen.gitops.tree import Tree, render_environment
 from nimgen.repository import default_root
 
 

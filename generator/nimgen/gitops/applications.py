@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from nimgen import deviceplugin, monitoring, ngcsecrets, openwebui, pools, storage
-from nimgen.model import Environment, Model
-from nimgen.values import CHART_PATH, chart_values, model_labels
+from nimgen.components import deviceplugin, monitoring, ngcsecrets, nodepools, openwebui, storage
+from nimgen.components.model_values import CHART_PATH, chart_values, model_labels
+from nimgen.environment.model import Environment, Model
 
 API_VERSION = "argoproj.io/v1alpha1"
 FINALIZER = "resources-finalizer.argocd.argoproj.io"
@@ -87,7 +87,7 @@ def reserved_application_names(env_name: str) -> dict[str, str]:
     Every platform Application counts, enabled or not: turning one on later must not collide with a model.
     """
     names = {f"{env_name}-root": "the root Application", f"{env_name}-bench": "the benchmark Application"}
-    for release in (pools.RELEASE_NAME, storage.RELEASE_NAME, ngcsecrets.RELEASE_NAME, deviceplugin.RELEASE_NAME,
+    for release in (nodepools.RELEASE_NAME, storage.RELEASE_NAME, ngcsecrets.RELEASE_NAME, deviceplugin.RELEASE_NAME,
                     openwebui.RELEASE_NAME, monitoring.PROMETHEUS_STACK_RELEASE, monitoring.ADAPTER_RELEASE,
                     monitoring.KEDA_RELEASE, monitoring.DCGM_RELEASE, monitoring.DASHBOARDS_RELEASE):
         names[release] = f"the platform Application {release}"
@@ -160,7 +160,7 @@ def platform_project(env: Environment) -> dict[str, Any]:
     namespaces: tuple[str, ...] = ()
     if env.node_pools:
         cluster_kinds += NODE_POOL_KINDS
-        namespaces += (pools.NAMESPACE,)
+        namespaces += (nodepools.NAMESPACE,)
     repos: tuple[str, ...] = ()
     if env.model_cache:
         cluster_kinds += STORAGE_CLUSTER_KINDS
@@ -315,8 +315,8 @@ def model_application(env: Environment, model: Model) -> dict[str, Any]:
 def nodepools_application(env: Environment) -> dict[str, Any]:
     """The Application of the environment's Karpenter GPU node pools (synced before the models)."""
     return _application(
-        env, name=pools.RELEASE_NAME, project=platform_project_name(env), path=pools.CHART_PATH,
-        release=pools.RELEASE_NAME, values=pools.nodepool_values(env), namespace=pools.NAMESPACE,
+        env, name=nodepools.RELEASE_NAME, project=platform_project_name(env), path=nodepools.CHART_PATH,
+        release=nodepools.RELEASE_NAME, values=nodepools.nodepool_values(env), namespace=nodepools.NAMESPACE,
         wave=WAVE_NODE_POOLS, labels={"nimgen.io/environment": env.name},
         info=[{"name": "GPU limit", "value": f"{pool.name}: {pool.gpu_limit}"} for pool in env.node_pools],
     )

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nimgen import writer
-from nimgen.environment import load_environment
+from nimgen.commands.render import refuse_name_clashes
+from nimgen.environment.load import load_environment
+from nimgen.environment.model import Environment
 from nimgen.errors import ConfigError, Problem
-from nimgen.model import Environment
-from nimgen.pipeline import refuse_name_clashes
-from nimgen.render import render_environment
+from nimgen.gitops import writer
+from nimgen.gitops.tree import render_environment
 from nimgen.repository import default_root
 
 WHY: dict[writer.DriftKind, str] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nimgen import storage
-from nimgen.model import Environment
+from nimgen.components import storage
+from nimgen.environment.model import Environment
 
 CHART_NAME = "ngc-secrets"
 CHART_PATH = f"charts/{CHART_NAME}"

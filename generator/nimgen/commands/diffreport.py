@@ -12,8 +12,8 @@ import re
 from dataclasses import asdict
 from typing import Any
 
-from nimgen.diff import SIGNS, Diff, FieldChange, ObjectChange
-from nimgen.plan import ModelPlan, Plan, PoolPlan
+from nimgen.commands.diff import SIGNS, Diff, FieldChange, ObjectChange
+from nimgen.commands.plan import ModelPlan, Plan, PoolPlan
 from nimgen.templating import render_text
 from nimgen.yamlio import dump
 

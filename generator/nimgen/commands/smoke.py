@@ -19,8 +19,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from nimgen.errors import UserError
-from nimgen.smokeresponse import (
+from nimgen.commands.smokeresponse import (
     Api,
     BadResponse,
     completion_tokens,
@@ -29,6 +28,7 @@ from nimgen.smokeresponse import (
     read_chunk,
     request_errors,
 )
+from nimgen.errors import UserError
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI

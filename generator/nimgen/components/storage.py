@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nimgen.model import Environment
+from nimgen.environment.model import Environment
 
 CHART_NAME = "model-storage"
 CHART_PATH = f"charts/{CHART_NAME}"

@@ -11,11 +11,11 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from nimgen.envschema import ecma_regex, environment_schema
+from nimgen.commands.render import render_files
+from nimgen.environment.schema import ecma_regex, environment_schema
 from nimgen.errors import UserError, shown
-from nimgen.pipeline import render_files
+from nimgen.gitops.writer import create_files
 from nimgen.templating import render_text
-from nimgen.writer import create_files
 from nimgen.yamlio import dump
 
 WORKFLOW = PurePosixPath(".github/workflows/nimgen.yml")

@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 import regress
 
+from nimgen.environment.layering import locate, locate_key
 from nimgen.errors import Location, Problem, json_path, shorten, shown
-from nimgen.layering import locate, locate_key
 
 # Longest message of jsonschema's own wording kept whole (it may quote a value we did not shorten).
 MAX_MESSAGE = 300

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nimgen.model import Environment, Model
+from nimgen.environment.model import Environment, Model
 
 CHART_NAME = "open-webui"
 CHART_PATH = f"charts/{CHART_NAME}"

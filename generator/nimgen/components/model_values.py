@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nimgen import observability
-from nimgen.chart import MODEL_CHART
-from nimgen.model import Environment, Model
+from nimgen.components import metrics
+from nimgen.environment.model import Environment, Model
+from nimgen.gitops.charts import MODEL_CHART
 
 CHART_PATH = f"charts/{MODEL_CHART}"
 
@@ -51,7 +51,7 @@ def chart_values(env: Environment, model: Model) -> dict[str, Any]:
         values["metrics"] = {
             "serviceMonitor": {"enabled": True, "path": env.observability.metrics_path,
                                "interval": env.observability.scrape_interval},
-            "prometheusRule": {"enabled": True, "groups": observability.alert_groups(env, model)},
+            "prometheusRule": {"enabled": True, "groups": metrics.alert_groups(env, model)},
         }
         # The model's NetworkPolicy admits the scraper from the monitoring stack's namespace.
         values["networkPolicy"] = {"prometheus": {"namespace": env.observability.namespace}}
@@ -119,7 +119,7 @@ def _autoscaling(env: Environment, model: Model) -> dict[str, Any]:
                 "metricType": "AverageValue",
                 "metadata": {
                     "serverAddress": env.observability.prometheus_url,
-                    "query": observability.scaling_query(model),
+                    "query": metrics.scaling_query(model),
                     "threshold": f"{model.autoscaling_target:g}",
                 },
             }],

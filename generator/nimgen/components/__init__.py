@@ -1,0 +1,1 @@
+"""Platform components: the model workload, node pools, storage, secrets, monitoring, add-ons."""
