@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner, Result
 from nimgen.cli import main
+from nimgen.components import monitoring
+from nimgen.gitops import applications
 
 VALID = """\
 name: test
@@ -44,3 +47,10 @@ def tree_digest(root: Path) -> dict[str, str]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+
+
+def monitoring_apps(env: Any) -> dict[str, Any]:
+    """The monitoring platform's Applications of `env`, by name."""
+    names = {monitoring.PROMETHEUS_STACK_RELEASE, monitoring.ADAPTER_RELEASE, monitoring.KEDA_RELEASE,
+             monitoring.DCGM_RELEASE, monitoring.DASHBOARDS_RELEASE}
+    return {name: app for name, app in applications.by_name(env).items() if name in names}

@@ -22,7 +22,7 @@ def _all_objects() -> list[tuple[str, dict[str, Any]]]:
         objects.append((f"{name}/project", applications.app_project(env)))
         objects.append((f"{name}/root", applications.root_application(env)))
         objects.append((f"{name}/root-project", applications.root_project(env)))
-        objects += [(f"{name}/{m.name}", applications.model_application(env, m)) for m in env.models]
+        objects += [(f"{name}/{m.name}", applications.by_name(env)[m.name]) for m in env.models]
     return objects
 
 
@@ -68,7 +68,7 @@ def test_project_syncs_before_models() -> None:
     env = example_environment("prod")
     project_wave = int(applications.app_project(env)["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
     for model in env.models:
-        app = applications.model_application(env, model)
+        app = applications.by_name(env)[model.name]
         assert int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) > project_wave
 
 
@@ -124,7 +124,7 @@ def test_the_root_reads_exactly_the_files_nimgen_writes_under_apps(env_name: str
 def test_model_application_points_at_the_chart_with_release_equal_to_app_name() -> None:
     env = example_environment("prod")
     model = env.models[0]
-    app = applications.model_application(env, model)
+    app = applications.by_name(env)[model.name]
     source = app["spec"]["source"]
     assert (source["path"], source["repoURL"], source["targetRevision"]) == (
         "charts/nim-llm", env.gitops.repo_url, env.gitops.target_revision)
@@ -145,7 +145,7 @@ def test_autoscaled_model_leaves_replicas_to_the_hpa() -> None:
     env = example_environment("prod")
     model = next(m for m in env.models if m.name == "llama3-8b-instruct")
     assert (model.min_replicas, model.max_replicas) == (1, 5)
-    app = applications.model_application(env, model)
+    app = applications.by_name(env)[model.name]
     values = app["spec"]["source"]["helm"]["valuesObject"]
     assert "replicaCount" not in values
     assert values["autoscaling"]["enabled"] is True
@@ -161,7 +161,7 @@ def test_autoscaled_model_leaves_replicas_to_the_hpa() -> None:
 
 def test_fixed_replica_model_has_no_ignore_differences() -> None:
     env = example_environment("dev")
-    app = applications.model_application(env, env.models[0])
+    app = applications.by_name(env)[env.models[0].name]
     values = app["spec"]["source"]["helm"]["valuesObject"]
     assert values["replicaCount"] == 1 and values["autoscaling"] == {"enabled": False}
     assert "ignoreDifferences" not in app["spec"]
@@ -171,26 +171,26 @@ def test_fixed_replica_model_has_no_ignore_differences() -> None:
 def test_fractional_autoscaling_target_is_a_quantity(tmp_path: Path) -> None:
     text = VALID + "    replicas: {min: 1, max: 3}\n    autoscaling: {metric: gpu_cache_usage_perc, target: 0.75}\n"
     env = load_environment(write_env(tmp_path, text), tmp_path)
-    values = applications.model_application(env, env.models[0])["spec"]["source"]["helm"]["valuesObject"]
+    values = applications.by_name(env)[env.models[0].name]["spec"]["source"]["helm"]["valuesObject"]
     assert values["autoscaling"]["metrics"][0]["pods"]["target"]["averageValue"] == "750m"
 
 
 def test_startup_budget_follows_the_environment(tmp_path: Path) -> None:
     env = load_environment(write_env(tmp_path, VALID + "    startupTimeoutMinutes: 45\n"), tmp_path)
-    probe = applications.model_application(env, env.models[0])["spec"]["source"]["helm"]["valuesObject"]["startupProbe"]
+    probe = applications.by_name(env)[env.models[0].name]["spec"]["source"]["helm"]["valuesObject"]["startupProbe"]
     assert probe["initialDelaySeconds"] + probe["periodSeconds"] * probe["failureThreshold"] == 45 * 60
 
 
 def test_secrets_are_referenced_never_inlined(tmp_path: Path) -> None:
     text = VALID + "    secretEnv: {HF_TOKEN: {secret: hf, key: token}}\n"
     env = load_environment(write_env(tmp_path, text), tmp_path)
-    values = applications.model_application(env, env.models[0])["spec"]["source"]["helm"]["valuesObject"]
+    values = applications.by_name(env)[env.models[0].name]["spec"]["source"]["helm"]["valuesObject"]
     assert values["secretEnv"] == {"HF_TOKEN": {"secretName": "hf", "key": "token"}}
     assert values["model"]["ngcAPISecret"] == "ngc-api"
 
 
 def test_strict_crd_schema_catches_a_misspelt_field(crd_schemas: Path) -> None:
     """Guards the guard: the schema check must fail on a field Argo CD does not know."""
-    app = applications.model_application(example_environment("prod"), example_environment("prod").models[0])
+    app = applications.by_name(example_environment("prod"))[example_environment("prod").models[0].name]
     app["spec"]["syncPolicy"]["automated"]["selfheal"] = True
     assert any("selfheal" in error for error in crd_errors(app, crd_schemas))

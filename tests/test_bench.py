@@ -125,7 +125,7 @@ def test_options_reach_genai_perf(rendered_repo: Path) -> None:
 
 def test_url_targets_the_models_service(prod: Environment, rendered_repo: Path, helm_engine: helm.Engine) -> None:
     for model in prod.models:
-        app = applications.model_application(prod, model)
+        app = applications.by_name(prod)[model.name]
         source = app["spec"]["source"]
         objects = [d for p, t in helm_engine.template(
             rendered_repo / source["path"], source["helm"]["valuesObject"], release=source["helm"]["releaseName"],

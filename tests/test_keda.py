@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import VALID, run, write_env
+from helpers import VALID, monitoring_apps, run, write_env
 from kube import application_objects, crd_errors, kubernetes_errors
 from nimgen import helm
 from nimgen.components import metrics, monitoring
@@ -41,7 +41,7 @@ def keda_env(tmp_path: Path) -> Environment:
 def test_keda_model_renders_a_valid_scaled_object(keda_env: Environment, rendered_repo: Path,
                                                   helm_engine: helm.Engine, crd_schemas: Path) -> None:
     [model] = keda_env.models
-    app = applications.model_application(keda_env, model)
+    app = applications.by_name(keda_env)[model.name]
     objects = application_objects(helm_engine, rendered_repo, app)
     kinds = [o["kind"] for o in objects]
     assert "HorizontalPodAutoscaler" not in kinds  # KEDA creates it; two owners would fight
@@ -74,7 +74,7 @@ def test_keda_model_renders_a_valid_scaled_object(keda_env: Environment, rendere
 
 
 def test_keda_platform_application_and_project_rights(keda_env: Environment, crd_schemas: Path) -> None:
-    apps = applications.monitoring_applications(keda_env)
+    apps = monitoring_apps(keda_env)
     assert monitoring.ADAPTER_RELEASE not in apps  # no HPA reads an adapter metric
     keda = apps[monitoring.KEDA_RELEASE]
     assert crd_errors(keda, crd_schemas) == []
@@ -83,7 +83,7 @@ def test_keda_platform_application_and_project_rights(keda_env: Environment, crd
     assert keda["spec"]["destination"]["namespace"] == "keda"
     assert {"ServerSideApply=true", "RespectIgnoreDifferences=true"} <= set(keda["spec"]["syncPolicy"]["syncOptions"])
     assert {d["kind"] for d in keda["spec"]["ignoreDifferences"]} == {"APIService", "ValidatingWebhookConfiguration"}
-    model_app = applications.model_application(keda_env, keda_env.models[0])
+    model_app = applications.by_name(keda_env)[keda_env.models[0].name]
 
     def wave(app: dict[str, Any]) -> int:
         return int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
@@ -99,7 +99,7 @@ def test_keda_platform_application_and_project_rights(keda_env: Environment, crd
 
 def test_hpa_and_keda_models_side_by_side(tmp_path: Path) -> None:
     env = _env(tmp_path, OBSERVED + KEDA_MODEL + HPA_MODEL)
-    apps = applications.monitoring_applications(env)
+    apps = monitoring_apps(env)
     assert {monitoring.ADAPTER_RELEASE, monitoring.KEDA_RELEASE} <= set(apps)
     # The adapter serves only what an HPA reads; the KEDA model's metric goes straight to Prometheus.
     rules = apps[monitoring.ADAPTER_RELEASE]["spec"]["source"]["helm"]["valuesObject"]["rules"]["custom"]
@@ -111,7 +111,7 @@ def test_no_keda_without_a_keda_model() -> None:
 
     env = example_environment("prod")
     assert not env.uses_keda
-    assert monitoring.KEDA_RELEASE not in applications.monitoring_applications(env)
+    assert monitoring.KEDA_RELEASE not in monitoring_apps(env)
     assert {"group": "keda.sh", "kind": "ScaledObject"} not in applications.app_project(env)["spec"][
         "namespaceResourceWhitelist"]
 

@@ -28,7 +28,7 @@ def _env(tmp_path: Path, extra: str = "") -> Any:
 def test_external_secrets_for_every_model_namespace(tmp_path: Path, rendered_repo: Path, helm_engine: helm.Engine,
                                                    crd_schemas: Path) -> None:
     env = _env(tmp_path)
-    app = applications.ngc_secrets_application(env)
+    app = applications.by_name(env)["ngc-secrets"]
     assert crd_errors(app, crd_schemas) == []
     objects = application_objects(helm_engine, rendered_repo, app)
     for obj in objects:
@@ -58,12 +58,12 @@ def test_external_secrets_for_every_model_namespace(tmp_path: Path, rendered_rep
 
 def test_synced_before_the_models_and_admitted_by_the_platform_project(tmp_path: Path, crd_schemas: Path) -> None:
     env = _env(tmp_path)
-    app = applications.ngc_secrets_application(env)
+    app = applications.by_name(env)["ngc-secrets"]
 
     def wave(obj: dict[str, Any]) -> int:
         return int(obj["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
 
-    assert all(wave(app) < wave(applications.model_application(env, model)) for model in env.models)
+    assert all(wave(app) < wave(applications.by_name(env)[model.name]) for model in env.models)
     project = applications.platform_project(env)
     assert crd_errors(project, crd_schemas) == []
     assert {"group": "external-secrets.io", "kind": "ClusterSecretStore"} in project["spec"]["clusterResourceWhitelist"]
@@ -80,7 +80,7 @@ def test_property_and_region(tmp_path: Path) -> None:
 def test_prod_example_uses_external_secrets(rendered_repo: Path, helm_engine: helm.Engine) -> None:
     env = example_environment("prod")
     assert env.ngc.external_secret is not None
-    objects = application_objects(helm_engine, rendered_repo, applications.ngc_secrets_application(env))
+    objects = application_objects(helm_engine, rendered_repo, applications.by_name(env)["ngc-secrets"])
     # model-storage already creates the namespace of the cache claim: one owner per object.
     assert not [o for o in objects if o["kind"] == "Namespace"]
     assert (rendered_repo / "argocd/prod/apps/platform/ngc-secrets.yaml").is_file()

@@ -31,7 +31,7 @@ def _with_pools(text: str = VALID, pools_text: str = POOLS) -> str:
 
 
 def _render(engine: helm.Engine, root: Path, env_name: str) -> list[dict[str, Any]]:
-    app = applications.nodepools_application(example_environment(env_name))
+    app = applications.by_name(example_environment(env_name))["gpu-nodepools"]
     rendered = engine.template(root / nodepools.CHART_PATH, app["spec"]["source"]["helm"]["valuesObject"],
                                release=app["spec"]["source"]["helm"]["releaseName"],
                                namespace=app["spec"]["destination"]["namespace"], kube_version="1.33")
@@ -130,11 +130,11 @@ def test_platform_project_and_application() -> None:
     assert ("", "PersistentVolumeClaim") not in {(k["group"], k["kind"]) for k in dev["spec"]["namespaceResourceWhitelist"]}
     models_project = applications.app_project(env)
     assert ("karpenter.sh", "NodePool") not in {(k["group"], k["kind"]) for k in models_project["spec"]["clusterResourceWhitelist"]}
-    app = applications.nodepools_application(env)
+    app = applications.by_name(env)["gpu-nodepools"]
     assert app["spec"]["project"] == "prod-platform"
     assert app["spec"]["source"]["path"] == "charts/gpu-nodepools"
     wave = int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
-    model_wave = int(applications.model_application(env, env.models[0])["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+    model_wave = int(applications.by_name(env)[env.models[0].name]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
     project_wave = int(project["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
     assert project_wave < wave < model_wave
 
@@ -142,7 +142,7 @@ def test_platform_project_and_application() -> None:
 @pytest.mark.parametrize("env_name", EXAMPLE_NAMES)
 def test_platform_objects_validate_against_argo_cd_crds(crd_schemas: Path, env_name: str) -> None:
     env = example_environment(env_name)
-    for obj in (applications.platform_project(env), applications.nodepools_application(env)):
+    for obj in (applications.platform_project(env), applications.by_name(env)["gpu-nodepools"]):
         assert crd_errors(obj, crd_schemas) == []
 
 
@@ -215,7 +215,7 @@ def test_unused_pool_is_a_warning_not_an_error(tmp_path: Path) -> None:
 def test_do_not_disrupt_annotates_model_pods(rendered_repo: Path, helm_engine: helm.Engine) -> None:
     env = example_environment("prod")
     assert all(model.do_not_disrupt for model in env.models)
-    app = applications.model_application(env, env.models[0])
+    app = applications.by_name(env)[env.models[0].name]
     rendered = helm_engine.template(rendered_repo / "charts" / "nim-llm", app["spec"]["source"]["helm"]["valuesObject"],
                                     release=env.models[0].name, namespace="nim", kube_version="1.33")
     [workload] = [d for d in load_all_plain(rendered["nim-llm/templates/workload.yaml"])]
@@ -225,7 +225,7 @@ def test_do_not_disrupt_annotates_model_pods(rendered_repo: Path, helm_engine: h
 
 def test_device_plugin_runs_only_where_the_ami_lacks_it(crd_schemas: Path) -> None:
     env = example_environment("prod")  # a10g: al2023 (needs the plugin), h100: bottlerocket (ships it)
-    app = applications.device_plugin_application(env)
+    app = applications.by_name(env)["nvidia-device-plugin"]
     assert crd_errors(app, crd_schemas) == []
     source = app["spec"]["source"]
     assert (source["repoURL"], source["chart"], source["targetRevision"]) == (
@@ -240,7 +240,7 @@ def test_device_plugin_runs_only_where_the_ami_lacks_it(crd_schemas: Path) -> No
     assert "nvidia-device-plugin" in {d["namespace"] for d in project["spec"]["destinations"]}
     assert {"group": "apps", "kind": "DaemonSet"} in project["spec"]["namespaceResourceWhitelist"]
     wave = int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
-    assert wave < int(applications.model_application(env, env.models[0])["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+    assert wave < int(applications.by_name(env)[env.models[0].name]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
 
 
 @pytest.mark.parametrize(("pools_text", "expected"), [
@@ -291,7 +291,7 @@ def test_memory_floor_renders_as_karpenter_requirement(tmp_path: Path, helm_engi
                        POOLS.replace("a10g", "big").replace("[g5]", "[g6, g6e]").replace("gpuLimit: 8",
                                                                                     "gpuLimit: 8\n    minGpuMemory: 48Gi"))
     assert run("render", write_env(tmp_path, text)).exit_code == 0
-    app = applications.nodepools_application(load_environment(tmp_path / "environments/test.yaml", tmp_path))
+    app = applications.by_name(load_environment(tmp_path / "environments/test.yaml", tmp_path))["gpu-nodepools"]
     rendered = helm_engine.template(tmp_path / nodepools.CHART_PATH, app["spec"]["source"]["helm"]["valuesObject"],
                                     release="gpu-nodepools", namespace="karpenter", kube_version="1.33")
     objs = [doc for path, body in rendered.items() if not path.endswith("NOTES.txt") for doc in load_all_plain(body)]

@@ -10,7 +10,7 @@ from typing import Any
 import promql_parser
 import pytest
 from conftest import example_environment
-from helpers import VALID, run, write_env
+from helpers import VALID, monitoring_apps, run, write_env
 from kube import application_objects, crd_errors, kubernetes_errors
 from nimgen import helm
 from nimgen.components import metrics, monitoring
@@ -24,7 +24,7 @@ PLACEHOLDERS = {"$__rate_interval": "5m", "$namespace": "nim", "$model": "m",
 @pytest.fixture(scope="module")
 def prod_models(rendered_repo: Path, helm_engine: helm.Engine) -> dict[str, list[dict[str, Any]]]:
     env = example_environment("prod")
-    return {m.name: application_objects(helm_engine, rendered_repo, applications.model_application(env, m)) for m in env.models}
+    return {m.name: application_objects(helm_engine, rendered_repo, applications.by_name(env)[m.name]) for m in env.models}
 
 
 def _metric_names(expr: str) -> set[str]:
@@ -94,7 +94,7 @@ def _exposed(rule: dict[str, Any]) -> str:
 
 def test_every_hpa_reads_a_metric_the_adapter_serves(prod_models: Any) -> None:
     env = example_environment("prod")
-    adapter = applications.monitoring_applications(env)[monitoring.ADAPTER_RELEASE]
+    adapter = monitoring_apps(env)[monitoring.ADAPTER_RELEASE]
     rules = adapter["spec"]["source"]["helm"]["valuesObject"]["rules"]
     assert rules["default"] is False
     served = {_exposed(rule) for rule in rules["custom"]}
@@ -113,7 +113,7 @@ def test_every_hpa_reads_a_metric_the_adapter_serves(prod_models: Any) -> None:
 
 def test_monitoring_applications(crd_schemas: Path) -> None:
     env = example_environment("prod")
-    apps = applications.monitoring_applications(env)
+    apps = monitoring_apps(env)
     assert set(apps) == {"kube-prometheus-stack", "prometheus-adapter", "dcgm-exporter", "nim-observability"}
     stack = apps["kube-prometheus-stack"]
     assert "ServerSideApply=true" in stack["spec"]["syncPolicy"]["syncOptions"]
@@ -126,7 +126,7 @@ def test_monitoring_applications(crd_schemas: Path) -> None:
     dcgm = apps["dcgm-exporter"]["spec"]["source"]["helm"]["valuesObject"]
     assert dcgm["tolerations"] == [monitoring.GPU_TOLERATION] and dcgm["serviceMonitor"]["honorLabels"] is True
     wave = {name: int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) for name, app in apps.items()}
-    model_wave = int(applications.model_application(env, env.models[0])["metadata"]["annotations"]
+    model_wave = int(applications.by_name(env)[env.models[0].name]["metadata"]["annotations"]
                      ["argocd.argoproj.io/sync-wave"])
     assert wave["kube-prometheus-stack"] < wave["prometheus-adapter"] < model_wave
     project = applications.platform_project(env)
@@ -140,7 +140,7 @@ def test_monitoring_applications(crd_schemas: Path) -> None:
 
 def test_dashboard_is_valid_grafana_json(rendered_repo: Path, helm_engine: helm.Engine) -> None:
     env = example_environment("prod")
-    objects = application_objects(helm_engine, rendered_repo, applications.monitoring_applications(env)["nim-observability"])
+    objects = application_objects(helm_engine, rendered_repo, monitoring_apps(env)["nim-observability"])
     [config_map] = objects
     assert kubernetes_errors(config_map, "1.33") == []
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
@@ -162,9 +162,9 @@ def test_dashboard_is_valid_grafana_json(rendered_repo: Path, helm_engine: helm.
 
 def test_without_observability_nothing_is_rendered(rendered_repo: Path) -> None:
     env = example_environment("dev")
-    assert env.observability is None and applications.monitoring_applications(env) == {}
+    assert env.observability is None and monitoring_apps(env) == {}
     assert not (rendered_repo / "argocd/dev/apps/platform/kube-prometheus-stack.yaml").exists()
-    app = applications.model_application(env, env.models[0])
+    app = applications.by_name(env)[env.models[0].name]
     assert "metrics" not in app["spec"]["source"]["helm"]["valuesObject"]
 
 

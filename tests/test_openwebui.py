@@ -10,7 +10,7 @@ from conftest import example_environment
 from helpers import VALID, run, write_env
 from kube import application_objects, crd_errors, kubernetes_errors
 from nimgen import helm
-from nimgen.components import openwebui
+from nimgen.components import models, openwebui
 from nimgen.environment.load import load_environment
 from nimgen.environment.model import Environment
 from nimgen.gitops import applications
@@ -47,19 +47,19 @@ def prod() -> Environment:
 
 @pytest.fixture(scope="module")
 def prod_objects(prod: Environment, rendered_repo: Path, helm_engine: helm.Engine) -> list[dict[str, Any]]:
-    return application_objects(helm_engine, rendered_repo, applications.open_webui_application(prod))
+    return application_objects(helm_engine, rendered_repo, applications.by_name(prod)["open-webui"])
 
 
 def test_application_validates_and_syncs_after_the_models(prod: Environment, rendered_repo: Path,
                                                           crd_schemas: Path) -> None:
-    app = applications.open_webui_application(prod)
+    app = applications.by_name(prod)["open-webui"]
     assert crd_errors(app, crd_schemas) == []
     assert app["spec"]["project"] == "prod-platform"
     assert app["spec"]["source"]["path"] == "charts/open-webui"
     assert app["spec"]["destination"]["namespace"] == "open-webui"
     assert "automated" in app["spec"]["syncPolicy"]  # a platform Application like the others
     # After every model: a broken UI never holds back a model, and a loading model only appears later.
-    assert all(_wave(app) > _wave(applications.model_application(prod, model)) for model in prod.models)
+    assert all(_wave(app) > _wave(applications.by_name(prod)[model.name]) for model in prod.models)
     # The committed example is what nimgen renders.
     committed = load_all_plain((rendered_repo / "argocd/prod/apps/platform/open-webui.yaml").read_text())
     assert committed == [app]
@@ -67,7 +67,7 @@ def test_application_validates_and_syncs_after_the_models(prod: Environment, ren
 
 def test_every_object_passes_kubernetes_strict_schema(prod: Environment, prod_objects: list[dict[str, Any]],
                                                       rendered_repo: Path, helm_engine: helm.Engine) -> None:
-    values = applications.open_webui_application(prod)["spec"]["source"]["helm"]["valuesObject"]
+    values = applications.by_name(prod)["open-webui"]["spec"]["source"]["helm"]["valuesObject"]
     findings = helm_engine.lint(rendered_repo / "charts/open-webui", values, kube_version="1.33")
     assert [f for f in findings if f.severity in ("warning", "error")] == []  # helm lint --strict
     assert {o["kind"] for o in prod_objects} == {"Deployment", "Service", "ServiceAccount", "PersistentVolumeClaim",
@@ -84,12 +84,12 @@ def test_wired_to_every_models_service(prod: Environment, prod_objects: list[dic
     expected = []
     for model in prod.models:
         # The Service the nim-llm chart renders for the model, as Argo CD renders it.
-        objects = application_objects(helm_engine, rendered_repo, applications.model_application(prod, model))
+        objects = application_objects(helm_engine, rendered_repo, applications.by_name(prod)[model.name])
         [service] = [o for o in objects if o["kind"] == "Service" and "clusterIP" not in o["spec"]]
         [port] = [p["port"] for p in service["spec"]["ports"] if p["name"] == "http-openai"]
         expected.append(f"http://{service['metadata']['name']}.{service['metadata']['namespace']}"
                         f".svc.cluster.local:{port}/v1")
-    assert urls == expected == [openwebui.model_url(model) for model in prod.models]
+    assert urls == expected == [models.model_url(model) for model in prod.models]
     # One (unused) key per URL, as Open WebUI pairs them; NIM needs none.
     assert len(env_vars["OPENAI_API_KEYS"]["value"].split(";")) == len(urls)
     assert env_vars["ENABLE_OPENAI_API"]["value"] == "True" and env_vars["ENABLE_OLLAMA_API"]["value"] == "False"
@@ -100,7 +100,7 @@ def test_wired_to_every_models_service(prod: Environment, prod_objects: list[dic
 def test_model_network_policies_admit_open_webui(prod: Environment, rendered_repo: Path,
                                                  helm_engine: helm.Engine) -> None:
     for model in prod.models:
-        objects = application_objects(helm_engine, rendered_repo, applications.model_application(prod, model))
+        objects = application_objects(helm_engine, rendered_repo, applications.by_name(prod)[model.name])
         [policy] = [o for o in objects if o["kind"] == "NetworkPolicy"]
         peers = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]
                  if any(port["port"] == "http-openai" for port in rule["ports"])]
@@ -125,7 +125,7 @@ def test_authentication_on_and_no_secret_in_git(prod: Environment, prod_objects:
     for name in ("WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD"):
         assert env_vars[name]["valueFrom"]["secretKeyRef"] == {"name": "open-webui", "key": name, "optional": True}
     assert not [o for o in prod_objects if o["kind"] == "Secret"]
-    app = applications.open_webui_application(prod)
+    app = applications.by_name(prod)["open-webui"]
     for document in [app, *prod_objects]:
         assert list(find_secrets(document)) == []
 
@@ -166,7 +166,7 @@ def test_settings_reach_the_chart(tmp_path: Path, rendered_repo: Path, helm_engi
                                             "persistence: {size: 20Gi, storageClassName: gp3}, "
                                             "resources: {cpu: '1', memory: 3Gi}}") + SECOND_MODEL
     env = _env(tmp_path, text)
-    objects = application_objects(helm_engine, rendered_repo, applications.open_webui_application(env))
+    objects = application_objects(helm_engine, rendered_repo, applications.by_name(env)["open-webui"])
     pod = _one(objects, "Deployment")["spec"]["template"]["spec"]
     env_vars = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env_vars["ENABLE_SIGNUP"]["value"] == "True"

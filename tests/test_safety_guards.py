@@ -129,7 +129,7 @@ def test_autoscaled_model_ignores_replicas_of_its_own_workload_kind(tmp_path: Pa
     text = VALID + "    replicas: {min: 1, max: 3}\n" + extra
     env = load_environment(write_env(tmp_path, text), tmp_path)
     model = env.models[0]
-    app = applications.model_application(env, model)
+    app = applications.by_name(env)[model.name]
     assert app["spec"]["ignoreDifferences"] == [{
         "group": "apps", "kind": workload, "name": "llama3-8b-instruct", "namespace": "nim",
         "jsonPointers": ["/spec/replicas"],
@@ -149,7 +149,7 @@ def test_keda_scaled_deployment_ignores_deployment_replicas(tmp_path: Path) -> N
     text = _with_cluster(VALID, "", "observability: {enabled: true}\n") + (
         "    workload: Deployment\n    replicas: {min: 1, max: 3}\n    autoscaling: {engine: keda}\n")
     env = load_environment(write_env(tmp_path, text), tmp_path)
-    [ignored] = applications.model_application(env, env.models[0])["spec"]["ignoreDifferences"]
+    [ignored] = applications.by_name(env)[env.models[0].name]["spec"]["ignoreDifferences"]
     assert (ignored["group"], ignored["kind"]) == ("apps", "Deployment")
 
 
@@ -454,7 +454,7 @@ def test_environment_image_reference_sets_the_pull_policy(tmp_path: Path, helm_e
     """Through nimgen's own values: an environment pinning a digest gets IfNotPresent, a tag gets Always."""
     text = VALID.replace("nvcr.io/nim/meta/llama3-8b-instruct:1.0.3", image)
     env = load_environment(write_env(tmp_path, text), tmp_path)
-    source = applications.model_application(env, env.models[0])["spec"]["source"]["helm"]
+    source = applications.by_name(env)[env.models[0].name]["spec"]["source"]["helm"]
     rendered = helm_engine.template(MODEL_CHART, source["valuesObject"], release=source["releaseName"],
                                     namespace="nim", kube_version="1.33")
     [workload] = [doc for doc in load_all_plain(rendered["nim-llm/templates/workload.yaml"]) if doc]

@@ -20,7 +20,7 @@ STORAGE = "storage:\n  modelCache:\n    efs: {fileSystemId: fs-0123456789abcdef0
 
 @pytest.fixture(scope="module")
 def objects(rendered_repo: Path, helm_engine: helm.Engine) -> list[dict[str, Any]]:
-    app = applications.storage_application(example_environment("prod"))
+    app = applications.by_name(example_environment("prod"))["model-storage"]
     rendered = helm_engine.template(rendered_repo / storage.CHART_PATH, app["spec"]["source"]["helm"]["valuesObject"],
                                     release=app["spec"]["source"]["helm"]["releaseName"],
                                     namespace=app["spec"]["destination"]["namespace"], kube_version="1.33")
@@ -70,12 +70,12 @@ def test_models_mount_their_own_directory_of_the_claim() -> None:
 
 def test_storage_syncs_before_models_in_the_platform_project(crd_schemas: Path) -> None:
     env = example_environment("prod")
-    app = applications.storage_application(env)
+    app = applications.by_name(env)["model-storage"]
     project = applications.platform_project(env)
     assert crd_errors(app, crd_schemas) == [] and crd_errors(project, crd_schemas) == []
     assert app["spec"]["project"] == project["metadata"]["name"]
     wave = int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
-    assert all(wave < int(applications.model_application(env, m)["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+    assert all(wave < int(applications.by_name(env)[m.name]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
                for m in env.models)
     allowed = {(d["namespace"]) for d in project["spec"]["destinations"]}
     assert "nim" in allowed
@@ -98,7 +98,7 @@ def test_explicit_cache_opts_out_of_the_shared_claim(tmp_path: Path) -> None:
     from nimgen.environment.load import load_environment
 
     env = load_environment(tmp_path / "environments" / "test.yaml", tmp_path)
-    destination = applications.storage_application(env)["spec"]["destination"]["namespace"]
+    destination = applications.by_name(env)["model-storage"]["spec"]["destination"]["namespace"]
     assert destination in {d["namespace"] for d in applications.platform_project(env)["spec"]["destinations"]}
 
 
@@ -131,7 +131,7 @@ def test_warmup_job_fills_the_shared_claim_before_the_model(tmp_path: Path, helm
     assert result.exit_code == 0, result.output
     env = load_environment(tmp_path / "environments" / "test.yaml", tmp_path)
     [model] = env.models
-    app = applications.model_application(env, model)
+    app = applications.by_name(env)[model.name]
     helm_source = app["spec"]["source"]["helm"]
     assert helm_source["valuesObject"]["cacheWarmup"] == {
         "enabled": True, "profiles": [PROFILE], "activeDeadlineSeconds": 5400}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import example_environment
 from helpers import run
-from nimgen.gitops.tree import argocd_objects
+from nimgen.gitops.applications import argocd_objects
 from nimgen.validation import assignments, ownership
 from nimgen.validation.manifests import read_argocd
 from nimgen.yamlio import dump, load_all_plain, load_plain

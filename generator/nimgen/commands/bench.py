@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from nimgen.components import openwebui
+from nimgen.components import models as model_component
 from nimgen.environment.load import load_environment
 from nimgen.environment.model import Environment, Model
 from nimgen.errors import UserError
@@ -98,7 +98,7 @@ def served_name(model: Model) -> str:
 
 def service_address(model: Model) -> str:
     """host:port of the model's in-cluster Service (the nim-llm chart names it after the model)."""
-    return f"{model.name}.{model.namespace}.svc.cluster.local:{openwebui.MODEL_SERVICE_PORT}"
+    return f"{model.name}.{model.namespace}.svc.cluster.local:{model_component.SERVICE_PORT}"
 
 
 def genai_perf_args(model: Model, params: BenchParams) -> list[str]:

@@ -6,18 +6,19 @@ themselves. nimgen installs the upstream chart, pinned, on the nodes of its AL20
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
 from nimgen.environment.model import Environment
 
 # Upstream chart, pinned (NVIDIA/k8s-device-plugin, deployments/helm/nvidia-device-plugin).
-REPO_URL = "https://nvidia.github.io/k8s-device-plugin"
-CHART = "nvidia-device-plugin"
-VERSION = "0.18.2"
+CHART = Chart("nvidia-device-plugin", repo="https://nvidia.github.io/k8s-device-plugin", version="0.18.2")
 RELEASE_NAME = "nvidia-device-plugin"
 NAMESPACE = "nvidia-device-plugin"
+# With the node pools: a node's GPUs are schedulable only once the plugin runs there.
+WAVE = -10
 # Kinds the chart renders with its default (no ConfigMap, no GPU feature discovery) settings.
-NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (("apps", "DaemonSet"), ("", "ServiceAccount"), ("", "ConfigMap"))
+NAMESPACED_KINDS: tuple[Kind, ...] = (("apps", "DaemonSet"), ("", "ServiceAccount"), ("", "ConfigMap"))
 
 
 def plugin_pools(env: Environment) -> tuple[str, ...]:
@@ -44,3 +45,19 @@ def plugin_values(env: Environment) -> dict[str, Any]:
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         "priorityClassName": "system-node-critical",
     }
+
+
+class DevicePlugin(Component):
+    """The upstream chart on the AL2023 pools (off with cluster.devicePlugin: none)."""
+
+    application_names: ClassVar[tuple[str, ...]] = (RELEASE_NAME,)
+
+    def enabled(self, env: Environment) -> bool:
+        return bool(plugin_pools(env))
+
+    def applications(self, env: Environment) -> list[AppSpec]:
+        return [AppSpec(RELEASE_NAME, CHART, plugin_values(env), NAMESPACE, WAVE,
+                        (("Node pools", ", ".join(plugin_pools(env))),))]
+
+    def grants(self, env: Environment) -> Grants:
+        return Grants(namespaced_kinds=NAMESPACED_KINDS)

@@ -7,9 +7,6 @@ from typing import Any
 
 from nimgen.components import metrics
 from nimgen.environment.model import Environment, Model
-from nimgen.gitops.charts import MODEL_CHART
-
-CHART_PATH = f"charts/{MODEL_CHART}"
 
 # The startup probe polls every STARTUP_PERIOD seconds after STARTUP_DELAY; its
 # failureThreshold turns the environment's startupTimeoutMinutes into probe counts.

@@ -1,17 +1,22 @@
 """The monitoring platform: kube-prometheus-stack, prometheus-adapter, DCGM exporter, KEDA and nimgen's dashboards.
 
-The upstream charts are installed from their Helm repositories at pinned versions (the environment
-file may move a pin); nimgen's own nim-observability chart carries the Grafana dashboard. KEDA is here
-because its triggers read this Prometheus.
+Five components that share one Prometheus and one set of rights in the platform project. The upstream
+charts are installed from their Helm repositories at pinned versions (the environment file may move a
+pin); nimgen's own nim-observability chart carries the Grafana dashboard. KEDA is here because its
+triggers read this Prometheus.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import PurePosixPath
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from nimgen.components import metrics
+from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
 from nimgen.environment.model import Environment
+from nimgen.errors import shorten as _s
 
 PROMETHEUS_STACK_RELEASE = "kube-prometheus-stack"
 PROMETHEUS_STACK_REPO = ("https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack")
@@ -31,8 +36,12 @@ DASHBOARD_LABEL = "grafana_dashboard"
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
+# The stack brings the Prometheus Operator CRDs the models' ServiceMonitors need; the others follow it.
+WAVE_STACK = -15
+WAVE = -12
+
 # Kinds the monitoring charts render, for the platform AppProject.
-CLUSTER_KINDS: tuple[tuple[str, str], ...] = (
+CLUSTER_KINDS: tuple[Kind, ...] = (
     ("apiextensions.k8s.io", "CustomResourceDefinition"),
     ("rbac.authorization.k8s.io", "ClusterRole"),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
@@ -40,7 +49,7 @@ CLUSTER_KINDS: tuple[tuple[str, str], ...] = (
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
     ("apiregistration.k8s.io", "APIService"),
 )
-NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
+NAMESPACED_KINDS: tuple[Kind, ...] = (
     ("", "ConfigMap"), ("", "Secret"), ("", "Service"), ("", "ServiceAccount"), ("", "PersistentVolumeClaim"),
     ("apps", "Deployment"), ("apps", "DaemonSet"), ("apps", "StatefulSet"), ("batch", "Job"),
     ("rbac.authorization.k8s.io", "Role"), ("rbac.authorization.k8s.io", "RoleBinding"),
@@ -49,10 +58,6 @@ NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
     ("monitoring.coreos.com", "ServiceMonitor"), ("monitoring.coreos.com", "PodMonitor"),
     ("monitoring.coreos.com", "PrometheusRule"),
 )
-# What each model's Application adds when monitoring is on, and when a model scales through KEDA.
-MODEL_KINDS: tuple[tuple[str, str], ...] = (
-    ("monitoring.coreos.com", "ServiceMonitor"), ("monitoring.coreos.com", "PrometheusRule"))
-KEDA_MODEL_KINDS: tuple[tuple[str, str], ...] = (("keda.sh", "ScaledObject"),)
 # KEDA's operator rotates its own certificates and writes their CA into these objects.
 KEDA_IGNORE_DIFFERENCES: tuple[dict[str, Any], ...] = (
     {"group": "apiregistration.k8s.io", "kind": "APIService", "jsonPointers": ["/spec/caBundle"]},
@@ -118,3 +123,148 @@ def keda_values(env: Environment) -> dict[str, Any]:
 def dashboards_values(env: Environment) -> dict[str, Any]:
     """Values of charts/nim-observability."""
     return {"commonLabels": {"nimgen.io/environment": env.name}, "dashboardLabel": {DASHBOARD_LABEL: "1"}}
+
+
+class _Monitoring(Component):
+    """A piece of the monitoring platform: on with observability.enabled, with the platform's shared rights."""
+
+    readme: ClassVar[dict[str, str]] = {}
+    sync_label: ClassVar[str] = "monitoring"
+
+    def enabled(self, env: Environment) -> bool:
+        return env.observability is not None
+
+    def grants(self, env: Environment) -> Grants:
+        assert env.observability is not None
+        return Grants(CLUSTER_KINDS, NAMESPACED_KINDS)
+
+    def _app(self, env: Environment, name: str, chart: Chart, values: dict[str, Any], purpose: str, *,
+             wave: int = WAVE, namespace: str = "", sync_options: tuple[str, ...] = (),
+             ignore_differences: tuple[dict[str, Any], ...] = ()) -> AppSpec:
+        assert env.observability is not None
+        return AppSpec(name, chart, values, namespace or env.observability.namespace, wave, (("Purpose", purpose),),
+                       sync_options=sync_options, ignore_differences=ignore_differences)
+
+
+class PrometheusStack(_Monitoring):
+    """Prometheus, Alertmanager, Grafana and kube-state-metrics (unless an existing Prometheus is used)."""
+
+    application_names: ClassVar[tuple[str, ...]] = (PROMETHEUS_STACK_RELEASE,)
+
+    def enabled(self, env: Environment) -> bool:
+        return env.observability is not None and env.observability.prometheus_stack
+
+    def applications(self, env: Environment) -> list[AppSpec]:
+        assert env.observability is not None
+        chart = Chart(PROMETHEUS_STACK_REPO[1], PROMETHEUS_STACK_REPO[0], env.observability.prometheus_stack_version)
+        # Its CRDs exceed the annotation size client-side apply needs: server-side apply only.
+        return [self._app(env, PROMETHEUS_STACK_RELEASE, chart, prometheus_stack_values(env),
+                          "Prometheus, Alertmanager, Grafana, kube-state-metrics", wave=WAVE_STACK,
+                          sync_options=("ServerSideApply=true",))]
+
+    def grants(self, env: Environment) -> Grants:
+        # It also puts the Services it scrapes CoreDNS and the kubelet through in kube-system.
+        return Grants(CLUSTER_KINDS, NAMESPACED_KINDS, ("kube-system",))
+
+    def check(self, document: Any, models: list[Any], add: Add) -> None:
+        """Without the stack, prometheus-adapter and KEDA need the address of the Prometheus to query."""
+        obs = document.get("observability") or {}
+        if (obs.get("enabled") and (obs.get("prometheusStack") or {}).get("enabled", True) is False
+                and not obs.get("prometheusUrl")):
+            add(["observability", "prometheusStack"],
+                "without kube-prometheus-stack, set observability.prometheusUrl (the Prometheus prometheus-adapter "
+                "queries)", "e.g. prometheusUrl: http://prometheus-operated.monitoring.svc:9090")
+
+
+def _scaled(document: Any, models: list[Any]) -> list[tuple[int, Any, dict[str, Any]]]:
+    """(index, model, autoscaling) of the models with a replica range, when observability is off."""
+    if (document.get("observability") or {}).get("enabled"):
+        return []
+    found = []
+    for index, model in enumerate(models):
+        if isinstance(model, dict):
+            replicas = model.get("replicas") or {}
+            if replicas.get("max", 1) > replicas.get("min", 1):
+                found.append((index, model, model.get("autoscaling") or {}))
+    return found
+
+
+class PrometheusAdapter(_Monitoring):
+    """Serves the HPAs' Pods metrics, when some model scales with an HPA."""
+
+    application_names: ClassVar[tuple[str, ...]] = (ADAPTER_RELEASE,)
+
+    def enabled(self, env: Environment) -> bool:
+        return env.observability is not None and env.uses_adapter
+
+    def applications(self, env: Environment) -> list[AppSpec]:
+        assert env.observability is not None
+        chart = Chart(ADAPTER_REPO[1], ADAPTER_REPO[0], env.observability.adapter_version)
+        return [self._app(env, ADAPTER_RELEASE, chart, adapter_values(env),
+                          "NIM load metrics as Pods metrics for the HPAs")]
+
+    def check(self, document: Any, models: list[Any], add: Add) -> None:
+        """An HPA scaling on a NIM metric needs something to serve it."""
+        for index, model, autoscaling in _scaled(document, models):
+            if autoscaling.get("engine") != "keda":
+                metric = autoscaling.get("metric", "num_requests_running")
+                add(["models", index], f"model '{_s(model['name'])}' scales on {metric}, but observability is off: "
+                                       "nothing nimgen renders serves that metric to its HPA",
+                    "set observability.enabled: true (prometheus-adapter with the rule), or serve the metric yourself",
+                    warning=True)
+
+
+class Keda(_Monitoring):
+    """KEDA, when some model scales through a ScaledObject."""
+
+    application_names: ClassVar[tuple[str, ...]] = (KEDA_RELEASE,)
+
+    def enabled(self, env: Environment) -> bool:
+        return env.observability is not None and env.uses_keda
+
+    def applications(self, env: Environment) -> list[AppSpec]:
+        assert env.observability is not None
+        chart = Chart(KEDA_REPO[1], KEDA_REPO[0], env.observability.keda_version)
+        # Its CRDs (ScaledJob) exceed client-side apply's annotation limit too.
+        return [self._app(env, KEDA_RELEASE, chart, keda_values(env), "KEDA: ScaledObjects on Prometheus queries",
+                          namespace=KEDA_NAMESPACE, sync_options=("ServerSideApply=true",),
+                          ignore_differences=KEDA_IGNORE_DIFFERENCES)]
+
+    def check(self, document: Any, models: list[Any], add: Add) -> None:
+        """A Prometheus trigger needs a Prometheus."""
+        for index, model, autoscaling in _scaled(document, models):
+            if autoscaling.get("engine") == "keda":
+                add(["models", index, "autoscaling", "engine"],
+                    f"model '{_s(model['name'])}' scales with KEDA, whose Prometheus trigger needs a Prometheus, but "
+                    "observability is off", "set observability.enabled: true (or observability.prometheusUrl with "
+                    "prometheusStack.enabled: false), or use engine: hpa")
+
+
+class DcgmExporter(_Monitoring):
+    """GPU utilisation and memory from the GPU nodes."""
+
+    application_names: ClassVar[tuple[str, ...]] = (DCGM_RELEASE,)
+
+    def enabled(self, env: Environment) -> bool:
+        return env.observability is not None and env.observability.dcgm_exporter
+
+    def applications(self, env: Environment) -> list[AppSpec]:
+        assert env.observability is not None
+        chart = Chart(DCGM_REPO[1], DCGM_REPO[0], env.observability.dcgm_exporter_version)
+        return [self._app(env, DCGM_RELEASE, chart, dcgm_values(env), "GPU utilisation and memory")]
+
+
+class Dashboards(_Monitoring):
+    """nimgen's nim-observability chart: the Grafana dashboard, generated from NIM's metric list."""
+
+    application_names: ClassVar[tuple[str, ...]] = (DASHBOARDS_RELEASE,)
+    # The one piece on whenever observability is: it describes the whole monitoring platform.
+    readme: ClassVar[dict[str, str]] = {"platform": "readme/monitoring-platform.md.j2"}
+
+    def applications(self, env: Environment) -> list[AppSpec]:
+        return [self._app(env, DASHBOARDS_RELEASE, Chart(DASHBOARDS_CHART), dashboards_values(env),
+                          "Grafana dashboards")]
+
+    def files(self, env: Environment) -> dict[PurePosixPath, str]:
+        # Shared by every environment, like the chart it belongs to.
+        return {PurePosixPath(DASHBOARDS_CHART_PATH) / DASHBOARD_FILE: json.dumps(metrics.dashboard(), indent=2)}

@@ -1,17 +1,40 @@
-"""Helm values of the gpu-nodepools chart: the environment's Karpenter GPU node pools."""
+"""The environment's Karpenter GPU node pools: nimgen's gpu-nodepools chart, synced before the models."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
 from nimgen.environment import capacity
 from nimgen.environment.model import Environment, NodePool
 
-CHART_NAME = "gpu-nodepools"
-CHART_PATH = f"charts/{CHART_NAME}"
+CHART = Chart("gpu-nodepools")
+CHART_NAME = CHART.name
+CHART_PATH = CHART.path
 RELEASE_NAME = "gpu-nodepools"
 # Cluster-scoped objects need no namespace; the Application targets Karpenter's own.
 NAMESPACE = "karpenter"
+WAVE = -10
+CLUSTER_KINDS: tuple[Kind, ...] = (("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass"))
+
+
+class NodePools(Component):
+    """NodePool and EC2NodeClass per pool; the device plugin and the models depend on them."""
+
+    application_names: ClassVar[tuple[str, ...]] = (RELEASE_NAME,)
+    readme: ClassVar[dict[str, str]] = {"platform": "readme/nodepools-platform.md.j2",
+                                        "before-models": "readme/nodepools.md.j2"}
+    sync_label: ClassVar[str] = "node pools"
+
+    def enabled(self, env: Environment) -> bool:
+        return bool(env.node_pools)
+
+    def applications(self, env: Environment) -> list[AppSpec]:
+        return [AppSpec(RELEASE_NAME, CHART, nodepool_values(env), NAMESPACE, WAVE,
+                        tuple(("GPU limit", f"{pool.name}: {pool.gpu_limit}") for pool in env.node_pools))]
+
+    def grants(self, env: Environment) -> Grants:
+        return Grants(cluster_kinds=CLUSTER_KINDS)
 
 
 def nodepool_values(env: Environment) -> dict[str, Any]:

@@ -10,30 +10,30 @@ every other nimgen chart.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from nimgen.environment.model import Environment, Model
+from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
+from nimgen.components.models import model_url
+from nimgen.environment.imageref import IMAGE_FORM, ImageRef, InvalidReference
+from nimgen.environment.model import RESERVED_NAMESPACES, Environment
+from nimgen.errors import shorten as _s
+from nimgen.errors import shown
 
-CHART_NAME = "open-webui"
-CHART_PATH = f"charts/{CHART_NAME}"
+CHART = Chart("open-webui")
 RELEASE_NAME = "open-webui"
+# Add-ons sync after the models: a broken add-on never holds back a model's sync, and a model still
+# loading only shows up in the UI a little later.
+WAVE = 10
 # The release nimgen's chart and settings were checked against (Open WebUI's docs for v0.7.x list the
 # headless admin and persistent-config variables used; v0.6.23 made the image run as any non-root user).
 DEFAULT_IMAGE = "ghcr.io/open-webui/open-webui:v0.7.2"
 # Tags that follow a branch of Open WebUI, not a release (the chart refuses them too).
 MOVING_TAGS = frozenset({"latest", "main", "dev", "cuda", "ollama"})
 # Kinds the chart renders, for the platform AppProject.
-NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
+NAMESPACED_KINDS: tuple[Kind, ...] = (
     ("", "Service"), ("", "ServiceAccount"), ("", "PersistentVolumeClaim"), ("apps", "Deployment"),
     ("networking.k8s.io", "NetworkPolicy"),
 )
-# The nim-llm chart's Service: named after the model (fullnameOverride), port http-openai.
-MODEL_SERVICE_PORT = 8000
-
-
-def model_url(model: Model) -> str:
-    """A model's OpenAI base URL inside the cluster (the Service the nim-llm chart renders for it)."""
-    return f"http://{model.name}.{model.namespace}.svc.cluster.local:{MODEL_SERVICE_PORT}/v1"
 
 
 def values(env: Environment) -> dict[str, Any]:
@@ -49,3 +49,55 @@ def values(env: Environment) -> dict[str, Any]:
         "resources": {"requests": {"cpu": webui.cpu, "memory": webui.memory},
                       "limits": {"memory": webui.memory}},
     }
+
+
+class OpenWebUI(Component):
+    """addons.openWebUI: a chat front end listing every model of the environment."""
+
+    application_names: ClassVar[tuple[str, ...]] = (RELEASE_NAME,)
+    readme: ClassVar[dict[str, str]] = {"after-models": "readme/openwebui.md.j2"}
+
+    def enabled(self, env: Environment) -> bool:
+        return env.open_webui is not None
+
+    def applications(self, env: Environment) -> list[AppSpec]:
+        assert env.open_webui is not None
+        listed = ", ".join(model.name for model in env.models) or "none"
+        return [AppSpec(RELEASE_NAME, CHART, values(env), env.open_webui.namespace, WAVE,
+                        (("Image", str(env.open_webui.image)), ("Models", listed)))]
+
+    def grants(self, env: Environment) -> Grants:
+        return Grants(namespaced_kinds=NAMESPACED_KINDS)
+
+    def check(self, document: Any, models: list[Any], add: Add) -> None:
+        """The chat front end must have a pinned image, its own namespace and something to list."""
+        webui = (document.get("addons") or {}).get("openWebUI") or {}
+        if not webui.get("enabled"):
+            return
+        base = ["addons", "openWebUI"]
+        image = webui.get("image", DEFAULT_IMAGE)
+        try:
+            ref = ImageRef.parse(image)
+            if ref.tag in MOVING_TAGS and not ref.digest:
+                raise ValueError(f"tag ':{ref.tag}' follows a branch of Open WebUI, not a release")
+        except InvalidReference as exc:
+            add([*base, "image"], f"image {shown(image)} is not a valid image reference: {exc}",
+                f"{IMAGE_FORM}, e.g. {DEFAULT_IMAGE}")
+        except ValueError as exc:
+            add([*base, "image"], f"image '{image}' is not pinned: {exc}",
+                "pin a release tag (e.g. :v0.7.2) or a digest; see github.com/open-webui/open-webui/releases")
+        namespace = webui.get("namespace", "open-webui")
+        gitops = document.get("gitops") or {}
+        if namespace == gitops.get("namespace", "argocd") or namespace in RESERVED_NAMESPACES:
+            add([*base, "namespace"] if "namespace" in webui else base,
+                f"Open WebUI namespace '{_s(namespace)}' is reserved",
+                "run Open WebUI in its own namespace (default open-webui)")
+        named = [m for m in models if isinstance(m, dict)]
+        if not named:
+            add([*base, "enabled"], "Open WebUI is enabled but the environment has no model to chat with",
+                "add a model, or disable addons.openWebUI", warning=True)
+        for model in named:
+            if model.get("name") == "open-webui" and (model.get("namespace") or "nim") == namespace:
+                add([*base, "namespace"] if "namespace" in webui else base,
+                    f"model 'open-webui' and Open WebUI would both own Service {namespace}/open-webui",
+                    "give Open WebUI another namespace (addons.openWebUI.namespace)")

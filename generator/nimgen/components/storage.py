@@ -1,14 +1,19 @@
-"""Helm values of the model-storage chart: the shared EFS model cache."""
+"""The shared EFS model cache: nimgen's model-storage chart (StorageClass and a claim per model namespace)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
 from nimgen.environment.model import Environment
 
-CHART_NAME = "model-storage"
-CHART_PATH = f"charts/{CHART_NAME}"
+CHART = Chart("model-storage")
+CHART_PATH = CHART.path
 RELEASE_NAME = "model-storage"
+# Before the models that mount the claims.
+WAVE = -10
+CLUSTER_KINDS: tuple[Kind, ...] = (("storage.k8s.io", "StorageClass"),)
+NAMESPACED_KINDS: tuple[Kind, ...] = (("", "PersistentVolumeClaim"),)
 
 
 def storage_values(env: Environment) -> dict[str, Any]:
@@ -32,3 +37,20 @@ def app_namespace(env: Environment) -> str:
     """Destination namespace of the storage Application (the claims carry their own namespaces)."""
     namespaces = claim_namespaces(env)
     return namespaces[0] if namespaces else env.namespaces[0] if env.namespaces else "nim"
+
+
+class ModelStorage(Component):
+    """storage.modelCache: one EFS-backed claim per namespace, shared by its models."""
+
+    application_names: ClassVar[tuple[str, ...]] = (RELEASE_NAME,)
+
+    def enabled(self, env: Environment) -> bool:
+        return env.model_cache is not None
+
+    def applications(self, env: Environment) -> list[AppSpec]:
+        assert env.model_cache is not None
+        return [AppSpec(RELEASE_NAME, CHART, storage_values(env), app_namespace(env), WAVE,
+                        (("EFS file system", env.model_cache.file_system_id),))]
+
+    def grants(self, env: Environment) -> Grants:
+        return Grants(CLUSTER_KINDS, NAMESPACED_KINDS, claim_namespaces(env))

@@ -6,15 +6,14 @@ import re
 from typing import Any
 
 from nimgen import secrets
-from nimgen.components import openwebui
+from nimgen.components import registry
 from nimgen.environment import capacity
-from nimgen.environment.imageref import ImageRef, InvalidReference
+from nimgen.environment.imageref import IMAGE_FORM, ImageRef, InvalidReference
 from nimgen.environment.layering import locate, locate_key
-from nimgen.environment.model import parse_quantity
+from nimgen.environment.model import RESERVED_NAMESPACES, parse_quantity
 from nimgen.environment.poolchecks import gpu_fit, guarded, pool_capacity, pool_exists, pool_problems
 from nimgen.errors import Location, Problem, json_path, shown
 from nimgen.errors import shorten as _s  # checks also meet schema-invalid (any-length) values
-from nimgen.gitops.applications import reserved_application_names
 
 # The chart sets these itself; a second definition would silently win or lose.
 CHART_MANAGED_ENV = {
@@ -37,7 +36,6 @@ MAX_MODEL_NAME = 52
 # Longest suffix nimgen adds to the environment name (the platform AppProject).
 ENV_NAME_SUFFIX = "-platform"
 MIN_KUBERNETES_MINOR = 29
-RESERVED_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "default"}
 
 
 def environment_problems(document: Any, models: list[Any], fallback: Location) -> list[Problem]:
@@ -53,8 +51,8 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
     # a value of the wrong shape skips it instead of failing.
     guarded(_environment_level, document, add)
     guarded(_secret_values, document, add)
-    guarded(_observability, document, models, add)
-    guarded(_open_webui, document, models, add)
+    for component in registry.COMPONENTS:
+        guarded(component.check, document, models, add)
     pools = document.get("nodePools")
     pool_names = None
     if isinstance(pools, list):
@@ -63,7 +61,7 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
     argocd_namespace = gitops.get("namespace", "argocd") if isinstance(gitops, dict) else "argocd"
     seen: dict[str, int] = {}
     env_name = document.get("name")
-    reserved = reserved_application_names(env_name) if isinstance(env_name, str) else {}
+    reserved = registry.reserved_application_names(env_name) if isinstance(env_name, str) else {}
     for index, model in enumerate(models):
         if not isinstance(model, dict):
             continue
@@ -119,7 +117,6 @@ def _identity(model: Any, base: list[Any], add: Any) -> None:
             f"shorten it to {MAX_MODEL_NAME} characters or fewer")
 
 
-IMAGE_FORM = "write registry/repository:tag or registry/repository@sha256:<digest>"
 
 
 def _image(model: Any, base: list[Any], add: Any) -> None:
@@ -214,66 +211,6 @@ def _warmup_needs_shared_cache(model: Any, base: list[Any], add: Any, shared_cac
             "set storage.modelCache (EFS) or cache: {type: existingClaim, claimName: ...}, or remove cacheWarmup")
 
 
-def _observability(document: Any, models: list[Any], add: Any) -> None:
-    """The monitoring stack must be reachable, and HPAs need something serving their metric."""
-    obs = document.get("observability") or {}
-    if obs.get("enabled"):
-        if (obs.get("prometheusStack") or {}).get("enabled", True) is False and not obs.get("prometheusUrl"):
-            add(["observability", "prometheusStack"],
-                "without kube-prometheus-stack, set observability.prometheusUrl (the Prometheus prometheus-adapter "
-                "queries)", "e.g. prometheusUrl: http://prometheus-operated.monitoring.svc:9090")
-        return
-    for index, model in enumerate(models):
-        if not isinstance(model, dict):
-            continue
-        replicas = model.get("replicas") or {}
-        if replicas.get("max", 1) > replicas.get("min", 1):
-            autoscaling = model.get("autoscaling") or {}
-            metric = autoscaling.get("metric", "num_requests_running")
-            if autoscaling.get("engine") == "keda":
-                add(["models", index, "autoscaling", "engine"],
-                    f"model '{_s(model['name'])}' scales with KEDA, whose Prometheus trigger needs a Prometheus, but "
-                    "observability is off", "set observability.enabled: true (or observability.prometheusUrl with "
-                    "prometheusStack.enabled: false), or use engine: hpa")
-                continue
-            add(["models", index], f"model '{_s(model['name'])}' scales on {metric}, but observability is off: nothing "
-                                   "nimgen renders serves that metric to its HPA",
-                "set observability.enabled: true (prometheus-adapter with the rule), or serve the metric yourself",
-                warning=True)
-
-
-def _open_webui(document: Any, models: list[Any], add: Any) -> None:
-    """The chat front end must have a pinned image, its own namespace and something to list."""
-    webui = (document.get("addons") or {}).get("openWebUI") or {}
-    if not webui.get("enabled"):
-        return
-    base = ["addons", "openWebUI"]
-    image = webui.get("image", openwebui.DEFAULT_IMAGE)
-    try:
-        ref = ImageRef.parse(image)
-        if ref.tag in openwebui.MOVING_TAGS and not ref.digest:
-            raise ValueError(f"tag ':{ref.tag}' follows a branch of Open WebUI, not a release")
-    except InvalidReference as exc:
-        add([*base, "image"], f"image {shown(image)} is not a valid image reference: {exc}",
-            f"{IMAGE_FORM}, e.g. {openwebui.DEFAULT_IMAGE}")
-    except ValueError as exc:
-        add([*base, "image"], f"image '{image}' is not pinned: {exc}",
-            "pin a release tag (e.g. :v0.7.2) or a digest; see github.com/open-webui/open-webui/releases")
-    namespace = webui.get("namespace", "open-webui")
-    gitops = document.get("gitops") or {}
-    if namespace == gitops.get("namespace", "argocd") or namespace in RESERVED_NAMESPACES:
-        add([*base, "namespace"] if "namespace" in webui else base,
-            f"Open WebUI namespace '{_s(namespace)}' is reserved",
-            "run Open WebUI in its own namespace (default open-webui)")
-    named = [m for m in models if isinstance(m, dict)]
-    if not named:
-        add([*base, "enabled"], "Open WebUI is enabled but the environment has no model to chat with",
-            "add a model, or disable addons.openWebUI", warning=True)
-    for model in named:
-        if model.get("name") == "open-webui" and (model.get("namespace") or "nim") == namespace:
-            add([*base, "namespace"] if "namespace" in webui else base,
-                f"model 'open-webui' and Open WebUI would both own Service {namespace}/open-webui",
-                "give Open WebUI another namespace (addons.openWebUI.namespace)")
 
 
 def _efs_read_time(model: Any, base: list[Any], add: Any) -> None:

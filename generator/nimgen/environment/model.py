@@ -30,6 +30,10 @@ def parse_quantity(text: str) -> Decimal:
         raise ValueError(f"not a Kubernetes quantity: {text!r}") from exc
 
 
+# Namespaces nimgen never deploys into (besides Argo CD's own).
+RESERVED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "default"})
+
+
 @dataclass(frozen=True)
 class SecretEnvVar:
     """An environment variable read from an existing Secret."""

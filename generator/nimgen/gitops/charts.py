@@ -14,8 +14,6 @@ from typing import Any
 from nimgen.templating import render_text
 from nimgen.yamlio import load_plain
 
-MODEL_CHART = "nim-llm"
-
 
 def chart_header(name: str) -> str:
     """Header of a chart file: charts are shared by every environment, not rendered from one."""

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import PurePosixPath
-from typing import Any
 
 import jsonschema
 
 from nimgen import secrets
-from nimgen.components import deviceplugin, metrics, monitoring, ngcsecrets, nodepools, openwebui, storage
-from nimgen.components.model_values import chart_values
 from nimgen.environment.model import Environment
 from nimgen.errors import NimgenError, UserError
 from nimgen.gitops import applications
 from nimgen.gitops.charts import (
-    MODEL_CHART,
     chart_default_values,
     chart_files,
     chart_header,
@@ -53,66 +48,48 @@ def environment_dir(env: Environment) -> PurePosixPath:
     return PurePosixPath("argocd") / env.name
 
 
-def argocd_objects(env: Environment) -> dict[PurePosixPath, dict[str, Any]]:
-    """Every Argo CD object nimgen writes for `env` (Applications, AppProjects), keyed by its file."""
-    base = environment_dir(env)
-    apps = PurePosixPath(applications.apps_path(env))
-    objects = {base / "root.yaml": applications.root_application(env), base / "root-project.yaml": applications.root_project(env),
-               apps / "project.yaml": applications.app_project(env)}
-    for model in env.models:
-        objects[apps / "models" / f"{model.name}.yaml"] = applications.model_application(env, model)
-    platform = apps / "platform"
-    if applications.has_platform(env):
-        objects[platform / "project.yaml"] = applications.platform_project(env)
-    if env.node_pools:
-        objects[platform / f"{nodepools.RELEASE_NAME}.yaml"] = applications.nodepools_application(env)
-    if deviceplugin.plugin_pools(env):
-        objects[platform / f"{deviceplugin.RELEASE_NAME}.yaml"] = applications.device_plugin_application(env)
-    if env.model_cache:
-        objects[platform / f"{storage.RELEASE_NAME}.yaml"] = applications.storage_application(env)
-    if env.ngc.external_secret:
-        objects[platform / f"{ngcsecrets.RELEASE_NAME}.yaml"] = applications.ngc_secrets_application(env)
-    for name, app in applications.monitoring_applications(env).items():
-        objects[platform / f"{name}.yaml"] = app
-    if env.open_webui:
-        objects[platform / f"{openwebui.RELEASE_NAME}.yaml"] = applications.open_webui_application(env)
-    return objects
-
-
 def render_environment(env: Environment) -> Tree:
     """Every file nimgen generates for `env`, keyed by path relative to the repository root."""
     header = environment_header(env)
-    tree: Tree = dict(chart_files(MODEL_CHART))
-    for path, obj in argocd_objects(env).items():
+    parts = applications.enabled_parts(env)
+    tree: Tree = {}
+    for component, _ in parts:
+        for chart in component.charts(env):
+            tree.update(chart_files(chart))
+        for path, text in component.files(env).items():
+            tree[path] = _with_chart_header(path, text)
+    for path, obj in applications.argocd_objects(env, parts).items():
         tree[path] = with_header(path, dump(obj), header)
-    if env.node_pools:
-        tree.update(chart_files(nodepools.CHART_NAME))
-    if env.model_cache:
-        tree.update(chart_files(storage.CHART_NAME))
-    if env.ngc.external_secret:
-        tree.update(chart_files(ngcsecrets.CHART_NAME))
-        _check_values(ngcsecrets.CHART_NAME, {ngcsecrets.RELEASE_NAME: ngcsecrets.secrets_values(env)})
-    if env.observability:
-        chart_base = PurePosixPath(monitoring.DASHBOARDS_CHART_PATH)
-        tree.update(chart_files(monitoring.DASHBOARDS_CHART))
-        # Generated from the metric list, shared by every environment like the chart it belongs to.
-        dashboard = PurePosixPath(monitoring.DASHBOARD_FILE)
-        tree[chart_base / dashboard] = with_header(dashboard, json.dumps(metrics.dashboard(), indent=2),
-                                                   chart_header(monitoring.DASHBOARDS_CHART))
-        _check_values(monitoring.DASHBOARDS_CHART, {monitoring.DASHBOARDS_RELEASE: monitoring.dashboards_values(env)})
-    if env.open_webui:
-        tree.update(chart_files(openwebui.CHART_NAME))
-        _check_values(openwebui.CHART_NAME, {openwebui.RELEASE_NAME: openwebui.values(env)})
     readme = environment_dir(env) / "README.md"
-    tree[readme] = with_header(readme, render_text("environment-README.md.j2", env=env,
-                                                   apps_path=applications.apps_path(env)), header)
-    _check_values(MODEL_CHART, {model.name: chart_values(env, model) for model in env.models})
-    if env.node_pools:
-        _check_values(nodepools.CHART_NAME, {nodepools.RELEASE_NAME: nodepools.nodepool_values(env)})
-    if env.model_cache:
-        _check_values(storage.CHART_NAME, {storage.RELEASE_NAME: storage.storage_values(env)})
+    tree[readme] = with_header(readme, _readme(env, parts), header)
+    for _, specs in parts:
+        for spec in specs:
+            if spec.chart.local:  # Helm checks them against the chart's schema in Argo CD: fail here first
+                _check_values(spec.chart.name, {spec.name: spec.values})
     _refuse_secrets(tree)
     return dict(sorted(tree.items()))
+
+
+def _with_chart_header(path: PurePosixPath, text: str) -> str:
+    """A generated file inside one of nimgen's charts: shared by every environment, like the chart."""
+    if path.parts[0] != "charts":
+        raise RenderError(f"a component generated {path} outside a chart")
+    chart = path.parts[1]
+    return with_header(path.relative_to("charts", chart), text, chart_header(chart))
+
+
+def _readme(env: Environment, parts: applications.Parts) -> str:
+    """The environment README: nimgen's own text, with each enabled component's notes in their slots."""
+    slots: dict[str, list[str]] = {"platform": [], "prerequisites": [], "before-models": [], "after-models": []}
+    waves: dict[str, int] = {}
+    for component, specs in parts:
+        for slot, template in component.readme.items():
+            slots[slot].append(render_text(template, env=env))
+        for spec in specs:
+            if component.sync_label:
+                waves[component.sync_label] = min(spec.wave, waves.get(component.sync_label, spec.wave))
+    return render_text("environment-README.md.j2", env=env, apps_path=applications.apps_path(env), slots=slots,
+                       synced_before_models=sorted(waves, key=lambda label: (waves[label], label)))
 
 
 def _refuse_secrets(tree: Tree) -> None:

@@ -15,7 +15,7 @@ import yaml
 
 from nimgen.environment.model import Environment
 from nimgen.errors import NimgenError
-from nimgen.gitops.tree import argocd_objects
+from nimgen.gitops.applications import argocd_objects
 from nimgen.validation.findings import Finding, object_ref
 from nimgen.validation.manifests import APP_PROJECT, APPLICATION, Applied
 from nimgen.validation.yamldocs import documents
