@@ -45,7 +45,7 @@ GROUPS = (
     # test_init and test_import_terraform exercise create_files and replace_file too, but mutmut 3.8 loses
     # track of its workers when they run (KeyError in wait_for_result): left out until that is understood.
     Group("writer", ("gitops/writer.py", "gitops/ownership.py"), ("test_writer.py", "test_ownership.py", "test_check.py")),
-    Group("checks", ("environment/checks.py", "environment/poolchecks.py", "environment/capacity.py"),
+    Group("checks", ("environment/checks.py", "environment/poolchecks.py", "capacity.py"),
           ("test_environment_errors.py", "test_capacity.py", "test_safety_guards.py", "test_plan.py",
            "test_nodepools.py")),
     Group("argocd", ("gitops/applications.py",), ("test_argocd.py", "test_safety_guards.py", "test_keda.py", "test_storage.py",

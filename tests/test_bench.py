@@ -11,8 +11,8 @@ from helpers import run, tree_digest
 from kube import crd_errors, kubernetes_errors
 from nimgen import helm
 from nimgen.commands import bench
-from nimgen.environment.model import Environment
 from nimgen.gitops import applications
+from nimgen.model import Environment
 from nimgen.secrets import find_secrets
 from nimgen.yamlio import load_all_plain
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from helpers import VALID, run, tree_digest, write_env
-from nimgen.environment import capacity
+from nimgen import capacity
 
 
 def _gpu(name: str) -> capacity.Gpu:

@@ -15,11 +15,11 @@ import pytest
 from conftest import EXAMPLE_NAMES, PROJECT, example_environment
 from nimgen.components import registry
 from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
-from nimgen.environment.model import Environment
 from nimgen.errors import ConfigError
 from nimgen.gitops import applications
 from nimgen.gitops.charts import shipped_charts
 from nimgen.gitops.tree import RenderError, render_environment
+from nimgen.model import Environment
 from nimgen.yamlio import load_plain
 
 PACKAGE = PROJECT / "generator" / "nimgen"

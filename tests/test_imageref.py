@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from nimgen.environment.imageref import (
+from nimgen.imageref import (
     MAX_REFERENCE,
     ImageRef,
     InvalidReference,

@@ -11,8 +11,8 @@ from kube import application_objects, crd_errors, kubernetes_errors
 from nimgen import helm
 from nimgen.components import metrics, monitoring
 from nimgen.environment.load import load_environment
-from nimgen.environment.model import Environment
 from nimgen.gitops import applications
+from nimgen.model import Environment
 from test_observability import _metric_names
 
 OBSERVED = VALID.replace("models:\n", "observability:\n  enabled: true\nmodels:\n")

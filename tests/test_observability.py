@@ -187,3 +187,21 @@ def test_dashboards_chart_lints_strict(rendered_repo: Path, helm_engine: helm.En
     values = monitoring.dashboards_values(example_environment("prod"))
     findings = helm_engine.lint(rendered_repo / monitoring.DASHBOARDS_CHART_PATH, values, kube_version="1.33")
     assert [f for f in findings if f.severity != "info"] == []
+
+
+def test_an_external_prometheus_gets_no_stack_and_no_kube_system(tmp_path: Path) -> None:
+    from nimgen.environment.load import load_environment
+
+    text = VALID.replace("models:\n", "observability:\n  enabled: true\n  prometheusStack: {enabled: false}\n"
+                                      "  prometheusUrl: http://prometheus.example.svc:9090\nmodels:\n")
+    env = load_environment(write_env(tmp_path, text), tmp_path)
+    assert set(monitoring_apps(env)) == {"dcgm-exporter", "nim-observability"}
+    project = applications.platform_project(env)
+    assert project is not None
+    assert [d["namespace"] for d in project["spec"]["destinations"]] == ["monitoring"]
+    assert monitoring.PROMETHEUS_STACK_REPO[0] not in project["spec"]["sourceRepos"]
+    with_stack = load_environment(write_env(tmp_path, VALID.replace(
+        "models:\n", "observability:\n  enabled: true\nmodels:\n"), "stack.yaml"), tmp_path)
+    stack_project = applications.platform_project(with_stack)
+    assert stack_project is not None
+    assert [d["namespace"] for d in stack_project["spec"]["destinations"]] == ["kube-system", "monitoring"]

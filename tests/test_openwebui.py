@@ -12,9 +12,9 @@ from kube import application_objects, crd_errors, kubernetes_errors
 from nimgen import helm
 from nimgen.components import models, openwebui
 from nimgen.environment.load import load_environment
-from nimgen.environment.model import Environment
 from nimgen.gitops import applications
 from nimgen.helm import HelmError
+from nimgen.model import Environment
 from nimgen.secrets import find_secrets
 from nimgen.yamlio import load_all_plain
 

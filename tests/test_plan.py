@@ -9,7 +9,7 @@ from conftest import EXAMPLE_ENVIRONMENTS, example_environment
 from helpers import VALID, run, write_env
 from nimgen.commands.plan import plan
 from nimgen.environment.load import load_environment
-from nimgen.environment.model import Environment
+from nimgen.model import Environment
 
 
 def test_prod_plan_figures() -> None:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from nimgen.environment.load import DEFAULTS_FILE, load_environment
-from nimgen.environment.model import Environment
 from nimgen.errors import ConfigError, UserError
+from nimgen.model import Environment
 
 DEFAULT_BRANCHES = ("main", "master")
 

@@ -18,11 +18,11 @@ from typing import Any
 
 from nimgen.components import models as model_component
 from nimgen.environment.load import load_environment
-from nimgen.environment.model import Environment, Model
 from nimgen.errors import UserError
 from nimgen.gitops import applications, writer
 from nimgen.gitops.charts import with_header
 from nimgen.gitops.tree import Tree, environment_dir
+from nimgen.model import Environment, Model
 from nimgen.repository import default_root
 from nimgen.yamlio import dump, dump_all
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from nimgen.commands.render import refuse_name_clashes
 from nimgen.environment.load import load_environment
-from nimgen.environment.model import Environment
 from nimgen.errors import ConfigError, Problem
 from nimgen.gitops import writer
 from nimgen.gitops.tree import render_environment
+from nimgen.model import Environment
 from nimgen.repository import default_root
 
 WHY: dict[writer.DriftKind, str] = {

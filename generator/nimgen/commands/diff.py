@@ -17,10 +17,10 @@ from typing import Any, Literal
 from nimgen import helm
 from nimgen.commands.plan import ModelPlan, Plan, plan
 from nimgen.environment.load import load_environment
-from nimgen.environment.model import Environment, Model
 from nimgen.errors import UserError
 from nimgen.gitops.tree import RenderError, render_environment
 from nimgen.gitrefs import Base, Repository, environment_at
+from nimgen.model import Environment, Model
 from nimgen.repository import default_root, display_path
 from nimgen.validation.sources import Renderer, is_application, iter_argocd_manifests
 

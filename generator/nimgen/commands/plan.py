@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from nimgen.environment import capacity
-from nimgen.environment.model import Environment, Model, parse_quantity
+from nimgen import capacity
+from nimgen.model import Environment, Model, parse_quantity
 
 # What a node keeps for the kubelet, system daemons and eviction threshold (rough, for "likely").
 RESERVED_VCPU = 1

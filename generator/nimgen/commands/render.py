@@ -7,10 +7,10 @@ from pathlib import Path
 
 from nimgen.commands.plan import Plan, plan
 from nimgen.environment.load import load_environment
-from nimgen.environment.model import Environment
 from nimgen.errors import ConfigError, Location, Problem
 from nimgen.gitops import writer
 from nimgen.gitops.tree import Tree, render_environment
+from nimgen.model import Environment
 from nimgen.repository import default_root
 
 

@@ -17,7 +17,7 @@ capacity of the models and compare every object the tree applies.
 Adding a component:
 
 1. Add its settings to `schemas/environment.schema.json`, to the `Environment` in
-   `environment/model.py` and to `environment/load.py` (typed settings, as for `open_webui`).
+   `model.py` and to `environment/load.py` (typed settings, as for `open_webui`).
 2. Write `components/<name>.py`: a `Component` subclass, its values, kinds and constants; a chart it
    ships goes under `charts/<name>/` with `values.schema.json` (render checks values against it).
 3. Register an instance in `components/registry.py` (its place sets the order of its kinds in the

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, ClassVar, Literal
 
-from nimgen.environment.model import Environment
+from nimgen.model import Environment
 
 Kind = tuple[str, str]  # (API group, kind)
 Project = Literal["models", "platform"]

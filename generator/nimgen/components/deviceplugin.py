@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
-from nimgen.environment.model import Environment
+from nimgen.model import Environment
 
 # Upstream chart, pinned (NVIDIA/k8s-device-plugin, deployments/helm/nvidia-device-plugin).
 CHART = Chart("nvidia-device-plugin", repo="https://nvidia.github.io/k8s-device-plugin", version="0.18.2")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nimgen.environment.model import Environment, Model
+from nimgen.model import Environment, Model
 
 # Series NIM 1.x exports on its metrics endpoint (NVIDIA NIM for LLMs "Observability" docs).
 NIM_GAUGES = ("num_requests_running", "num_requests_waiting", "num_request_max", "gpu_cache_usage_perc")

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from nimgen.components import metrics
-from nimgen.environment.model import Environment, Model
+from nimgen.model import Environment, Model
 
 # The startup probe polls every STARTUP_PERIOD seconds after STARTUP_DELAY; its
 # failureThreshold turns the environment's startupTimeoutMinutes into probe counts.

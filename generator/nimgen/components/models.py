@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind, Project
 from nimgen.components.model_values import chart_values, model_labels
-from nimgen.environment.model import Environment, Model
+from nimgen.model import Environment, Model
 
 CHART = Chart("nim-llm")
 # After the platform (negative waves) and before the add-ons.

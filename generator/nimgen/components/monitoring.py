@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from nimgen.components import metrics
 from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
-from nimgen.environment.model import Environment
 from nimgen.errors import shorten as _s
+from nimgen.model import Environment
 
 PROMETHEUS_STACK_RELEASE = "kube-prometheus-stack"
 PROMETHEUS_STACK_REPO = ("https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack")

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from nimgen.components import storage
 from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
-from nimgen.environment.model import Environment
+from nimgen.model import Environment
 
 CHART = Chart("ngc-secrets")
 RELEASE_NAME = "ngc-secrets"

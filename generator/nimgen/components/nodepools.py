@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from nimgen import capacity
 from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
-from nimgen.environment import capacity
-from nimgen.environment.model import Environment, NodePool
+from nimgen.model import Environment, NodePool
 
 CHART = Chart("gpu-nodepools")
 CHART_NAME = CHART.name

@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 
 from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
 from nimgen.components.models import model_url
-from nimgen.environment.imageref import IMAGE_FORM, ImageRef, InvalidReference
-from nimgen.environment.model import RESERVED_NAMESPACES, Environment
 from nimgen.errors import shorten as _s
 from nimgen.errors import shown
+from nimgen.imageref import IMAGE_FORM, ImageRef, InvalidReference
+from nimgen.model import RESERVED_NAMESPACES, Environment
 
 CHART = Chart("open-webui")
 RELEASE_NAME = "open-webui"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from nimgen.components import deviceplugin, monitoring, ngcsecrets, nodepools, openwebui, storage
 from nimgen.components.base import Component
 from nimgen.components.models import Models
-from nimgen.environment.model import Environment
+from nimgen.model import Environment
 
 COMPONENTS: tuple[Component, ...] = (
     Models(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
-from nimgen.environment.model import Environment
+from nimgen.model import Environment
 
 CHART = Chart("model-storage")
 CHART_PATH = CHART.path

@@ -5,15 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from nimgen import secrets
+from nimgen import capacity, secrets
 from nimgen.components import registry
-from nimgen.environment import capacity
-from nimgen.environment.imageref import IMAGE_FORM, ImageRef, InvalidReference
 from nimgen.environment.layering import locate, locate_key
-from nimgen.environment.model import RESERVED_NAMESPACES, parse_quantity
 from nimgen.environment.poolchecks import gpu_fit, guarded, pool_capacity, pool_exists, pool_problems
 from nimgen.errors import Location, Problem, json_path, shown
 from nimgen.errors import shorten as _s  # checks also meet schema-invalid (any-length) values
+from nimgen.imageref import IMAGE_FORM, ImageRef, InvalidReference
+from nimgen.model import RESERVED_NAMESPACES, parse_quantity
 
 # The chart sets these itself; a second definition would silently win or lose.
 CHART_MANAGED_ENV = {

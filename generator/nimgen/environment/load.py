@@ -6,10 +6,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from nimgen import capacity
 from nimgen.components.monitoring import PROMETHEUS_STACK_RELEASE
-from nimgen.environment import capacity, checks
+from nimgen.environment import checks
 from nimgen.environment.layering import merge
-from nimgen.environment.model import (
+from nimgen.environment.schema import environment_schema, schema_problems
+from nimgen.errors import ConfigError, Location, Problem
+from nimgen.model import (
     Alerts,
     Environment,
     ExternalSecretRef,
@@ -24,8 +27,6 @@ from nimgen.environment.model import (
     OpenWebUI,
     SecretEnvVar,
 )
-from nimgen.environment.schema import environment_schema, schema_problems
-from nimgen.errors import ConfigError, Location, Problem
 from nimgen.repository import display_path
 from nimgen.yamlio import LMap, load_located
 

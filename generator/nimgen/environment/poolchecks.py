@@ -6,9 +6,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from nimgen.environment import capacity
-from nimgen.environment.imageref import ImageRef
+from nimgen import capacity
 from nimgen.errors import shorten as _s  # checks also meet schema-invalid (any-length) values
+from nimgen.imageref import ImageRef
 
 _AMI_VERSION = {"al2023": re.compile(r"v[0-9]{8}"), "bottlerocket": re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+")}
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from nimgen.components import registry
 from nimgen.components.base import AppSpec, Component, Kind
-from nimgen.environment.model import Environment
+from nimgen.model import Environment
 
 API_VERSION = "argoproj.io/v1alpha1"
 FINALIZER = "resources-finalizer.argocd.argoproj.io"

@@ -7,7 +7,6 @@ from pathlib import PurePosixPath
 import jsonschema
 
 from nimgen import secrets
-from nimgen.environment.model import Environment
 from nimgen.errors import NimgenError, UserError
 from nimgen.gitops import applications
 from nimgen.gitops.charts import (
@@ -18,6 +17,7 @@ from nimgen.gitops.charts import (
     coalesce,
     with_header,
 )
+from nimgen.model import Environment
 from nimgen.templating import render_text
 from nimgen.yamlio import dump
 

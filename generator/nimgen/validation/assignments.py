@@ -1,8 +1,8 @@
 """Each committed Application against nimgen's own render of the environment: one nimgen renders, in the
 AppProject nimgen assigns it, and that AppProject present in the tree.
 
-The expected projects come from render's `argocd_objects`, never from names spelled out here: which project an
-Application belongs to is nimgen's decision, made in one place.
+The expected projects come from `gitops.applications.argocd_objects`, never from names spelled out here:
+which project an Application belongs to is nimgen's decision, made in one place.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from nimgen.environment.model import Environment
 from nimgen.errors import NimgenError
 from nimgen.gitops.applications import argocd_objects
+from nimgen.model import Environment
 from nimgen.validation.findings import Finding, object_ref
 from nimgen.validation.manifests import APP_PROJECT, APPLICATION, Applied
 from nimgen.validation.yamldocs import documents

@@ -13,7 +13,7 @@ from fnmatch import fnmatchcase
 from functools import partial
 from typing import Any
 
-from nimgen.environment.model import Environment
+from nimgen.model import Environment
 from nimgen.validation.findings import Finding, guarded, object_ref
 from nimgen.validation.manifests import Applied
 from nimgen.validation.sources import CLUSTER_SCOPED, AppResult, wave

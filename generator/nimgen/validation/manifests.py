@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from nimgen.environment.model import Environment
+from nimgen.model import Environment
 from nimgen.validation.findings import Finding, object_ref
 from nimgen.validation.yamldocs import AliasBombError, documents
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-from nimgen.environment.model import Environment
 from nimgen.gitops.ownership import RECORD_NAME, OwnershipError, Scope, content_hash, read_record
+from nimgen.model import Environment
 from nimgen.validation.findings import Finding
 
 

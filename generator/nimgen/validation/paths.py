@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from nimgen.environment.model import Environment
+from nimgen.model import Environment
 from nimgen.validation.findings import Finding, object_ref
 from nimgen.validation.manifests import APPLICATION, Applied
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-from nimgen.environment.model import Environment
 from nimgen.errors import field_path
+from nimgen.model import Environment
 from nimgen.secrets import find_secrets, may_hold_secrets
 from nimgen.validation.crossref import Pod, pods
 from nimgen.validation.findings import Finding, guarded, object_ref

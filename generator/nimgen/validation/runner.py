@@ -9,8 +9,8 @@ from typing import Any
 
 from nimgen import helm
 from nimgen.environment.load import load_environment
-from nimgen.environment.model import Environment
 from nimgen.errors import ConfigError, Problem
+from nimgen.model import Environment
 from nimgen.repository import default_root
 from nimgen.validation import assignments, crossref, determinism, ownership, paths, policy
 from nimgen.validation.findings import Finding, Report, Severity, object_ref

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from nimgen import helm
-from nimgen.environment.model import Environment
+from nimgen.model import Environment
 from nimgen.validation.manifests import (
     APPLICATION,
     Applied,

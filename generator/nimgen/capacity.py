@@ -7,7 +7,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from nimgen.environment.model import parse_quantity
+from nimgen.model import parse_quantity
 from nimgen.yamlio import load_plain
 
 BYTES_PER_PARAMETER = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}

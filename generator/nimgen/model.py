@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from nimgen.environment.imageref import (
+from nimgen.errors import Problem
+from nimgen.imageref import (
     ImageRef as ImageRef,  # re-exported: the model's image type lives with its grammar
 )
-from nimgen.errors import Problem
 
 _QUANTITY = re.compile(r"([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?")
 _FACTORS: dict[str | None, Decimal | int] = {
