@@ -293,7 +293,7 @@ def test_memory_floor_renders_as_karpenter_requirement(tmp_path: Path, helm_engi
     assert run("render", write_env(tmp_path, text)).exit_code == 0
     app = applications.by_name(load_environment(tmp_path / "environments/test.yaml", tmp_path))["gpu-nodepools"]
     rendered = helm_engine.template(tmp_path / nodepools.CHART_PATH, app["spec"]["source"]["helm"]["valuesObject"],
-                                    release="gpu-nodepools", namespace="karpenter", kube_version="1.33")
+                                    release="gpu-nodepools", namespace="kube-system", kube_version="1.33")
     objs = [doc for path, body in rendered.items() if not path.endswith("NOTES.txt") for doc in load_all_plain(body)]
     nodepool = _by(objs, "NodePool", "big")
     requirements = {r["key"]: r for r in nodepool["spec"]["template"]["spec"]["requirements"]}

@@ -453,3 +453,13 @@ def test_the_readme_says_how_to_apply_and_import() -> None:
                  "output -json > outputs.json && nimgen import-terraform outputs.json environments/prod.yaml"):
         assert step in readme, step
     assert "checkov" in readme and "not downloaded" in readme
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_node_pools_sync_into_the_namespace_terraform_installs_karpenter_in(env: str) -> None:
+    """The Application's destination exists before the first sync; no empty `karpenter` namespace appears."""
+    karpenter = _locals()["karpenter"]
+    karpenter = karpenter[0] if isinstance(karpenter, list) else karpenter
+    app = yaml.safe_load((ROOT / "argocd" / env / "apps" / "platform" / "gpu-nodepools.yaml").read_text())
+    assert app["spec"]["destination"]["namespace"] == _unquote(karpenter["namespace"]) == "kube-system"
+    assert not any(option.startswith("CreateNamespace") for option in app["spec"]["syncPolicy"]["syncOptions"])

@@ -50,6 +50,8 @@ class AppSpec:
     info: tuple[tuple[str, str], ...]  # shown in Argo CD's UI
     labels: dict[str, str] = field(default_factory=dict)  # replaces the environment label when set
     sync_options: tuple[str, ...] = ()  # beyond CreateNamespace and PruneLast
+    # False for a namespace that exists before Argo CD syncs (then nothing creates an empty one by mistake).
+    create_namespace: bool = True
     # Fields Argo CD must not fight over (RespectIgnoreDifferences is added with them).
     ignore_differences: tuple[dict[str, Any], ...] = ()
 

@@ -12,8 +12,9 @@ CHART = Chart("gpu-nodepools")
 CHART_NAME = CHART.name
 CHART_PATH = CHART.path
 RELEASE_NAME = "gpu-nodepools"
-# Cluster-scoped objects need no namespace; the Application targets Karpenter's own.
-NAMESPACE = "karpenter"
+# Cluster-scoped objects need no namespace; the Application targets Karpenter's own, where terraform/
+# installs it (it exists before the first sync, so nothing creates a namespace).
+NAMESPACE = "kube-system"
 WAVE = -10
 CLUSTER_KINDS: tuple[Kind, ...] = (("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass"))
 
@@ -31,7 +32,8 @@ class NodePools(Component):
 
     def applications(self, env: Environment) -> list[AppSpec]:
         return [AppSpec(RELEASE_NAME, CHART, nodepool_values(env), NAMESPACE, WAVE,
-                        tuple(("GPU limit", f"{pool.name}: {pool.gpu_limit}") for pool in env.node_pools))]
+                        tuple(("GPU limit", f"{pool.name}: {pool.gpu_limit}") for pool in env.node_pools),
+                        create_namespace=False)]
 
     def grants(self, env: Environment) -> Grants:
         return Grants(cluster_kinds=CLUSTER_KINDS)

@@ -196,7 +196,8 @@ def application(env: Environment, spec: AppSpec, project_: str) -> dict[str, Any
                     "path": spec.chart.path}
     else:
         location = {"repoURL": spec.chart.repo, "chart": spec.chart.name, "targetRevision": spec.chart.version}
-    sync_options = ["CreateNamespace=true", "PruneLast=true", *spec.sync_options]
+    sync_options = ["CreateNamespace=true"] if spec.create_namespace else []
+    sync_options += ["PruneLast=true", *spec.sync_options]
     if spec.ignore_differences:
         sync_options.append("RespectIgnoreDifferences=true")
     app: dict[str, Any] = {
