@@ -28,6 +28,14 @@ module "eks" {
         enableNetworkPolicy = "true"
       })
     }
+    # Provisions the encrypted gp3 volumes of nimgen's block-storage StorageClass (Open WebUI's data, per-replica
+    # model caches): EKS clusters created on 1.30 or later have no default StorageClass and no EBS driver.
+    aws-ebs-csi-driver = {
+      pod_identity_association = [{
+        role_arn        = aws_iam_role.ebs_csi.arn
+        service_account = "ebs-csi-controller-sa"
+      }]
+    }
     # Mounts the shared EFS model cache (efs.tf); the controller creates one access point per claim.
     aws-efs-csi-driver = {
       pod_identity_association = [{
@@ -64,7 +72,7 @@ module "eks" {
 }
 
 ################################################################################
-# EKS Pod Identity: the trust policy of the add-on roles (EFS CSI driver here, External Secrets in
+# EKS Pod Identity: the trust policy of the add-on roles (EBS and EFS CSI drivers here, External Secrets in
 # secrets.tf; Karpenter's role comes with its module)
 ################################################################################
 
@@ -97,6 +105,19 @@ resource "aws_iam_role" "efs_csi" {
   name               = "${var.cluster_name}-efs-csi"
   description        = "EFS CSI driver controller of ${var.cluster_name} (EKS Pod Identity)"
   assume_role_policy = data.aws_iam_policy_document.pod_identity_trust.json
+}
+
+resource "aws_iam_role" "ebs_csi" {
+  name               = "${var.cluster_name}-ebs-csi"
+  description        = "EBS CSI driver controller of ${var.cluster_name} (EKS Pod Identity)"
+  assume_role_policy = data.aws_iam_policy_document.pod_identity_trust.json
+}
+
+# Volumes are encrypted with the account's default EBS key (storage.blockStorage.kmsKeyId unset); a customer
+# managed key would also need kms:CreateGrant for this role.
+resource "aws_iam_role_policy_attachment" "ebs_csi" {
+  role       = aws_iam_role.ebs_csi.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 }
 
 resource "aws_iam_role_policy_attachment" "efs_csi" {

@@ -54,6 +54,8 @@ FULL = textwrap.dedent("""\
     storage:
       modelCache: {efs: {fileSystemId: fs-0123456789abcdef0}, size: 500Gi, storageClassName: nimgen-efs,
                    claimName: nim-model-cache}
+      blockStorage: {storageClassName: nimgen-gp3, reclaimPolicy: Delete,
+                     kmsKeyId: "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"}
     observability:
       enabled: true
       namespace: monitoring

@@ -71,7 +71,7 @@ def test_example_environments_are_clean(rendered_repo: Path, crd_schemas: Path, 
     summary = result.output.strip().splitlines()[-1]
     assert summary.endswith(", 0 errors, 5 notices"), summary
     manifests, applications = (int(part.split()[0]) for part in summary.split(", ")[:2])
-    assert applications == 14 and manifests > 40  # prod: 2 models, 9 platform (Open WebUI included); dev: 1, 2
+    assert applications == 15 and manifests > 40  # prod: 2 models, 10 platform (Open WebUI included); dev: 1, 2
     assert "not rendered offline: chart kube-prometheus-stack 79.5.0" in result.output
 
 

@@ -163,6 +163,15 @@ class ModelCache:
 
 
 @dataclass(frozen=True)
+class BlockStorage:
+    """nimgen's encrypted gp3 EBS StorageClass, for the block claims that name no class of their own."""
+
+    storage_class: str = "nimgen-gp3"
+    kms_key_id: str = ""
+    reclaim_policy: str = "Delete"
+
+
+@dataclass(frozen=True)
 class Alerts:
     """Alert thresholds of an environment."""
 
@@ -223,6 +232,7 @@ class Environment:
     karpenter: Karpenter | None = None
     node_pools: tuple[NodePool, ...] = ()
     model_cache: ModelCache | None = None
+    block_storage: BlockStorage = BlockStorage()
     device_plugin: str = "auto"
     observability: Observability | None = None  # None: monitoring is not nimgen's
     open_webui: OpenWebUI | None = None  # None: no chat front end

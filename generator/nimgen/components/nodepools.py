@@ -23,8 +23,7 @@ class NodePools(Component):
     """NodePool and EC2NodeClass per pool; the device plugin and the models depend on them."""
 
     application_names: ClassVar[tuple[str, ...]] = (RELEASE_NAME,)
-    readme: ClassVar[dict[str, str]] = {"platform": "readme/nodepools-platform.md.j2",
-                                        "before-models": "readme/nodepools.md.j2"}
+    readme: ClassVar[dict[str, str]] = {"before-models": "readme/nodepools.md.j2"}
     sync_label: ClassVar[str] = "node pools"
 
     def enabled(self, env: Environment) -> bool:

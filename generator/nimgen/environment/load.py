@@ -14,6 +14,7 @@ from nimgen.environment.schema import environment_schema, schema_problems
 from nimgen.errors import ConfigError, Location, Problem
 from nimgen.model import (
     Alerts,
+    BlockStorage,
     Environment,
     ExternalSecretRef,
     GitOps,
@@ -132,7 +133,11 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
     gitops = _with_schema_defaults(document["gitops"], top["gitops"]["properties"])
     ngc = _with_schema_defaults(document.get("ngc") or {}, top["ngc"]["properties"])
     cluster = document["cluster"]
-    cache_spec = (document.get("storage") or {}).get("modelCache")
+    storage = document.get("storage") or {}
+    block_spec = _with_schema_defaults(storage.get("blockStorage") or {},
+                                       top["storage"]["properties"]["blockStorage"]["properties"])
+    block = BlockStorage(block_spec["storageClassName"], block_spec.get("kmsKeyId", ""), block_spec["reclaimPolicy"])
+    cache_spec = storage.get("modelCache")
     shared_cache = None
     if cache_spec:
         cache_spec = _with_schema_defaults(cache_spec, top["storage"]["properties"]["modelCache"]["properties"])
@@ -160,19 +165,20 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
             external_secret=_build_external_secret(ngc.get("externalSecret"), cluster["region"],
                                                    top["ngc"]["properties"]["externalSecret"]["properties"]),
         ),
-        models=tuple(_build_model(model, shared_cache) for model in models),
+        models=tuple(_build_model(model, block.storage_class, shared_cache) for model in models),
         model_cache=shared_cache,
+        block_storage=block,
         device_plugin=cluster.get("devicePlugin", "auto"),
         karpenter=Karpenter(cluster["karpenter"]["nodeRole"], cluster["karpenter"]["discoveryTag"])
         if "karpenter" in cluster else None,
         node_pools=tuple(_build_pool(pool, top["nodePools"]["items"]["properties"]) for pool in document.get("nodePools") or []),
         observability=_build_observability(document.get("observability") or {}, top["observability"]["properties"]),
         open_webui=_build_open_webui((document.get("addons") or {}).get("openWebUI") or {},
-                                     top["addons"]["properties"]["openWebUI"]["properties"]),
+                                     top["addons"]["properties"]["openWebUI"]["properties"], block.storage_class),
     )
 
 
-def _build_open_webui(spec: dict[str, Any], properties: dict[str, Any]) -> OpenWebUI | None:
+def _build_open_webui(spec: dict[str, Any], properties: dict[str, Any], block_class: str) -> OpenWebUI | None:
     spec = _with_schema_defaults(spec, properties)
     if not spec["enabled"]:
         return None
@@ -180,7 +186,7 @@ def _build_open_webui(spec: dict[str, Any], properties: dict[str, Any]) -> OpenW
     resources = _with_schema_defaults(spec.get("resources") or {}, properties["resources"]["properties"])
     return OpenWebUI(namespace=spec["namespace"], image=ImageRef.parse(spec["image"]), secret=spec["secret"],
                      allow_signup=bool(spec["allowSignup"]), storage_size=persistence["size"],
-                     storage_class=persistence.get("storageClassName", ""), cpu=resources["cpu"],
+                     storage_class=persistence.get("storageClassName", block_class), cpu=resources["cpu"],
                      memory=resources["memory"])
 
 
@@ -247,7 +253,7 @@ def _with_schema_defaults(data: dict[str, Any], properties: dict[str, Any]) -> d
     return out
 
 
-def _build_model(model: Any, shared_cache: ModelCache | None = None) -> Model:
+def _build_model(model: Any, block_class: str, shared_cache: ModelCache | None = None) -> Model:
     gpus = int(model_value(model, "gpus"))
     sized = default_resources(gpus)
     resources_ = model.get("resources") or {}
@@ -291,7 +297,8 @@ def _build_model(model: Any, shared_cache: ModelCache | None = None) -> Model:
         shared_memory=model.get("sharedMemory") or sized["sharedMemory"],
         cache_type=cache["type"],
         cache_size=cache.get("size", DEFAULT_CACHE_SIZE),
-        cache_storage_class=cache.get("storageClassName", ""),
+        # Block claims never rely on a default StorageClass (EKS 1.30+ clusters have none).
+        cache_storage_class=cache.get("storageClassName", block_class if cache["type"] == "claimTemplate" else ""),
         cache_claim_name=cache.get("claimName", ""),
         cache_sub_path=cache.get("subPath", ""),
         startup_timeout_minutes=model_value(model, "startupTimeoutMinutes"),

@@ -6,11 +6,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from nimgen import capacity
+from nimgen import amis, capacity
 from nimgen.errors import shorten as _s  # checks also meet schema-invalid (any-length) values
 from nimgen.imageref import ImageRef
 
 _AMI_VERSION = {"al2023": re.compile(r"v[0-9]{8}"), "bottlerocket": re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+")}
+_KUBERNETES = re.compile(r"1\.[0-9]+")
 
 
 def guarded(check: Callable[..., None], *args: Any) -> None:
@@ -60,6 +61,43 @@ def _pool(document: Any, pool: Any, base: list[Any], add: Any, names: dict[str, 
     elif not _AMI_VERSION[family].fullmatch(version):
         example = "v20251112" if family == "al2023" else "v1.26.2"
         add([*base, "amiVersion"], f"'{_s(version)}' is not a {family} AMI release", f"write it like {example}")
+    else:
+        kubernetes = document["cluster"]["kubernetesVersion"]
+        if isinstance(kubernetes, str) and _KUBERNETES.fullmatch(kubernetes):
+            _ami_release(name, family, version, kubernetes, [*base, "amiVersion"], add)
+
+
+def _ami_release(name: str, family: str, version: str, kubernetes: str, path: list[Any], add: Any) -> None:
+    """A pinned release must ship the pool's image for the cluster's Kubernetes version (nimgen pools are GPU
+    pools: the NVIDIA variant); Karpenter finds no AMI otherwise and the EC2NodeClass never becomes Ready."""
+    found = amis.lookup(family, version, kubernetes, gpu=True)
+    if found.answer is amis.Answer.OK:
+        return
+    image = amis.image_name(family, kubernetes, gpu=True)
+    pins = _pins_hint(amis.nearest_pins(family, version, kubernetes, gpu=True), image)
+    pool = f"node pool '{_s(name)}' pins {family} {version}"
+    if found.answer is amis.Answer.UNKNOWN:
+        add(path, f"nimgen's AMI catalog (dated {amis.catalog().dated}) does not list {family} {version}; "
+                  f"whether it ships {image} is not checked",
+            f"confirm it in the release notes and add it to {amis.CATALOG_PATH}, or {pins}", warning=True)
+    elif found.answer is amis.Answer.NO_SUCH_RELEASE:
+        known = amis.catalog().families[family]
+        add(path, f"{pool}, which is not a {family} release (nimgen's AMI catalog lists every one from "
+                  f"{known.oldest.version} to {known.newest.version})", pins)
+    elif found.answer is amis.Answer.NO_NVIDIA:
+        add(path, f"{pool}, which has a Kubernetes {kubernetes} image but no NVIDIA variant ({image}); "
+                  f"Karpenter would find no AMI for the pool's GPU instances", pins)
+    else:
+        add(path, f"{pool}, which ships no {image} image; Karpenter would find no AMI for Kubernetes {kubernetes} "
+                  f"and the EC2NodeClass would never become Ready", pins)
+
+
+def _pins_hint(pins: amis.Pins | None, image: str) -> str:
+    if pins is None:
+        return f"no release in nimgen's AMI catalog ships {image}; try the other amiFamily"
+    if pins.newest:
+        return f"pin {pins.family} {pins.first} or later (ships {image}; newest in nimgen's AMI catalog: {pins.last})"
+    return f"pin {pins.family} {pins.first} to {pins.last} (the releases that ship {image})"
 
 
 def pool_exists(model: Any, base: list[Any], add: Any, pool_names: set[str] | None) -> None:

@@ -88,8 +88,11 @@ def _readme(env: Environment, parts: applications.Parts) -> str:
         for spec in specs:
             if component.sync_label:
                 waves[component.sync_label] = min(spec.wave, waves.get(component.sync_label, spec.wave))
+    platform = [spec.name for component, specs in parts if component.project == "platform" for spec in specs]
     return render_text("environment-README.md.j2", env=env, apps_path=applications.apps_path(env), slots=slots,
-                       synced_before_models=sorted(waves, key=lambda label: (waves[label], label)))
+                       synced_before_models=sorted(waves, key=lambda label: (waves[label], label)),
+                       platform_project=applications.platform_project_name(env) if platform else "",
+                       platform_labels=platform)
 
 
 def _refuse_secrets(tree: Tree) -> None:
