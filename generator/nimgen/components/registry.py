@@ -6,7 +6,15 @@ environment README; sync order comes from each Application's wave, not from here
 
 from __future__ import annotations
 
-from nimgen.components import blockstorage, deviceplugin, monitoring, ngcsecrets, nodepools, openwebui, storage
+from nimgen.components import (
+    blockstorage,
+    deviceplugin,
+    monitoring,
+    ngcsecrets,
+    nodepools,
+    openwebui,
+    storage,
+)
 from nimgen.components.base import Component
 from nimgen.components.models import Models
 from nimgen.model import Environment
