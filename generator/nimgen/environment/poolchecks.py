@@ -74,12 +74,14 @@ def _ami_release(name: str, family: str, version: str, kubernetes: str, path: li
     if found.answer is amis.Answer.OK:
         return
     image = amis.image_name(family, kubernetes, gpu=True)
-    pins = _pins_hint(amis.nearest_pins(family, version, kubernetes, gpu=True), image)
+    nearest = amis.nearest_pins(family, version, kubernetes, gpu=True)
+    pins = _pins_hint(family, nearest, image)
     pool = f"node pool '{_s(name)}' pins {family} {version}"
     if found.answer is amis.Answer.UNKNOWN:
+        confirm = f"check its release notes for {image} and add it to {amis.CATALOG_PATH}"
         add(path, f"nimgen's AMI catalog (dated {amis.catalog().dated}) does not list {family} {version}; "
                   f"whether it ships {image} is not checked",
-            f"confirm it in the release notes and add it to {amis.CATALOG_PATH}, or {pins}", warning=True)
+            f"{confirm}, or {pins}" if nearest else confirm, warning=True)
     elif found.answer is amis.Answer.NO_SUCH_RELEASE:
         known = amis.catalog().families[family]
         add(path, f"{pool}, which is not a {family} release (nimgen's AMI catalog lists every one from "
@@ -92,9 +94,10 @@ def _ami_release(name: str, family: str, version: str, kubernetes: str, path: li
                   f"and the EC2NodeClass would never become Ready", pins)
 
 
-def _pins_hint(pins: amis.Pins | None, image: str) -> str:
+def _pins_hint(family: str, pins: amis.Pins | None, image: str) -> str:
     if pins is None:
-        return f"no release in nimgen's AMI catalog ships {image}; try the other amiFamily"
+        return (f"no {family} release in nimgen's AMI catalog ships {image}; pin a newer release once it is "
+                f"added to {amis.CATALOG_PATH}, or use the other amiFamily")
     if pins.newest:
         return f"pin {pins.family} {pins.first} or later (ships {image}; newest in nimgen's AMI catalog: {pins.last})"
     return f"pin {pins.family} {pins.first} to {pins.last} (the releases that ship {image})"
