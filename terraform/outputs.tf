@@ -38,6 +38,16 @@ output "ngc_api_key_secret_name" {
   value       = aws_secretsmanager_secret.ngc_api_key.name
 }
 
+output "grafana_admin_secret_name" {
+  description = "Secrets Manager secret holding Grafana's admin (observability.grafanaAdminExternalSecret)."
+  value       = aws_secretsmanager_secret.grafana_admin.name
+}
+
+output "open_webui_secret_name" {
+  description = "Secrets Manager secret holding Open WebUI's session key and first admin (addons.openWebUI.externalSecret)."
+  value       = aws_secretsmanager_secret.open_webui.name
+}
+
 output "cluster_secret_store_name" {
   description = "Name of the ClusterSecretStore nimgen renders for AWS Secrets Manager (ngc.externalSecret.store)."
   value       = var.cluster_secret_store_name

@@ -1,10 +1,11 @@
-# The NGC API key lives in Secrets Manager, never in Git, Helm values or Terraform state: nimgen renders a
-# ClusterSecretStore (cluster_secret_store_name) and ExternalSecrets that copy it into each model namespace
-# as the Secrets the NIM pods read (ngc.apiKeySecret, ngc.imagePullSecret). Terraform installs the External
-# Secrets Operator and gives it read access to this one secret.
+# The NGC API key, Grafana's admin and Open WebUI's key live in Secrets Manager, never in Git, Helm values or
+# Terraform state: nimgen renders a ClusterSecretStore (cluster_secret_store_name) and ExternalSecrets that copy
+# them into the Secrets the pods read (ngc.externalSecret, observability.grafanaAdminExternalSecret,
+# addons.openWebUI.externalSecret). Terraform installs the External Secrets Operator and gives it read access
+# to these secrets only.
 
 resource "aws_kms_key" "secrets" {
-  description             = "Secrets Manager secrets of ${var.cluster_name} (NGC API key)"
+  description             = "Secrets Manager secrets of ${var.cluster_name} (NGC API key, Grafana and Open WebUI)"
   enable_key_rotation     = true
   deletion_window_in_days = 30
   policy                  = local.account_key_policy
@@ -29,6 +30,57 @@ resource "aws_secretsmanager_secret_version" "ngc_api_key" {
   secret_string_wo_version = var.ngc_api_key_version
 }
 
+# Grafana's admin and Open WebUI's session key and first admin: generated at apply time by ephemeral
+# random_passwords and written write-only, so Terraform keeps them in neither plan nor state. Read them in
+# Secrets Manager; bump platform_secrets_version to write new ones.
+ephemeral "random_password" "grafana_admin" {
+  length  = 32
+  special = false
+}
+
+ephemeral "random_password" "open_webui_admin" {
+  length  = 32
+  special = false
+}
+
+ephemeral "random_password" "open_webui_session_key" {
+  length  = 64
+  special = false
+}
+
+resource "aws_secretsmanager_secret" "grafana_admin" {
+  name                    = "${var.cluster_name}/grafana-admin"
+  description             = "Grafana admin of ${var.cluster_name} (JSON: admin-user, admin-password); read by External Secrets"
+  kms_key_id              = aws_kms_key.secrets.arn
+  recovery_window_in_days = var.secret_recovery_window_days
+}
+
+resource "aws_secretsmanager_secret_version" "grafana_admin" {
+  secret_id = aws_secretsmanager_secret.grafana_admin.id
+  secret_string_wo = jsonencode({
+    "admin-user"     = "admin"
+    "admin-password" = ephemeral.random_password.grafana_admin.result
+  })
+  secret_string_wo_version = var.platform_secrets_version
+}
+
+resource "aws_secretsmanager_secret" "open_webui" {
+  name                    = "${var.cluster_name}/open-webui"
+  description             = "Open WebUI of ${var.cluster_name} (JSON: WEBUI_SECRET_KEY, WEBUI_ADMIN_EMAIL, WEBUI_ADMIN_PASSWORD); read by External Secrets"
+  kms_key_id              = aws_kms_key.secrets.arn
+  recovery_window_in_days = var.secret_recovery_window_days
+}
+
+resource "aws_secretsmanager_secret_version" "open_webui" {
+  secret_id = aws_secretsmanager_secret.open_webui.id
+  secret_string_wo = jsonencode({
+    WEBUI_SECRET_KEY     = ephemeral.random_password.open_webui_session_key.result
+    WEBUI_ADMIN_EMAIL    = var.open_webui_admin_email
+    WEBUI_ADMIN_PASSWORD = ephemeral.random_password.open_webui_admin.result
+  })
+  secret_string_wo_version = var.platform_secrets_version
+}
+
 ################################################################################
 # External Secrets Operator
 ################################################################################
@@ -40,13 +92,17 @@ locals {
   }
 }
 
-# Read the NGC secret, nothing else. kms:Decrypt is what GetSecretValue needs on a customer-managed key,
+# Read nimgen's secrets, nothing else. kms:Decrypt is what GetSecretValue needs on a customer-managed key,
 # and only through Secrets Manager.
 data "aws_iam_policy_document" "external_secrets" {
   statement {
-    sid       = "ReadNgcApiKey"
-    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-    resources = [aws_secretsmanager_secret.ngc_api_key.arn]
+    sid     = "ReadNimgenSecrets"
+    actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    resources = [
+      aws_secretsmanager_secret.ngc_api_key.arn,
+      aws_secretsmanager_secret.grafana_admin.arn,
+      aws_secretsmanager_secret.open_webui.arn,
+    ]
   }
 
   statement {
@@ -64,12 +120,12 @@ data "aws_iam_policy_document" "external_secrets" {
 
 resource "aws_iam_role" "external_secrets" {
   name               = "${var.cluster_name}-external-secrets"
-  description        = "External Secrets Operator of ${var.cluster_name}: reads the NGC API key (EKS Pod Identity)"
+  description        = "External Secrets Operator of ${var.cluster_name}: reads nimgen's secrets (EKS Pod Identity)"
   assume_role_policy = data.aws_iam_policy_document.pod_identity_trust.json
 }
 
 resource "aws_iam_role_policy" "external_secrets" {
-  name   = "read-ngc-api-key"
+  name   = "read-nimgen-secrets"
   role   = aws_iam_role.external_secrets.id
   policy = data.aws_iam_policy_document.external_secrets.json
 }

@@ -159,8 +159,30 @@ variable "ngc_api_key_version" {
   }
 }
 
+variable "platform_secrets_version" {
+  description = "Increment to generate and write new values of Grafana's admin password and Open WebUI's session key and admin password to Secrets Manager (rotation)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.platform_secrets_version >= 1 && floor(var.platform_secrets_version) == var.platform_secrets_version
+    error_message = "platform_secrets_version must be a positive integer."
+  }
+}
+
+variable "open_webui_admin_email" {
+  description = "E-mail of the admin account Open WebUI creates on its first start (its password is generated into Secrets Manager)."
+  type        = string
+  default     = "admin@example.com"
+
+  validation {
+    condition     = can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.open_webui_admin_email))
+    error_message = "open_webui_admin_email must be an e-mail address."
+  }
+}
+
 variable "secret_recovery_window_days" {
-  description = "Days Secrets Manager keeps the deleted NGC secret recoverable (0 deletes at once, so a re-created dev cluster can reuse the name)."
+  description = "Days Secrets Manager keeps a deleted secret of nimgen recoverable (0 deletes at once, so a re-created dev cluster can reuse the names)."
   type        = number
   default     = 7
 

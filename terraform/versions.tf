@@ -22,6 +22,12 @@ terraform {
       source  = "hashicorp/kubernetes"
       version = "~> 2.38"
     }
+    # The ephemeral random_password (secrets.tf), generated at apply time and kept in neither plan nor state,
+    # came with 3.7.1, the first 3.7 release (3.7.0 was only an alpha, which "~>" never selects).
+    random = {
+      source  = "hashicorp/random"
+      version = "~> 3.7"
+    }
   }
 }
 

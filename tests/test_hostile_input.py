@@ -67,9 +67,10 @@ FULL = textwrap.dedent("""\
       keda: {chartVersion: 2.21.1}
       prometheusUrl: http://prometheus-operated.monitoring.svc:9090
       grafanaAdminSecret: grafana-admin
+      grafanaAdminExternalSecret: nim/grafana-admin
     addons:
       openWebUI: {enabled: true, namespace: open-webui, image: "ghcr.io/open-webui/open-webui:v0.7.2",
-                  secret: open-webui, persistence: {size: 10Gi, storageClassName: gp3},
+                  secret: open-webui, externalSecret: nim/open-webui, persistence: {size: 10Gi, storageClassName: gp3},
                   resources: {cpu: 500m, memory: 2Gi}}
     modelDefaults:
       servedModelName: meta/default

@@ -94,7 +94,7 @@ def test_ec2nodeclass_settings(objects: Any) -> None:
         "volumeSize": "300Gi", "volumeType": "gp3", "encrypted": True, "deleteOnTermination": True}}]
     assert a10g["metadataOptions"]["httpTokens"] == "required"
     h100 = _by(objects["prod"], "EC2NodeClass", "h100")["spec"]
-    assert h100["amiSelectorTerms"] == [{"alias": "bottlerocket@v1.26.2"}]
+    assert h100["amiSelectorTerms"] == [{"alias": "bottlerocket@v1.57.0"}]
     assert [m["deviceName"] for m in h100["blockDeviceMappings"]] == ["/dev/xvda", "/dev/xvdb"]
     assert h100["blockDeviceMappings"][1]["ebs"]["volumeSize"] == "500Gi"
 
@@ -149,7 +149,9 @@ def test_platform_objects_validate_against_argo_cd_crds(crd_schemas: Path, env_n
 def test_environment_without_pools_renders_no_pool_chart(tmp_path: Path) -> None:
     assert run("render", write_env(tmp_path, VALID)).exit_code == 0
     assert not (tmp_path / "charts" / "gpu-nodepools").exists()
-    assert not (tmp_path / "argocd" / "test" / "apps" / "platform").exists()
+    # Only the StorageClass of the model's per-replica cache claims is on the platform.
+    platform = tmp_path / "argocd" / "test" / "apps" / "platform"
+    assert sorted(p.name for p in platform.iterdir()) == ["block-storage.yaml", "project.yaml"]
 
 
 def test_pools_render_and_validate_end_to_end(tmp_path: Path) -> None:
@@ -245,7 +247,7 @@ def test_device_plugin_runs_only_where_the_ami_lacks_it(crd_schemas: Path) -> No
 
 @pytest.mark.parametrize(("pools_text", "expected"), [
     (POOLS, True),
-    (POOLS.replace("amiVersion: v20251112", "amiFamily: bottlerocket\n    amiVersion: v1.26.2"), False),
+    (POOLS.replace("amiVersion: v20251112", "amiFamily: bottlerocket\n    amiVersion: v1.57.0"), False),
     (POOLS.replace("  karpenter:", "  devicePlugin: none\n  karpenter:"), False),
 ])
 def test_device_plugin_application_is_rendered_when_needed(tmp_path: Path, pools_text: str, expected: bool) -> None:

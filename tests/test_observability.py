@@ -194,6 +194,7 @@ def test_an_external_prometheus_gets_no_stack_and_no_kube_system(tmp_path: Path)
 
     text = VALID.replace("models:\n", "observability:\n  enabled: true\n  prometheusStack: {enabled: false}\n"
                                       "  prometheusUrl: http://prometheus.example.svc:9090\nmodels:\n")
+    text += "    cache: {type: emptyDir}\n"  # no block claim: no StorageClass Application in kube-system either
     env = load_environment(write_env(tmp_path, text), tmp_path)
     assert set(monitoring_apps(env)) == {"dcgm-exporter", "nim-observability"}
     project = applications.platform_project(env)
@@ -201,7 +202,8 @@ def test_an_external_prometheus_gets_no_stack_and_no_kube_system(tmp_path: Path)
     assert [d["namespace"] for d in project["spec"]["destinations"]] == ["monitoring"]
     assert monitoring.PROMETHEUS_STACK_REPO[0] not in project["spec"]["sourceRepos"]
     with_stack = load_environment(write_env(tmp_path, VALID.replace(
-        "models:\n", "observability:\n  enabled: true\nmodels:\n"), "stack.yaml"), tmp_path)
+        "models:\n", "observability:\n  enabled: true\nmodels:\n") + "    cache: {type: emptyDir}\n", "stack.yaml"),
+        tmp_path)
     stack_project = applications.platform_project(with_stack)
     assert stack_project is not None
     assert [d["namespace"] for d in stack_project["spec"]["destinations"]] == ["kube-system", "monitoring"]

@@ -302,7 +302,7 @@ def test_terraform_and_providers_are_pinned() -> None:
     assert _attr(terraform, "required_version", "").startswith(">= ")
     (block,) = terraform["required_providers"]
     providers = {name: _attr(block, name) for name in block if name not in _META}
-    assert set(providers) == {"aws", "helm", "kubernetes"}
+    assert set(providers) == {"aws", "helm", "kubernetes", "random"}
     for name, spec in providers.items():
         source, version = spec["source"], spec["version"]
         assert source == f"hashicorp/{name}" and version.startswith("~> "), name

@@ -198,6 +198,8 @@ class Observability:
     prometheus_url: str
     grafana_admin_secret: str
     alerts: Alerts
+    # Secrets Manager secret External Secrets makes grafana_admin_secret from ("" = the Secret must exist).
+    grafana_admin_remote: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,8 @@ class OpenWebUI:
     storage_class: str
     cpu: str
     memory: str
+    # Secrets Manager secret External Secrets makes `secret` from ("" = the Secret must exist).
+    secret_remote: str = ""
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from nimgen.components import (
     blockstorage,
     deviceplugin,
     monitoring,
-    ngcsecrets,
     nodepools,
     openwebui,
+    platformsecrets,
     storage,
 )
 from nimgen.components.base import Component
@@ -25,7 +25,7 @@ COMPONENTS: tuple[Component, ...] = (
     deviceplugin.DevicePlugin(),
     storage.ModelStorage(),
     blockstorage.BlockStorage(),
-    ngcsecrets.NgcSecrets(),
+    platformsecrets.PlatformSecrets(),
     monitoring.PrometheusStack(),
     monitoring.PrometheusAdapter(),
     monitoring.Keda(),

@@ -187,7 +187,7 @@ def _build_open_webui(spec: dict[str, Any], properties: dict[str, Any], block_cl
     return OpenWebUI(namespace=spec["namespace"], image=ImageRef.parse(spec["image"]), secret=spec["secret"],
                      allow_signup=bool(spec["allowSignup"]), storage_size=persistence["size"],
                      storage_class=persistence.get("storageClassName", block_class), cpu=resources["cpu"],
-                     memory=resources["memory"])
+                     memory=resources["memory"], secret_remote=spec.get("externalSecret", ""))
 
 
 def _build_external_secret(spec: dict[str, Any] | None, region: str,
@@ -221,6 +221,7 @@ def _build_observability(spec: dict[str, Any], properties: dict[str, Any]) -> Ob
         keda_version=keda["chartVersion"],
         prometheus_url=spec.get("prometheusUrl", default_url),
         grafana_admin_secret=spec["grafanaAdminSecret"],
+        grafana_admin_remote=spec.get("grafanaAdminExternalSecret", ""),
         alerts=Alerts(float(alerts["ttftP95Seconds"]), float(alerts["kvCacheUsage"]), float(alerts["queueWaiting"]),
                       float(alerts["failureRatio"]), int(alerts["pendingMinutes"])),
     )

@@ -27,6 +27,11 @@ def _chart_root(name: str) -> Traversable:
     return resources.files("nimgen").joinpath("charts", name)
 
 
+# Charts earlier nimgen releases shipped, by the chart that replaced them: a repository rendered by one of
+# them still records their files, and render must be allowed to delete them (never to write them).
+RETIRED_CHARTS = {"ngc-secrets": "platform-secrets"}
+
+
 @cache
 def shipped_charts() -> tuple[str, ...]:
     """The charts nimgen ships (each may be written to charts/<name>/)."""

@@ -1,18 +1,21 @@
-"""NGC credentials through External Secrets Operator, and secret values refused in output."""
+"""Secrets from AWS Secrets Manager through External Secrets Operator (NGC, Grafana, Open WebUI), and secret values
+refused in output."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-from conftest import example_environment
+from conftest import example_environment, make_repo
 from helpers import VALID, run, write_env
 from kube import application_objects, crd_errors, kubernetes_errors
 from nimgen import helm
-from nimgen.components import ngcsecrets
+from nimgen.components import platformsecrets
 from nimgen.environment.load import load_environment
 from nimgen.gitops import applications
+from nimgen.gitops.ownership import content_hash
 from nimgen.gitops.tree import SecretInOutputError, _refuse_secrets
 
 SECRET_KEY = "nim/test/ngc-api-key"
@@ -28,7 +31,7 @@ def _env(tmp_path: Path, extra: str = "") -> Any:
 def test_external_secrets_for_every_model_namespace(tmp_path: Path, rendered_repo: Path, helm_engine: helm.Engine,
                                                    crd_schemas: Path) -> None:
     env = _env(tmp_path)
-    app = applications.by_name(env)["ngc-secrets"]
+    app = applications.by_name(env)["platform-secrets"]
     assert crd_errors(app, crd_schemas) == []
     objects = application_objects(helm_engine, rendered_repo, app)
     for obj in objects:
@@ -39,7 +42,7 @@ def test_external_secrets_for_every_model_namespace(tmp_path: Path, rendered_rep
     assert not [o for o in objects if o["kind"] == "Secret"]  # External Secrets makes them in the cluster
     [store] = [o for o in objects if o["kind"] == "ClusterSecretStore"]
     assert store["spec"]["provider"]["aws"] == {"service": "SecretsManager", "region": "us-west-2"}
-    assert store["spec"]["conditions"] == [{"namespaces": ["nim", "nim-b"]}]  # only model namespaces may use it
+    assert store["spec"]["conditions"] == [{"namespaces": ["nim", "nim-b"]}]  # only these Secrets' namespaces
     externals = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects if o["kind"] == "ExternalSecret"}
     assert set(externals) == {(ns, name) for ns in ("nim", "nim-b") for name in ("ngc-api", "ngc-secret")}
     api = externals[("nim-b", "ngc-api")]["spec"]
@@ -58,7 +61,7 @@ def test_external_secrets_for_every_model_namespace(tmp_path: Path, rendered_rep
 
 def test_synced_before_the_models_and_admitted_by_the_platform_project(tmp_path: Path, crd_schemas: Path) -> None:
     env = _env(tmp_path)
-    app = applications.by_name(env)["ngc-secrets"]
+    app = applications.by_name(env)["platform-secrets"]
 
     def wave(obj: dict[str, Any]) -> int:
         return int(obj["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
@@ -72,19 +75,30 @@ def test_synced_before_the_models_and_admitted_by_the_platform_project(tmp_path:
 
 
 def test_property_and_region(tmp_path: Path) -> None:
-    values = ngcsecrets.secrets_values(_env(tmp_path, ", property: ngc_api_key, region: eu-west-1"))
-    assert values["remote"] == {"key": SECRET_KEY, "property": "ngc_api_key"}
+    values = platformsecrets.values(_env(tmp_path, ", property: ngc_api_key, region: eu-west-1"))
+    assert values["ngc"]["remote"] == {"key": SECRET_KEY, "property": "ngc_api_key"}
     assert values["store"]["region"] == "eu-west-1"
 
 
 def test_prod_example_uses_external_secrets(rendered_repo: Path, helm_engine: helm.Engine) -> None:
     env = example_environment("prod")
     assert env.ngc.external_secret is not None
-    objects = application_objects(helm_engine, rendered_repo, applications.by_name(env)["ngc-secrets"])
-    # model-storage already creates the namespace of the cache claim: one owner per object.
-    assert not [o for o in objects if o["kind"] == "Namespace"]
-    assert (rendered_repo / "argocd/prod/apps/platform/ngc-secrets.yaml").is_file()
-    assert not (rendered_repo / "argocd/dev/apps/platform/ngc-secrets.yaml").exists()
+    objects = application_objects(helm_engine, rendered_repo, applications.by_name(env)["platform-secrets"])
+    # model-storage already creates the namespace of the cache claim (nim): one owner per object.
+    assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Namespace") == ["monitoring", "open-webui"]
+    assert (rendered_repo / "argocd/prod/apps/platform/platform-secrets.yaml").is_file()
+    assert not (rendered_repo / "argocd/dev/apps/platform/platform-secrets.yaml").exists()
+    externals = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["spec"] for o in objects
+                 if o["kind"] == "ExternalSecret"}
+    assert set(externals) == {("nim", "ngc-api"), ("nim", "ngc-secret"), ("monitoring", "grafana-admin"),
+                              ("open-webui", "open-webui")}
+    assert externals[("monitoring", "grafana-admin")]["data"] == [
+        {"secretKey": key, "remoteRef": {"key": "nim-prod/grafana-admin", "property": key}}
+        for key in ("admin-user", "admin-password")]
+    assert [d["secretKey"] for d in externals[("open-webui", "open-webui")]["data"]] == [
+        "WEBUI_SECRET_KEY", "WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD"]
+    [store] = [o for o in objects if o["kind"] == "ClusterSecretStore"]
+    assert store["spec"]["conditions"] == [{"namespaces": ["monitoring", "nim", "open-webui"]}]
 
 
 @pytest.mark.parametrize(("line", "what"), [
@@ -112,3 +126,50 @@ def test_secret_in_environment_file_changes_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "environments/test.yaml:8:14: $.description: an NGC API key is in the environment file" in result.output
     assert not (tmp_path / "argocd").exists()
+
+
+def test_grafanas_secret_syncs_before_the_monitoring_stack() -> None:
+    """kube-prometheus-stack's Grafana waits for its admin Secret: it must come from an earlier wave."""
+    apps = applications.by_name(example_environment("prod"))
+
+    def wave(name: str) -> int:
+        return int(apps[name]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+
+    values = apps["kube-prometheus-stack"]["spec"]["source"]["helm"]["valuesObject"]
+    assert values["grafana"]["admin"]["existingSecret"] == "grafana-admin"
+    assert wave("platform-secrets") < wave("kube-prometheus-stack") < wave("open-webui")
+
+
+def test_platform_secrets_alone_need_no_ngc_key(tmp_path: Path, rendered_repo: Path, helm_engine: helm.Engine) -> None:
+    text = VALID.replace("models:\n", "observability:\n  enabled: true\n  grafanaAdminExternalSecret: team/grafana\n"
+                                      "models:\n") + "addons:\n  openWebUI: {enabled: true, externalSecret: team/webui}\n"
+    env = load_environment(write_env(tmp_path, text), tmp_path)
+    values = platformsecrets.values(env)
+    assert values["ngc"]["enabled"] is False and values["ngc"]["namespaces"] == []
+    assert [(s["namespace"], s["name"], s["remoteKey"]) for s in values["secrets"]] == [
+        ("monitoring", "grafana-admin", "team/grafana"), ("open-webui", "open-webui", "team/webui")]
+    objects = application_objects(helm_engine, rendered_repo, applications.by_name(env)["platform-secrets"])
+    assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "ExternalSecret") == ["grafana-admin",
+                                                                                               "open-webui"]
+
+
+def test_without_external_secrets_nothing_is_rendered(tmp_path: Path) -> None:
+    env = load_environment(write_env(tmp_path, VALID + "addons:\n  openWebUI: {enabled: true}\n"), tmp_path)
+    assert "platform-secrets" not in applications.by_name(env)
+
+
+def test_a_retired_chart_is_removed_by_render(tmp_path: Path) -> None:
+    """A repository rendered when the chart was ngc-secrets: its record lists those files, render deletes them."""
+    root = make_repo(tmp_path / "repo")
+    assert run("render", root / "environments" / "prod.yaml").exit_code == 0
+    record = root / "argocd" / "prod" / "generated-files.txt"
+    old = root / "charts" / "ngc-secrets"
+    shutil.copytree(root / "charts" / "platform-secrets", old)
+    lines = record.read_text().splitlines()
+    lines += [f"charts/ngc-secrets/{p.relative_to(old).as_posix()}  {content_hash(p.read_bytes())}"
+              for p in sorted(old.rglob("*")) if p.is_file()]
+    record.write_text("\n".join(lines) + "\n")
+    result = run("render", root / "environments" / "prod.yaml")
+    assert result.exit_code == 0, result.output
+    assert "delete  charts/ngc-secrets/values.yaml" in result.output
+    assert not old.exists()
