@@ -137,7 +137,8 @@ def plan(debug: bool, env_file: Path, output_format: str) -> None:
                    "kubeconform syntax ({{.Group}}, {{.ResourceKind}}, {{.ResourceAPIVersion}}). Repeatable. "
                    "Default: $NIMGEN_SCHEMA_LOCATION, else the public CRD catalog (fetched once, cached).")
 @click.option("--chart-cache", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
-              help="Folder of `helm pull` archives (<chart>-<version>.tgz) to render external charts from.")
+              help="Folder of `helm pull` archives (<chart>-<version>.tgz) to render external charts from. "
+                   "Default: the repository's charts/upstream/, when it exists.")
 @click.option("--ignore-missing-schemas", is_flag=True, help="A kind without a schema is a notice, not an error.")
 @click.option("--output", "output_format", type=click.Choice(["text", "json", "junit"]), default="text",
               show_default=True, help="Report for people, tools or CI.")

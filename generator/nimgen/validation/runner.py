@@ -12,11 +12,11 @@ from nimgen.environment.load import load_environment
 from nimgen.errors import ConfigError, Problem
 from nimgen.model import Environment
 from nimgen.repository import default_root
-from nimgen.validation import assignments, crossref, determinism, ownership, paths, policy
+from nimgen.validation import assignments, chartvalues, crossref, determinism, ownership, paths, policy
 from nimgen.validation.findings import Finding, Report, Severity, object_ref
 from nimgen.validation.manifests import Applied, is_application, read_argocd
 from nimgen.validation.schemas import MissingSchema, SchemaLocation, Schemas
-from nimgen.validation.sources import AppResult, Renderer
+from nimgen.validation.sources import AppResult, Renderer, chart_cache_of
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Options:
     """How to validate: where CRD schemas are, where external charts are cached."""
 
     locations: tuple[SchemaLocation, ...]
-    chart_cache: Path | None = None
+    chart_cache: Path | None = None  # None: each repository's charts/upstream/, when it has one
     ignore_missing_schemas: bool = False
 
 
@@ -122,13 +122,14 @@ def _environment(env: Environment, root: Path, options: Options, engine: helm.En
     """Everything validate checks for one environment, into the report."""
     tree = read_argocd(root, env)
     manifests, results = tree.manifests, []
-    with Renderer(root, env, engine, options.chart_cache) as renderer:
+    chart_cache = chart_cache_of(root, options.chart_cache)
+    with Renderer(root, env, engine, chart_cache) as renderer:
         apps = [item for item in manifests if is_application(item)]
         for item in apps:
             renderer.submit(item)
         # Checked while Helm renders on the worker threads, then each result as it arrives.
         for finding in [*tree.findings, *ownership.check(env, root), *paths.check(env, root, manifests),
-                        *assignments.check(env, root, manifests)]:
+                        *assignments.check(env, root, manifests), *chartvalues.check(env, manifests, chart_cache)]:
             report.add(finding)
         valid = [item for item in manifests if checker.check(env, item, report)]
         for result in renderer.results():

@@ -3,7 +3,8 @@
 An Application whose chart lives in this repository is rendered with `helm template` semantics
 (release name, destination namespace, valueFiles < values < valuesObject < parameters, the cluster's
 Kubernetes version and API versions). Charts from external repositories are rendered only from a
-local chart cache; otherwise they are reported as not rendered offline.
+local chart cache (--chart-cache, else the repository's charts/upstream/); otherwise they are reported as not
+rendered offline.
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ from nimgen.validation.yamldocs import documents
 from nimgen.yamlio import load_plain
 
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+# `helm pull` archives of the charts the repository's Applications install from Helm repositories. nimgen reads
+# them and never writes there (its ownership scope is argocd/<env>/ and charts/<a chart nimgen ships>/).
+UPSTREAM_CHARTS = Path("charts", "upstream")
 # `nimgen diff` reads the tree and renders through this module.
 __all__ = ["APPLICATION", "CLUSTER_SCOPED", "AppResult", "Applied", "Issue", "Renderer", "TreeError", "cached_chart",
-           "cluster_api_versions", "helm_values", "is_application", "iter_argocd_manifests", "wave"]
+           "chart_cache_of", "cluster_api_versions", "helm_values", "is_application", "iter_argocd_manifests", "wave"]
 
 
 @dataclass(frozen=True)
@@ -72,10 +76,16 @@ def wave(obj: dict[str, Any]) -> int:
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Helm's merge of several values sources: maps merge, everything else is replaced by the later source."""
+    """Helm's merge of several values sources: maps merge, everything else is replaced by the later source.
+
+    Every map of the result is new: parameters set into it never reach the Application they were read from.
+    """
     out = dict(base)
     for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        if isinstance(value, dict):
+            out[key] = _merge(out[key] if isinstance(out.get(key), dict) else {}, value)
+        else:
+            out[key] = value
     return out
 
 
@@ -136,6 +146,15 @@ def helm_values(source: dict[str, Any], chart: Path, root: Path | None = None) -
     return values
 
 
+def chart_cache_of(root: Path, given: Path | None) -> Path | None:
+    """The chart cache to render external charts from: the one given, else the repository's charts/upstream/
+    when it exists."""
+    if given is not None:
+        return given
+    default = root / UPSTREAM_CHARTS
+    return default if default.is_dir() else None
+
+
 def cached_chart(cache: Path | None, chart: str, version: str) -> Path | None:
     """A chart in a local cache: `helm pull` archives (<chart>-<version>.tgz) or unpacked folders."""
     if cache is None:
@@ -193,8 +212,10 @@ def _job(applied: Applied, root: Path, env: Environment, chart_cache: Path | Non
             chart = cached_chart(chart_cache, str(source["chart"]), str(source.get("targetRevision", "")))
             if chart is None:
                 where = f"chart {source['chart']} {source.get('targetRevision', '')} from {source.get('repoURL', '')}"
-                hint = " (give --chart-cache DIR holding its `helm pull` archive to check it)" if chart_cache is None \
-                    else f" (not in the chart cache {chart_cache})"
+                if chart_cache is None:
+                    hint = f" (put its `helm pull` archive in {UPSTREAM_CHARTS.as_posix()}/ or give --chart-cache DIR)"
+                else:
+                    hint = f" (not in the chart cache {chart_cache})"
                 return RenderJob(applied, None, {}, notice=f"not rendered offline: {where}{hint}")
             return RenderJob(applied, chart, helm_values(source, chart))
         if source.get("repoURL") == env.gitops.repo_url:
@@ -206,8 +227,10 @@ def _job(applied: Applied, root: Path, env: Environment, chart_cache: Path | Non
 
 
 def cluster_api_versions(env: Environment) -> tuple[str, ...]:
-    """API versions beyond Kubernetes' own that the cluster serves: Argo CD's and the platform's CRDs."""
-    versions = {"argoproj.io/v1alpha1"}
+    """API versions beyond the ones Helm knows that the cluster serves: Argo CD's and the platform's CRDs, and
+    Kubernetes' aggregation API (Helm's built-in list, client-go's scheme, lacks it; Argo CD passes the cluster's,
+    and prometheus-adapter renders an APIService the cluster no longer serves without it)."""
+    versions = {"argoproj.io/v1alpha1", "apiregistration.k8s.io/v1"}
     if env.node_pools:
         versions |= {"karpenter.sh/v1", "karpenter.k8s.aws/v1"}
     if env.observability:

@@ -47,6 +47,8 @@ def _scalar_text(loader: Any, node: yaml.ScalarNode) -> str:
 _JSONLoader.add_constructor("tag:yaml.org,2002:map", _json_map)
 _JSONLoader.add_constructor("tag:yaml.org,2002:timestamp", _scalar_text)
 _JSONLoader.add_constructor("tag:yaml.org,2002:binary", _scalar_text)
+# YAML 1.1's "value" key: a plain `=` (in Prometheus Operator's CRDs, as an enum member) is the string "=" to Go.
+_JSONLoader.add_constructor("tag:yaml.org,2002:value", _scalar_text)
 _JSONLoader.add_constructor("tag:yaml.org,2002:set", lambda loader, node: list(loader.construct_mapping(node)))
 
 
