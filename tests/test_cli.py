@@ -125,7 +125,9 @@ def test_committed_example_tree_is_current(tmp_path: Path) -> None:
     names = [p for p in sorted((root / "environments").glob("*.yaml")) if not p.name.startswith("_")]
     assert run("render", *names).exit_code == 0
     rendered = {k: v for k, v in tree_digest(root).items() if not k.startswith("environments/")}
-    committed = {k: v for k, v in tree_digest(PROJECT).items() if k.split("/")[0] in ("charts", "argocd")}
+    # charts/upstream/ holds `helm pull` archives of pinned upstream charts: read by validate, never rendered.
+    committed = {k: v for k, v in tree_digest(PROJECT).items()
+                 if k.split("/")[0] in ("charts", "argocd") and not k.startswith("charts/upstream/")}
     assert committed == rendered, "run: nimgen render environments/*.yaml (excluding _defaults.yaml)"
 
 

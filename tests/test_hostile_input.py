@@ -72,6 +72,8 @@ FULL = textwrap.dedent("""\
       openWebUI: {enabled: true, namespace: open-webui, image: "ghcr.io/open-webui/open-webui:v0.7.2",
                   secret: open-webui, externalSecret: nim/open-webui, persistence: {size: 10Gi, storageClassName: gp3},
                   resources: {cpu: 500m, memory: 2Gi}}
+    prerequisites:
+      - {kind: Secret, namespace: nim, name: hf-token, description: synced from the team vault}
     modelDefaults:
       servedModelName: meta/default
       nodePool: a10g
@@ -216,7 +218,8 @@ FREE_TEXT = [path for path, node, is_key in _all_fields() if not is_key and not 
 def test_free_text_fields_are_the_expected_few() -> None:
     # A new free-text field must be a deliberate choice: it needs quoting wherever it is rendered.
     assert sorted(json_path(p) for p in FREE_TEXT) == [
-        "$.description", "$.modelDefaults.env.NIM_DEFAULT", "$.models[0].env.NIM_MAX_MODEL_LEN"]
+        "$.description", "$.modelDefaults.env.NIM_DEFAULT", "$.models[0].env.NIM_MAX_MODEL_LEN",
+        "$.prerequisites[0].description"]
 
 
 def _rendered(root: Path, engine: helm.Engine, doc: Any) -> dict[str, Any]:
@@ -248,7 +251,12 @@ def _replace(data: Any, old: str, new: str) -> Any:
     return new if data == old else data
 
 
-@pytest.mark.parametrize("path", FREE_TEXT, ids=[json_path(p) for p in FREE_TEXT])
+# Free text that only people read: it goes into the environment README, never into an object.
+README_ONLY = ["$.prerequisites[0].description"]
+IN_OBJECTS = [path for path in FREE_TEXT if json_path(path) not in README_ONLY]
+
+
+@pytest.mark.parametrize("path", IN_OBJECTS, ids=[json_path(p) for p in IN_OBJECTS])
 def test_free_text_reaches_rendered_objects_exactly(tmp_path: Path, helm_engine: helm.Engine,
                                                     path: list[Any]) -> None:
     marker = "nimgen-marker-7f3a"
@@ -257,6 +265,18 @@ def test_free_text_reaches_rendered_objects_exactly(tmp_path: Path, helm_engine:
     actual = _rendered(tmp_path / "b", helm_engine, _set(base, path, HOSTILE_TEXT))
     assert json.dumps(actual, sort_keys=True) == json.dumps(expected, sort_keys=True)
     assert HOSTILE_TEXT in set(_strings(actual)), "the value must reach some rendered object"
+
+
+def test_readme_only_text_stays_on_its_line(tmp_path: Path) -> None:
+    doc = _set(load_plain(FULL), ["prerequisites", 0, "description"], HOSTILE_TEXT)
+    root = tmp_path / "repo"
+    env_file = root / "environments" / "hostile.yaml"
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text(dump(doc))
+    assert run("render", env_file).exit_code == 0
+    readme = (root / "argocd" / "hostile" / "README.md").read_text()
+    [line] = [line for line in readme.splitlines() if line.startswith("- `Secret nim/hf-token`: ")]
+    assert line.endswith("; " + " ".join(HOSTILE_TEXT.split()))  # after the reason secretEnv gives
 
 
 def _strings(data: Any) -> Iterator[str]:
@@ -288,7 +308,8 @@ def test_discovery_tag_with_newline_is_refused_through_import_terraform(tmp_path
         "karpenter_node_role": "KarpenterNodeRole-nim-prod",
         "karpenter_discovery_tag": "nim-prod\n      tags: {Name: '*'}",
         "efs_file_system_id": "fs-0123456789abcdef0", "ngc_api_key_secret_name": "nim-prod/ngc-api-key",
-        "cluster_secret_store_name": "aws-secrets-manager",
+        "cluster_secret_store_name": "aws-secrets-manager", "grafana_admin_secret_name": "nim-prod/grafana-admin",
+        "open_webui_secret_name": "nim-prod/open-webui",
     }
     outputs_file = tmp_path / "outputs.json"
     outputs_file.write_text(json.dumps({k: {"sensitive": False, "value": v} for k, v in outputs.items()}))

@@ -23,6 +23,8 @@ VALUES = {
     "efs_file_system_id": "fs-0abc1234def567890",
     "ngc_api_key_secret_name": "nim-prod-eu/ngc-api-key",
     "cluster_secret_store_name": "aws-secrets-manager",
+    "grafana_admin_secret_name": "nim-prod-eu/grafana-admin",
+    "open_webui_secret_name": "nim-prod-eu/open-webui",
 }
 
 
@@ -58,6 +60,8 @@ def test_prod_gets_every_output_and_keeps_its_comments(repo: Path, tmp_path: Pat
         "  ~ cluster.karpenter.discoveryTag: nim-prod -> nim-prod-eu",
         "  ~ storage.modelCache.efs.fileSystemId: fs-0123456789abcdef0 -> fs-0abc1234def567890",
         "  ~ ngc.externalSecret.key: nim-prod/ngc-api-key -> nim-prod-eu/ngc-api-key",
+        "  ~ observability.grafanaAdminExternalSecret: nim-prod/grafana-admin -> nim-prod-eu/grafana-admin",
+        "  ~ addons.openWebUI.externalSecret: nim-prod/open-webui -> nim-prod-eu/open-webui",
         f"next: nimgen render {env_file}",
     ]
     after = env_file.read_text()
@@ -72,6 +76,8 @@ def test_prod_gets_every_output_and_keeps_its_comments(repo: Path, tmp_path: Pat
     assert env.karpenter is not None and env.karpenter.node_role == VALUES["karpenter_node_role"]
     assert env.model_cache is not None and env.model_cache.file_system_id == VALUES["efs_file_system_id"]
     assert env.ngc.external_secret is not None and env.ngc.external_secret.key == VALUES["ngc_api_key_secret_name"]
+    assert env.observability is not None and env.observability.grafana_admin_remote == "nim-prod-eu/grafana-admin"
+    assert env.open_webui is not None and env.open_webui.secret_remote == "nim-prod-eu/open-webui"
     again = run("import-terraform", outputs(tmp_path), env_file)
     assert again.exit_code == 0 and "already up to date" in again.output and env_file.read_text() == after
 
@@ -82,6 +88,8 @@ def test_opt_in_keys_are_not_forced_on_an_environment(repo: Path, tmp_path: Path
     assert result.exit_code == 0, result.output
     assert "  skipped efs_file_system_id: the environment does not set storage.modelCache" in result.output
     assert "  skipped ngc_api_key_secret_name: the environment does not set ngc.externalSecret" in result.output
+    assert ("  skipped grafana_admin_secret_name: the environment does not set "
+            "observability.grafanaAdminExternalSecret") in result.output
     text = env_file.read_text()
     assert "storage:" not in text and "externalSecret" not in text  # dev keeps its per-pod cache
 
@@ -100,7 +108,7 @@ def test_missing_keys_are_created(repo: Path, tmp_path: Path) -> None:
 def test_dry_run_writes_nothing(repo: Path, tmp_path: Path) -> None:
     before = tree_digest(repo)
     result = run("import-terraform", "--dry-run", outputs(tmp_path), repo / "environments/prod.yaml")
-    assert result.exit_code == 0 and "would change 7 keys" in result.output
+    assert result.exit_code == 0 and "would change 9 keys" in result.output
     assert tree_digest(repo) == before
 
 

@@ -84,8 +84,9 @@ def test_prod_example_uses_external_secrets(rendered_repo: Path, helm_engine: he
     env = example_environment("prod")
     assert env.ngc.external_secret is not None
     objects = application_objects(helm_engine, rendered_repo, applications.by_name(env)["platform-secrets"])
-    # model-storage already creates the namespace of the cache claim (nim): one owner per object.
-    assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Namespace") == ["monitoring", "open-webui"]
+    # It creates the namespaces of its Secrets at wave -18 (model-storage then leaves nim out): one owner each.
+    assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Namespace") == ["monitoring", "nim",
+                                                                                         "open-webui"]
     assert (rendered_repo / "argocd/prod/apps/platform/platform-secrets.yaml").is_file()
     assert not (rendered_repo / "argocd/dev/apps/platform/platform-secrets.yaml").exists()
     externals = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["spec"] for o in objects

@@ -34,6 +34,26 @@ def parse_quantity(text: str) -> Decimal:
 RESERVED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "default"})
 
 
+@dataclass(frozen=True, order=True)
+class Ref:
+    """An object by kind, namespace ("" when cluster-scoped) and name."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class Prerequisite:
+    """An object someone must provide before the first sync, and what needs it (for the bootstrap checklist)."""
+
+    ref: Ref
+    why: str
+
+
 @dataclass(frozen=True)
 class SecretEnvVar:
     """An environment variable read from an existing Secret."""
@@ -240,6 +260,8 @@ class Environment:
     device_plugin: str = "auto"
     observability: Observability | None = None  # None: monitoring is not nimgen's
     open_webui: OpenWebUI | None = None  # None: no chat front end
+    # Objects someone provides before the first sync, beyond those the settings imply (environment `prerequisites`).
+    prerequisites: tuple[Prerequisite, ...] = ()
     # Findings that do not stop a render (e.g. a pool no model uses).
     warnings: tuple[Problem, ...] = ()
 

@@ -35,6 +35,8 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "efs_file_system_id": ("storage", "modelCache", "efs", "fileSystemId"),
     "ngc_api_key_secret_name": ("ngc", "externalSecret", "key"),
     "cluster_secret_store_name": ("ngc", "externalSecret", "store"),
+    "grafana_admin_secret_name": ("observability", "grafanaAdminExternalSecret"),
+    "open_webui_secret_name": ("addons", "openWebUI", "externalSecret"),
 }
 # Outputs filled only where the environment already uses what they describe: a shared EFS cache or
 # NGC credentials from Secrets Manager are choices of the environment, not facts of the cluster.
@@ -42,6 +44,8 @@ OPT_IN: dict[str, tuple[str, ...]] = {
     "efs_file_system_id": ("storage", "modelCache"),
     "ngc_api_key_secret_name": ("ngc", "externalSecret"),
     "cluster_secret_store_name": ("ngc", "externalSecret"),
+    "grafana_admin_secret_name": ("observability", "grafanaAdminExternalSecret"),
+    "open_webui_secret_name": ("addons", "openWebUI", "externalSecret"),
 }
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, ClassVar, Literal
 
-from nimgen.model import Environment
+from nimgen.model import Environment, Prerequisite, Ref
 
 Kind = tuple[str, str]  # (API group, kind)
 Project = Literal["models", "platform"]
@@ -105,6 +105,19 @@ class Component:
 
     def files(self, env: Environment) -> dict[PurePosixPath, str]:
         """Generated files beyond its charts and Applications (repository-relative path -> text)."""
+        return {}
+
+    def prerequisites(self, env: Environment) -> tuple[Prerequisite, ...]:
+        """Objects its settings say exist already (an existing Secret, claim or StorageClass): provided by someone."""
+        return ()
+
+    def needs(self, env: Environment) -> dict[str, tuple[Ref, ...]]:
+        """Objects its upstream charts read, by Application (what nimgen passes as existingSecret-style values):
+        charts rendered offline show their references themselves, these are checked even when they are not."""
+        return {}
+
+    def crds(self, env: Environment) -> dict[str, tuple[str, ...]]:
+        """API groups whose CRDs its upstream charts install, by Application (known even when not rendered offline)."""
         return {}
 
     def check(self, document: Any, models: list[Any], add: Add) -> None:

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind, Project
 from nimgen.components.model_values import chart_values, model_labels
-from nimgen.model import Environment, Model
+from nimgen.model import Environment, Model, Prerequisite, Ref
 
 CHART = Chart("nim-llm")
 # After the platform (negative waves) and before the add-ons.
@@ -79,3 +79,26 @@ class Models(Component):
         if env.uses_keda:
             kinds += KEDA_KINDS
         return Grants(namespaced_kinds=kinds, namespaces=env.namespaces)
+
+    def prerequisites(self, env: Environment) -> tuple[Prerequisite, ...]:
+        found: list[Prerequisite] = []
+        if env.ngc.external_secret is None:
+            for namespace in env.namespaces:
+                found += [Prerequisite(Ref("Secret", namespace, env.ngc.api_key_secret),
+                                       "the NGC API key of the NIM pods (ngc.apiKeySecret); or set ngc.externalSecret"),
+                          Prerequisite(Ref("Secret", namespace, env.ngc.image_pull_secret),
+                                       "the nvcr.io pull Secret of the NIM pods (ngc.imagePullSecret); or set "
+                                       "ngc.externalSecret")]
+        shared_claim = env.model_cache.claim_name if env.model_cache else None
+        own_classes = {env.block_storage.storage_class, env.model_cache.storage_class if env.model_cache else ""}
+        for model in env.models:
+            found += [Prerequisite(Ref("Secret", model.namespace, var.secret),
+                                   f"model {model.name} reads {var.name} from key {var.key} (secretEnv)")
+                      for var in model.secret_env]
+            if model.cache_type == "existingClaim" and model.cache_claim_name != shared_claim:
+                found.append(Prerequisite(Ref("PersistentVolumeClaim", model.namespace, model.cache_claim_name),
+                                          f"the model cache of {model.name} (cache.claimName)"))
+            if model.cache_type == "claimTemplate" and model.cache_storage_class not in own_classes:
+                found.append(Prerequisite(Ref("StorageClass", "", model.cache_storage_class),
+                                          f"the cache claims of {model.name} (cache.storageClassName)"))
+        return tuple(dict.fromkeys(found))

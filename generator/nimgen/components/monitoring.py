@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from nimgen.components import metrics
 from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
 from nimgen.errors import shorten as _s
-from nimgen.model import Environment
+from nimgen.model import Environment, Prerequisite, Ref
 
 PROMETHEUS_STACK_RELEASE = "kube-prometheus-stack"
 PROMETHEUS_STACK_REPO = ("https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack")
@@ -166,6 +166,24 @@ class PrometheusStack(_Monitoring):
         # It also puts the Services it scrapes CoreDNS and the kubelet through in kube-system.
         return Grants(CLUSTER_KINDS, NAMESPACED_KINDS, ("kube-system",))
 
+    def _admin(self, env: Environment) -> Ref:
+        assert env.observability is not None
+        return Ref("Secret", env.observability.namespace, env.observability.grafana_admin_secret)
+
+    def needs(self, env: Environment) -> dict[str, tuple[Ref, ...]]:
+        # Grafana reads its admin from this Secret (grafana.admin.existingSecret): it never starts without it.
+        return {PROMETHEUS_STACK_RELEASE: (self._admin(env),)}
+
+    def crds(self, env: Environment) -> dict[str, tuple[str, ...]]:
+        return {PROMETHEUS_STACK_RELEASE: ("monitoring.coreos.com",)}
+
+    def prerequisites(self, env: Environment) -> tuple[Prerequisite, ...]:
+        assert env.observability is not None
+        if env.observability.grafana_admin_remote:
+            return ()
+        return (Prerequisite(self._admin(env), "Grafana's admin-user and admin-password "
+                             "(observability.grafanaAdminSecret); or set observability.grafanaAdminExternalSecret"),)
+
     def check(self, document: Any, models: list[Any], add: Add) -> None:
         """Without the stack, prometheus-adapter and KEDA need the address of the Prometheus to query."""
         obs = document.get("observability") or {}
@@ -229,6 +247,9 @@ class Keda(_Monitoring):
         return [self._app(env, KEDA_RELEASE, chart, keda_values(env), "KEDA: ScaledObjects on Prometheus queries",
                           namespace=KEDA_NAMESPACE, sync_options=("ServerSideApply=true",),
                           ignore_differences=KEDA_IGNORE_DIFFERENCES)]
+
+    def crds(self, env: Environment) -> dict[str, tuple[str, ...]]:
+        return {KEDA_RELEASE: ("keda.sh",)}
 
     def check(self, document: Any, models: list[Any], add: Add) -> None:
         """A Prometheus trigger needs a Prometheus."""

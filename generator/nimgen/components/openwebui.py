@@ -17,7 +17,7 @@ from nimgen.components.models import model_url
 from nimgen.errors import shorten as _s
 from nimgen.errors import shown
 from nimgen.imageref import IMAGE_FORM, ImageRef, InvalidReference
-from nimgen.model import RESERVED_NAMESPACES, Environment
+from nimgen.model import RESERVED_NAMESPACES, Environment, Prerequisite, Ref
 
 CHART = Chart("open-webui")
 RELEASE_NAME = "open-webui"
@@ -68,6 +68,19 @@ class OpenWebUI(Component):
 
     def grants(self, env: Environment) -> Grants:
         return Grants(namespaced_kinds=NAMESPACED_KINDS)
+
+    def prerequisites(self, env: Environment) -> tuple[Prerequisite, ...]:
+        webui = env.open_webui
+        assert webui is not None
+        found = []
+        if not webui.secret_remote:
+            found.append(Prerequisite(Ref("Secret", webui.namespace, webui.secret),
+                                      "Open WebUI's session key and first admin (addons.openWebUI.secret); or set "
+                                      "addons.openWebUI.externalSecret"))
+        if webui.storage_class != env.block_storage.storage_class:
+            found.append(Prerequisite(Ref("StorageClass", "", webui.storage_class),
+                                      "Open WebUI's data claim (addons.openWebUI.persistence.storageClassName)"))
+        return tuple(found)
 
     def check(self, document: Any, models: list[Any], add: Add) -> None:
         """The chat front end must have a pinned image, its own namespace and something to list."""

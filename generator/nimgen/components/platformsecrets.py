@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from nimgen.components import storage
 from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
 from nimgen.model import Environment
 
@@ -52,8 +51,8 @@ def values(env: Environment) -> dict[str, Any]:
     """Values for charts/platform-secrets."""
     ref = env.ngc.external_secret
     others = platform_secrets(env)
-    # model-storage already creates the namespaces that hold a cache claim.
-    created = [ns for ns in namespaces(env) if ns not in storage.claim_namespaces(env)]
+    # Created here, in the first wave after the projects: every later Application finds its namespace.
+    created = list(namespaces(env))
     return {
         "commonLabels": {"nimgen.io/environment": env.name},
         "store": {"name": ref.store if ref else DEFAULT_STORE, "create": True, "region": ref.region if ref else env.region},

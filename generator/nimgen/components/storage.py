@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from nimgen.components import platformsecrets
 from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
 from nimgen.model import Environment
 
@@ -24,6 +25,8 @@ def storage_values(env: Environment) -> dict[str, Any]:
     return {
         "commonLabels": {"nimgen.io/environment": env.name},
         "storageClass": {"name": cache.storage_class, "fileSystemId": cache.file_system_id},
+        # platform-secrets (an earlier wave) creates the namespaces of its Secrets: one owner per object.
+        "createNamespaces": [ns for ns in namespaces if ns not in platformsecrets.namespaces(env)],
         "claims": {namespace: {"name": cache.claim_name, "size": cache.size} for namespace in namespaces},
     }
 

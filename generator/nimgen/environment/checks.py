@@ -50,6 +50,7 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
     # a value of the wrong shape skips it instead of failing.
     guarded(_environment_level, document, add)
     guarded(_secret_values, document, add)
+    guarded(_prerequisites, document, add)
     for component in registry.COMPONENTS:
         guarded(component.check, document, models, add)
     pools = document.get("nodePools")
@@ -93,6 +94,22 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
             if isinstance(model, dict) and model.get("nodePool") in by_name:
                 guarded(gpu_fit, model, ["models", index], by_name[model["nodePool"]], add)
     return problems
+
+
+_CLUSTER_SCOPED_PREREQUISITES = {"StorageClass", "PriorityClass", "Namespace"}
+
+
+def _prerequisites(document: Any, add: Any) -> None:
+    """A namespaced prerequisite names its namespace; a cluster-scoped one has none."""
+    for index, item in enumerate(document.get("prerequisites") or []):
+        if not isinstance(item, dict) or not isinstance(item.get("kind"), str):
+            continue
+        scoped = item["kind"] in _CLUSTER_SCOPED_PREREQUISITES
+        if scoped and "namespace" in item:
+            add(["prerequisites", index, "namespace"], f"a {item['kind']} is cluster-scoped: it has no namespace",
+                "remove namespace")
+        elif not scoped and "namespace" not in item:
+            add(["prerequisites", index], f"a {item['kind']} lives in a namespace: say which", "add namespace: <name>")
 
 
 def _environment_level(document: Any, add: Any) -> None:

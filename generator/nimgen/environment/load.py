@@ -26,6 +26,8 @@ from nimgen.model import (
     NodePool,
     Observability,
     OpenWebUI,
+    Prerequisite,
+    Ref,
     SecretEnvVar,
 )
 from nimgen.repository import display_path
@@ -173,6 +175,8 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
         if "karpenter" in cluster else None,
         node_pools=tuple(_build_pool(pool, top["nodePools"]["items"]["properties"]) for pool in document.get("nodePools") or []),
         observability=_build_observability(document.get("observability") or {}, top["observability"]["properties"]),
+        prerequisites=tuple(Prerequisite(Ref(item["kind"], item.get("namespace", ""), item["name"]), item["description"])
+                            for item in document.get("prerequisites") or []),
         open_webui=_build_open_webui((document.get("addons") or {}).get("openWebUI") or {},
                                      top["addons"]["properties"]["openWebUI"]["properties"], block.storage_class),
     )

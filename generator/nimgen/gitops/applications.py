@@ -68,9 +68,10 @@ def object_labels(env: Environment, extra: dict[str, str] | None = None) -> dict
 
 
 def _retry() -> dict[str, Any]:
-    # A first sync can race a namespace, a CRD or a Secret created by another app:
-    # retry with backoff instead of failing until the next commit.
-    return {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}}
+    # A first sync can race a namespace, a CRD or a Secret created by another app: retry with backoff
+    # instead of failing until the next commit. `refresh` (Argo CD 3.2+) retries with the newest revision,
+    # so a fix pushed while a sync fails is what the next attempt applies (argo-cd #11494).
+    return {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}, "refresh": True}
 
 
 def project(env: Environment, name: str, description: str, namespaces: tuple[str, ...],

@@ -17,7 +17,7 @@ from nimgen.gitops.charts import (
     coalesce,
     with_header,
 )
-from nimgen.model import Environment
+from nimgen.model import Environment, Ref
 from nimgen.templating import render_text
 from nimgen.yamlio import dump
 
@@ -89,10 +89,14 @@ def _readme(env: Environment, parts: applications.Parts) -> str:
             if component.sync_label:
                 waves[component.sync_label] = min(spec.wave, waves.get(component.sync_label, spec.wave))
     platform = [spec.name for component, specs in parts if component.project == "platform" for spec in specs]
+    prerequisites: dict[Ref, list[str]] = {}  # one line per object, with every reason it is needed
+    for item in [*(p for component, _ in parts for p in component.prerequisites(env)), *env.prerequisites]:
+        reasons = prerequisites.setdefault(item.ref, [])
+        reasons.extend([] if item.why in reasons else [" ".join(item.why.split())])
     return render_text("environment-README.md.j2", env=env, apps_path=applications.apps_path(env), slots=slots,
                        synced_before_models=sorted(waves, key=lambda label: (waves[label], label)),
                        platform_project=applications.platform_project_name(env) if platform else "",
-                       platform_labels=platform)
+                       platform_labels=platform, prerequisites=prerequisites)
 
 
 def _refuse_secrets(tree: Tree) -> None:

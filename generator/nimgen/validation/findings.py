@@ -62,6 +62,8 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     # CEL rules that could not be evaluated: (schema, rule, reason), listed rather than assumed to pass.
     unevaluated_rules: set[tuple[str, str, str]] = field(default_factory=set)
+    # Per environment, how an empty cluster comes up (closure.order): wave, Application, creates, waitsFor.
+    bootstrap: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)

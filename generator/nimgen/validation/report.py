@@ -6,6 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
+from nimgen.validation import closure
 from nimgen.validation.findings import SEVERITIES, Finding, Report
 
 
@@ -31,7 +32,7 @@ def _where(finding: Finding) -> str:
 
 
 def as_text(report: Report) -> str:
-    lines = []
+    lines = [line for env, steps in report.bootstrap.items() for line in closure.order_text(env, steps)]
     for finding in report.sorted_findings():
         lines.append(f"{finding.severity}: {_where(finding)}: [{finding.check}] {finding.message}")
         if finding.hint:
@@ -51,6 +52,7 @@ def as_json(report: Report) -> str:
         "findings": [finding.as_dict() for finding in report.sorted_findings()],
         "unevaluatedCelRules": [{"schema": schema, "rule": rule, "reason": reason}
                                 for schema, rule, reason in sorted(report.unevaluated_rules)],
+        "bootstrap": report.bootstrap,
     }
     return json.dumps(document, indent=2) + "\n"
 

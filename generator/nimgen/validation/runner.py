@@ -12,7 +12,16 @@ from nimgen.environment.load import load_environment
 from nimgen.errors import ConfigError, Problem
 from nimgen.model import Environment
 from nimgen.repository import default_root
-from nimgen.validation import assignments, chartvalues, crossref, determinism, ownership, paths, policy
+from nimgen.validation import (
+    assignments,
+    chartvalues,
+    closure,
+    crossref,
+    determinism,
+    ownership,
+    paths,
+    policy,
+)
 from nimgen.validation.findings import Finding, Report, Severity, object_ref
 from nimgen.validation.manifests import Applied, is_application, read_argocd
 from nimgen.validation.schemas import MissingSchema, SchemaLocation, Schemas
@@ -142,8 +151,10 @@ def _environment(env: Environment, root: Path, options: Options, engine: helm.En
     checked = {id(item) for item in valid}
     # Cross-object and pod rules read what passed its schema: a malformed object already failed the run.
     passed = [replace(result, objects=[o for o in result.objects if id(o) in checked]) for result in results]
+    report.bootstrap[env.name] = closure.order(env, [m for m in manifests if id(m) in checked], passed)
     for finding in [*_render_findings(env, results), *_determinism_findings(env, root, local_charts, scanned),
                     *crossref.check(env, [m for m in manifests if id(m) in checked], passed),
+                    *closure.check(env, [m for m in manifests if id(m) in checked], passed),
                     *policy.check(env, valid, manifests + [o for r in results for o in r.objects])]:
         report.add(finding)
 
