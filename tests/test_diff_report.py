@@ -295,3 +295,83 @@ def test_model_changes_name_every_other_changed_setting() -> None:
     assert by_name[second.name].after is None and by_name[second.name].before is not None
     assert _model_changes(Side(None), new_side)[0].change == "added"
     assert _model_changes(old_side, old_side) == ()
+
+
+# Edge cases the mutation run showed untested (benchmarks/mutation_score.py --group diff).
+@pytest.mark.parametrize(("low", "high", "unit", "digits", "text"), [
+    (0.5, 0.5, "$", 2, "+$0.50"), (-0.5, -0.5, "$", 2, "-$0.50"), (0.25, 0.75, "$", 2, "+$0.25..0.75"),
+    (-0.25, 0.75, "$", 2, "-$0.25..+0.75"), (0.5, -0.5, "$", 2, "+$0.50..-0.50"),
+])
+def test_signed_range_below_one(low: float, high: float, unit: str, digits: int, text: str) -> None:
+    assert diffreport.signed_range(low, high, unit, digits) == text
+
+
+def test_field_changes_of_maps_lists_and_odd_keys() -> None:
+    assert field_changes({"a": 1, "b": 2}, {"a": 1}) == [FieldChange("b", "removed", before=2)]
+    assert field_changes({"a": 1}, "x") == [FieldChange("", "changed", {"a": 1}, "x")]
+    assert field_changes([1], {"a": 1}, "p") == [FieldChange("p", "changed", [1], {"a": 1})]
+    assert field_changes({1: "a", "b": 2}, {1: "a", "b": 3}) == [FieldChange("b", "changed", 2, 3)]  # mixed keys
+    assert field_changes({"a_b": {"c-d": 1, "Xy": 1}}, {"a_b": {"c-d": 2, "Xy": 2}}) == [
+        FieldChange("a_b.Xy", "changed", 1, 2), FieldChange("a_b.c-d", "changed", 1, 2)]
+    assert field_changes({"Xa": 1}, {"Xa": 2}) == [FieldChange("Xa", "changed", 1, 2)]
+
+
+def test_object_key_of_a_bare_manifest() -> None:
+    from nimgen.commands.diff import object_key
+
+    assert object_key({}) == ObjectKey("", "", "", "")
+    assert object_key({"apiVersion": "a.b/v1", "kind": "K", "metadata": {"name": "n"}}) == ObjectKey("K", "", "n", "a.b")
+
+
+def test_object_changes_keep_both_sides_of_a_change() -> None:
+    from nimgen.commands.diff import _object_changes
+
+    key = ObjectKey("ConfigMap", "nim", "a", "")
+    [change] = _object_changes(Side(None, objects={key: ("x", {"v": 1})}), Side(None, objects={key: ("y", {"v": 2})}))[0]
+    assert (change.before, change.after) == ({"v": 1}, {"v": 2})
+
+
+def test_delta_rounds_to_cents() -> None:
+    priced = _row("a", "a10g", (1, 1), (1.0, 1.0))
+    data = diffreport.summary(_diff(_plan(priced), _plan(replace(priced, on_demand_usd_min=1.2345,
+                                                                  on_demand_usd_max=1.2345))))
+    assert data["totals"]["delta"]["on_demand_usd_per_hour"] == {"min": 0.23, "max": 0.23}
+
+
+def test_inline_quotes_keep_unicode_and_dates() -> None:
+    import datetime
+
+    assert diffreport.change_lines(FieldChange("a", "changed", " é", "x"), arrows=True) == ['~ a: " é" -> x']
+    assert diffreport.change_lines(FieldChange("d", "added", after=datetime.date(2026, 1, 2))) == ['+ d: "2026-01-02"']
+
+
+def test_unified_diff_shows_two_lines_of_context() -> None:
+    before, after = "1\n2\n3\n4\n5\n6\n7\n", "1\n2\n3\nX\n5\n6\n7\n"
+    assert diffreport.change_lines(FieldChange("s", "changed", before, after)) == [
+        "~ s:", "    @@ -2,5 +2,5 @@", "    2", "    3", "-   4", "+   X", "    5", "    6"]
+
+
+def test_table_keeps_leading_spaces_of_a_cell() -> None:
+    assert diffreport._table("  x\ty\n") == "  x  y"
+
+
+def test_markdown_fences_and_budget_boundary() -> None:
+    objects = (ObjectChange(ObjectKey("ConfigMap", "nim", "c", ""), "added", "app", None, {"data": {"k": "v"}}),)
+    result = _diff(_plan(A), _plan(A), objects=objects)
+    full = diffreport.as_markdown(result)
+    assert "\n```diff\n" in full and "````" not in full and full.endswith("</details>\n")
+    head = full[:full.index("<details>")]
+    note_size = len(f"\n_Details of 1 object left out to stay under {10**6:,} characters; run `nimgen diff "
+                    "environments/e.yaml --format text --base origin/main` to see them all._\n")
+    exact = len(full) + note_size - len(f"{10**6:,}") + len(f"{len(full) + note_size:,}")
+    assert diffreport.as_markdown(result, limit=exact).count("<details>") == 1  # a block that fits exactly
+    assert diffreport.as_markdown(result, limit=exact - 1).count("<details>") == 0
+    assert len(head) < exact
+
+
+def test_json_text_layout() -> None:
+    objects = (ObjectChange(ObjectKey("ConfigMap", "nim", "c", ""), "added", "app", None, {"data": {"k": "é"}}),)
+    text = diffreport.as_json(_diff(_plan(A), None, objects=objects))
+    assert text.startswith('{\n  "file": "environments/e.yaml",\n  "base": {\n    "ref": "origin/main",')
+    assert '"k": "é"' in text
+    assert json.loads(text)["environment"] == {"before": "e", "after": None}
