@@ -91,6 +91,18 @@ def _configmap(root: Path) -> None:
                                                           {"secretRef": {"name": "maybe", "optional": True}}]}))
 
 
+def test_an_application_that_only_creates_an_empty_namespace_is_flagged(repo_copy: Path, crd_schemas: Path) -> None:
+    """Defect 5: gpu-nodepools renders only cluster-scoped objects but created namespace karpenter."""
+    def back_to_karpenter(app: dict[str, Any]) -> None:
+        app["spec"]["destination"]["namespace"] = "karpenter"
+        app["spec"]["syncPolicy"]["syncOptions"].insert(0, "CreateNamespace=true")
+
+    edit_yaml(repo_copy / PLATFORM / "gpu-nodepools.yaml", back_to_karpenter)
+    output = validate(repo_copy, crd_schemas).output
+    assert ("warning: prod/gpu-nodepools Application argocd/gpu-nodepools spec.destination.namespace: [closure] "
+            "creates namespace karpenter (CreateNamespace=true) but puts none of its objects there") in output
+
+
 @pytest.mark.parametrize("name", sorted(CLOSURE))
 def test_each_class_is_caught(name: str, repo_copy: Path, crd_schemas: Path) -> None:
     edit, expected = CLOSURE[name]

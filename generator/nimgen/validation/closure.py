@@ -209,12 +209,31 @@ def check(env: Environment, manifests: list[Applied], results: list[AppResult]) 
                 add(applied.application, applied.obj, problem[0], path, problem[1])
         if (problem := _crd(tree, applied)) is not None:
             add(applied.application, applied.obj, problem[0], "apiVersion", problem[1])
+    found.extend(_empty_namespaces(env, results))
     # What nimgen passes to upstream charts by name (existingSecret-style values), rendered offline or not.
     for result in results:
         for ref in tree.needs.get(result.name, ()):
             if (problem := _unresolved(tree, result.name, ref)) is not None:
                 add(result.name, result.app, problem[0], "spec.source.helm.valuesObject", problem[1])
     return found
+
+
+def _empty_namespaces(env: Environment, results: list[AppResult]) -> Iterator[Finding]:
+    """An Application that creates its destination namespace but puts nothing there leaves an empty namespace
+    (its objects are all cluster-scoped, or live elsewhere): point it at a namespace that exists."""
+    for result in results:
+        if not result.objects or result.notice or result.error:
+            continue  # not rendered offline: its objects are unknown
+        spec = result.app.get("spec") or {}
+        if "CreateNamespace=true" not in ((spec.get("syncPolicy") or {}).get("syncOptions") or []):
+            continue
+        namespace = str((spec.get("destination") or {}).get("namespace") or "")
+        if not any(str((o.obj.get("metadata") or {}).get("namespace") or namespace) == namespace
+                   for o in result.objects if o.obj.get("kind") not in CLUSTER_SCOPED):
+            yield Finding("warning", "closure", f"creates namespace {namespace} (CreateNamespace=true) but puts none "
+                          "of its objects there: an empty namespace on every cluster", environment=env.name,
+                          application=result.name, obj=object_ref(result.app), path="spec.destination.namespace",
+                          hint="target a namespace that exists (e.g. the controller's) and drop CreateNamespace")
 
 
 def _crd(tree: _Tree, applied: Applied) -> tuple[str, str] | None:
