@@ -9,7 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -405,3 +405,43 @@ def test_the_record_names_its_source_and_each_file_with_its_hash(repo_copy: Path
     for path, digest in entries:
         assert writer.content_hash((repo_copy / path).read_bytes()) == digest
     assert ownership.IN_PROGRESS not in lines
+
+
+# Direct tests of the record and leftover helpers (cases the mutation run found untested).
+def test_record_text_lines() -> None:
+    from nimgen.gitops.ownership import IN_PROGRESS, content_hash, record_text
+
+    a = PurePosixPath("argocd/e/a.yaml")
+    text = record_text("environments/e.yaml", {a: "x\n"}, hashes={a: ""})
+    assert IN_PROGRESS not in text
+    assert text.splitlines()[-1] == "argocd/e/a.yaml"  # an unknown hash leaves no trailing spaces
+    digest = content_hash("x\n")
+    assert record_text("environments/e.yaml", {a: "x\n"}).splitlines()[-1] == f"argocd/e/a.yaml  {digest}"
+    assert content_hash("é") == content_hash("é".encode())
+
+
+def test_an_entry_excerpt_stops_at_80_characters(tmp_path: Path) -> None:
+    from nimgen.gitops.ownership import _excerpt
+
+    assert _excerpt("a" * 80) == repr("a" * 80)
+    assert _excerpt("a" * 81) == repr("a" * 80) + "... (81 characters)"
+
+
+def test_leftovers_stay_in_their_scope(tmp_path: Path) -> None:
+    from nimgen.gitops.ownership import Scope, leftovers
+
+    (tmp_path / "argocd/e/bench").mkdir(parents=True)
+    (tmp_path / "argocd/e/bench/job.yaml.nimgen-tmp").write_text("x")
+    (tmp_path / "argocd/e/apps").mkdir()
+    (tmp_path / "argocd/e/apps/a.yaml.nimgen-tmp").write_text("x")
+    (tmp_path / "charts/nim-llm/templates").mkdir(parents=True)
+    (tmp_path / "charts/nim-llm/templates/t.yaml.nimgen-tmp").write_text("x")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.nimgen-tmp").write_text("x")
+    (tmp_path / "charts/model-storage").symlink_to(outside, target_is_directory=True)
+    render = [p.as_posix() for p in leftovers(tmp_path, Scope("e"))]
+    assert render == ["argocd/e/apps/a.yaml.nimgen-tmp", "argocd/e/apps", "charts/nim-llm/templates/t.yaml.nimgen-tmp",
+                      "charts/nim-llm/templates"]
+    bench = [p.as_posix() for p in leftovers(tmp_path, Scope("e", bench=True))]
+    assert bench == ["argocd/e/bench/job.yaml.nimgen-tmp"]
