@@ -216,3 +216,30 @@ def test_validate_prints_the_bootstrap_order(rendered_repo: Path, crd_schemas: P
     start = text.index("bootstrap order of prod on an empty cluster (after terraform/ and the root Application):")
     assert text[start + 1] == "  wave  -18  platform-secrets: creates 1 ClusterSecretStore, 4 ExternalSecret, 3 Namespace"
     assert text[start + 2] == "             waits for CRDs external-secrets.io (terraform/)"
+
+
+def test_two_applications_waiting_for_each_other_are_a_cycle(tmp_path: Path) -> None:
+    env = load_environment(write_env(tmp_path, VALID + "    cache: {type: emptyDir}\n"), tmp_path)
+
+    def app(name: str) -> dict[str, Any]:
+        return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                "metadata": {"name": name, "namespace": "argocd", "annotations": {"argocd.argoproj.io/sync-wave": "0"}},
+                "spec": {"destination": {"namespace": "nim"}, "syncPolicy": {"syncOptions": ["CreateNamespace=true"]}}}
+
+    def secret(name: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "nim"}}
+
+    a, b = app("a"), app("b")
+    results = [AppResult(a, "a.yaml", [Applied(secret("from-a"), "a", "t"),
+                                       Applied(deployment("pa", imagePullSecrets=[{"name": "from-b"}]), "a", "t")]),
+               AppResult(b, "b.yaml", [Applied(secret("from-b"), "b", "t"),
+                                       Applied(deployment("pb", imagePullSecrets=[{"name": "from-a"}]), "b", "t")])]
+    manifests = [Applied(a, "root", "a.yaml"), Applied(b, "root", "b.yaml")]
+    messages = sorted(f.message for f in closure.check(env, manifests, results))
+    assert messages == [
+        "Applications a and b each wait for an object the other creates: a cycle no sync order resolves",
+        "needs Secret nim/from-a, which a (wave 0) creates no earlier than Application b (wave 0)",
+        "needs Secret nim/from-b, which b (wave 0) creates no earlier than Application a (wave 0)",
+    ]
+    one_way = [results[0], AppResult(b, "b.yaml", [Applied(secret("from-b"), "b", "t")])]
+    assert not [f for f in closure.check(env, manifests, one_way) if "cycle" in f.message]

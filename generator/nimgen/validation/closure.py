@@ -83,6 +83,7 @@ class _Tree:
         self.needs = {name: refs for component in components for name, refs in component.needs(env).items()}
         self.prerequisites = {p.ref: p.why for component in components for p in component.prerequisites(env)}
         self.prerequisites.update({p.ref: p.why for p in env.prerequisites})
+        self.late: set[tuple[str, str]] = set()  # (consumer, provider) Applications of late references
 
     def at(self, application: str) -> _Provider:
         app = self.apps.get(application)
@@ -174,7 +175,8 @@ def _needs(applied: Applied) -> Iterator[tuple[Ref | str, str]]:
 
 
 def _unresolved(tree: _Tree, consumer: str, ref: Ref) -> tuple[str, str] | None:
-    """(message, hint) when `ref` will not exist by the time Application `consumer` syncs."""
+    """(message, hint) when `ref` will not exist by the time Application `consumer` syncs (a late provider is
+    recorded in `tree.late`, to find Applications that wait for each other)."""
     if tree.known(ref):
         return None
     providers = tree.providers.get(ref, [])
@@ -184,6 +186,7 @@ def _unresolved(tree: _Tree, consumer: str, ref: Ref) -> tuple[str, str] | None:
                 "who provides it"))
     if tree.in_time(providers, consumer):
         return None
+    tree.late.update((consumer, p.application) for p in providers if p.application)
     makers = ", ".join(sorted({f"{p.application} (wave {p.wave})" for p in providers}))
     return ((f"needs {ref}, which {makers} creates no earlier than Application {consumer} "
             f"(wave {tree.at(consumer).wave})"),
@@ -215,6 +218,11 @@ def check(env: Environment, manifests: list[Applied], results: list[AppResult]) 
         for ref in tree.needs.get(result.name, ()):
             if (problem := _unresolved(tree, result.name, ref)) is not None:
                 add(result.name, result.app, problem[0], "spec.source.helm.valuesObject", problem[1])
+    for consumer, provider in sorted(tree.late):
+        if consumer < provider and (provider, consumer) in tree.late:
+            add(consumer, tree.apps[consumer], f"Applications {consumer} and {provider} each wait for an object the "
+                "other creates: a cycle no sync order resolves", "spec", "move one of the objects into an earlier "
+                "Application (or the same one)")
     return found
 
 
