@@ -151,26 +151,12 @@ def validate(debug: bool, env_files: tuple[Path, ...], schema_locations: tuple[s
     schemas (strict) and the CRD schemas (with their CEL rules where they can be evaluated), then
     checks the links between objects and serving-safety policy. Exit 1 when anything is an error.
     """
-    from nimgen.repository import environment_files
+    from nimgen.commands.validate import validate_files
     with _error_boundary(debug):
-        try:
-            import importlib.util
-
-            # Probed (not imported: its schema files are read directly) so a missing extra is a message.
-            if importlib.util.find_spec("kubernetes_validate") is None:
-                raise ModuleNotFoundError(name="kubernetes_validate")
-            from nimgen.validation.report import FORMATS
-            from nimgen.validation.runner import Options
-            from nimgen.validation.runner import validate as run_validate
-            from nimgen.validation.schemas import SchemaLocation, default_locations
-        except ImportError as missing:
-            raise UserError(f"nimgen validate needs {missing.name or 'its extra packages'}",
-                            hint="pip install 'nimgen[validate]'") from None
-        locations = [SchemaLocation.parse(text) for text in schema_locations] or default_locations()
-        files = list(env_files) or environment_files(Path.cwd())
-        report = run_validate(files, Options(tuple(locations), chart_cache, ignore_missing_schemas))
-        click.echo(FORMATS[output_format](report), nl=False)
-    if not report.ok:
+        text, ok = validate_files(list(env_files), list(schema_locations), chart_cache, ignore_missing_schemas,
+                                  output_format)
+        click.echo(text, nl=False)
+    if not ok:
         sys.exit(EXIT_USER_ERROR)
 
 
