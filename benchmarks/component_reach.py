@@ -23,7 +23,7 @@ COMPONENTS: dict[str, str] = {
     "node pools": r"pools|node_pools|nodepool\w*|NODE_POOL\w*|WAVE_NODE_POOLS",
     "device plugin": r"deviceplugin|device_plugin\w*|plugin_pools|WAVE_DEVICE_PLUGIN",
     "model storage": r"storage|model_cache|ModelCache|storage_values|claim_namespaces|STORAGE_\w+|WAVE_STORAGE",
-    "ngc secrets": r"ngcsecrets|ngc_secrets\w*|external_secret|WAVE_SECRETS",
+    "ngc secrets": r"ngcsecrets|platformsecrets|ngc_secrets\w*|external_secret|WAVE_SECRETS",
     "kube-prometheus-stack": r"prometheus_stack\w*|PROMETHEUS_STACK\w*|WAVE_MONITORING_STACK",
     "prometheus-adapter": r"uses_adapter|adapter_\w+|ADAPTER_\w+|prometheus_adapter",
     "keda": r"uses_keda|keda\w*|KEDA\w*",
