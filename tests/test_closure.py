@@ -243,3 +243,16 @@ def test_two_applications_waiting_for_each_other_are_a_cycle(tmp_path: Path) -> 
     ]
     one_way = [results[0], AppResult(b, "b.yaml", [Applied(secret("from-b"), "b", "t")])]
     assert not [f for f in closure.check(env, manifests, one_way) if "cycle" in f.message]
+
+
+def test_projected_and_ephemeral_volumes(tmp_path: Path) -> None:
+    env = load_environment(write_env(tmp_path, VALID + "    cache: {type: emptyDir}\n"), tmp_path)
+    pod = deployment(volumes=[
+        {"name": "p", "projected": {"sources": [{"secret": {"name": "tls"}}, {"configMap": {"name": "opt", "optional": True}}]}},
+        {"name": "e", "ephemeral": {"volumeClaimTemplate": {"spec": {"accessModes": ["ReadWriteOnce"]}}}}])
+    found = {(f.path, f.message.split(",")[0]) for f in closure.check(env, *_objects(pod))}
+    assert found == {
+        ("spec.template.spec.volumes[0].projected.sources[0].secret.name", "needs Secret nim/tls"),
+        ("spec.template.spec.volumes[1].ephemeral.volumeClaimTemplate.spec.storageClassName",
+         "claims a volume of the cluster's default StorageClass"),
+    }

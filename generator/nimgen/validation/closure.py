@@ -119,8 +119,8 @@ class _Tree:
                    for p in providers)
 
 
-def _pod_refs(spec: dict[str, Any], namespace: str, prefix: str) -> Iterator[tuple[Ref, str]]:
-    """(reference, field path) of everything a pod spec needs to start."""
+def _pod_refs(spec: dict[str, Any], namespace: str, prefix: str) -> Iterator[tuple[Ref | str, str]]:
+    """(reference or "default StorageClass", field path) of everything a pod spec needs to start."""
     for i, secret in enumerate(spec.get("imagePullSecrets") or []):
         yield Ref("Secret", namespace, str(secret.get("name"))), f"{prefix}.imagePullSecrets[{i}].name"
     if spec.get("serviceAccountName"):
@@ -133,6 +133,17 @@ def _pod_refs(spec: dict[str, Any], namespace: str, prefix: str) -> Iterator[tup
             ref = volume.get(source) or {}
             if ref.get(key) and not ref.get("optional"):
                 yield Ref(kind, namespace, str(ref[key])), f"{prefix}.volumes[{i}].{source}.{key}"
+        ephemeral = ((volume.get("ephemeral") or {}).get("volumeClaimTemplate") or {}).get("spec")
+        if ephemeral is not None:  # a generic ephemeral volume: a claim made with the pod
+            name = ephemeral.get("storageClassName")
+            yield ((Ref("StorageClass", "", str(name)) if name else "default StorageClass"),
+                   f"{prefix}.volumes[{i}].ephemeral.volumeClaimTemplate.spec.storageClassName")
+        for j, projected in enumerate((volume.get("projected") or {}).get("sources") or []):
+            for source, kind in (("secret", "Secret"), ("configMap", "ConfigMap")):
+                ref = projected.get(source) or {}
+                if ref.get("name") and not ref.get("optional"):
+                    yield (Ref(kind, namespace, str(ref["name"])),
+                           f"{prefix}.volumes[{i}].projected.sources[{j}].{source}.name")
     for group in ("initContainers", "containers"):
         for c, container in enumerate(spec.get(group) or []):
             at = f"{prefix}.{group}[{c}]"
