@@ -2,8 +2,8 @@
 chart rendered with nimgen's values and checked against Kubernetes' and the CRD schemas, `nimgen validate`
 reading charts/upstream/ by default, and its check that every value path nimgen sets exists in the chart.
 
-Tests that read the real archives take them from charts/upstream/, else from $NIMGEN_UPSTREAM_CHARTS; without
-either they skip (they fail instead when NIMGEN_REQUIRE_UPSTREAM_CHARTS=1).
+Tests that read the real archives take them from charts/upstream/, else from $NIMGEN_UPSTREAM_CHARTS, else from
+../shared/upstream-charts/; without any they skip (they fail instead when NIMGEN_REQUIRE_UPSTREAM_CHARTS=1).
 """
 
 from __future__ import annotations
@@ -228,9 +228,13 @@ def test_validate_reports_a_misspelled_value_path(repo_copy: Path, crd_schemas: 
 
 # --- the real archives ---------------------------------------------------------------------------------------
 
+# Where the team's shared reference data would hold them (beside crd-schemas/), for checkouts without archives.
+SHARED_ARCHIVES = Path(__file__).resolve().parents[2] / "shared" / "upstream-charts"
+
+
 def _archive_folder() -> Path | None:
     configured = os.environ.get("NIMGEN_UPSTREAM_CHARTS")
-    for candidate in (UPSTREAM, Path(configured) if configured else None):
+    for candidate in (UPSTREAM, Path(configured) if configured else None, SHARED_ARCHIVES):
         if candidate is not None and candidate.is_dir() and any(candidate.glob("*.tgz")):
             return candidate
     return None
@@ -241,7 +245,7 @@ def upstream_archives() -> Path:
     """The folder of the pinned charts' archives; skips (fails with NIMGEN_REQUIRE_UPSTREAM_CHARTS=1) without."""
     found = _archive_folder()
     if found is None:
-        reason = f"no upstream chart archives in {UPSTREAM} or $NIMGEN_UPSTREAM_CHARTS"
+        reason = f"no upstream chart archives in {UPSTREAM}, $NIMGEN_UPSTREAM_CHARTS or {SHARED_ARCHIVES}"
         if os.environ.get("NIMGEN_REQUIRE_UPSTREAM_CHARTS") == "1":
             pytest.fail(reason + " (NIMGEN_REQUIRE_UPSTREAM_CHARTS=1)")
         pytest.skip(reason)
