@@ -46,8 +46,9 @@ GROUPS = (
     # track of its workers when they run (KeyError in wait_for_result): left out until that is understood.
     Group("writer", ("gitops/writer.py", "gitops/ownership.py"), ("test_writer.py", "test_ownership.py", "test_check.py")),
     Group("checks", ("environment/checks.py", "environment/poolchecks.py", "capacity.py"),
-          ("test_environment_errors.py", "test_capacity.py", "test_safety_guards.py", "test_plan.py",
-           "test_nodepools.py")),
+          ("test_environment_errors.py", "test_capacity.py", "test_amis.py", "test_closure.py", "test_safety_guards.py",
+           "test_plan.py", "test_nodepools.py", "test_keda.py", "test_observability.py", "test_openwebui.py",
+           "test_storage.py", "test_components.py")),
     Group("argocd", ("gitops/applications.py",), ("test_argocd.py", "test_safety_guards.py", "test_keda.py", "test_storage.py",
                                      "test_ngc_secrets.py", "test_observability.py", "test_openwebui.py")),
     Group("validate", ("validation/crossref.py", "validation/policy.py"),
