@@ -177,3 +177,22 @@ def test_warmup_without_profiles_is_refused(tmp_path: Path) -> None:
     result = run("render", write_env(tmp_path, text))
     assert result.exit_code == 1
     assert "$.models[0].cacheWarmup" in result.output and "profiles" in result.output
+
+
+def test_efs_read_warning_uses_declared_parameters_and_precision() -> None:
+    """Exactly 100 GiB of weights does not warn; a byte more does; fp8 halves them; unknown models stay quiet."""
+    from nimgen.environment.checks import _efs_read_time
+
+    def warnings(model: dict[str, Any]) -> list[str]:
+        found: list[str] = []
+        _efs_read_time({"name": "m", "image": "registry.example.com/acme/m:1", **model}, ["models", 0],
+                       lambda path, message, hint, **kwargs: found.append(message))
+        return found
+
+    exactly = 100 * 2**30 / 2  # bf16: two bytes per parameter
+    assert warnings({"parameters": exactly}) == []
+    assert warnings({"parameters": exactly + 1}) == ["model 'm' reads about 100 GiB of weights from the EFS cache at "
+                                                     "every start"]
+    assert warnings({"parameters": 2 * exactly, "precision": "fp8"}) == []
+    assert warnings({"parameters": 2 * exactly + 2, "precision": "fp8"}) != []
+    assert warnings({}) == []  # not in the catalog and nothing declared
