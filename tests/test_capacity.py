@@ -112,3 +112,36 @@ def test_unknown_model_without_parameters_is_a_warning(tmp_path: Path) -> None:
     result = run("render", write_env(tmp_path, _env(custom)))
     assert result.exit_code == 0, result.output
     assert "warning: model 'custom' is not in nimgen's catalog; its GPU memory fit is not checked" in result.output
+
+
+# gpu_fit directly: each refusal with its path, message and hint (cases the mutation run found unasserted).
+def _fit(model: dict[str, object], pool: dict[str, object]) -> list[tuple[list[object], str, str, bool]]:
+    from nimgen.environment.poolchecks import gpu_fit
+
+    found: list[tuple[list[object], str, str, bool]] = []
+    gpu_fit({"name": "m", "image": "nvcr.io/nim/meta/llama3-8b-instruct:1.0.3", **model}, ["models", 0],
+            (2, {"name": "p", **pool}),
+            lambda path, message, hint="", warning=False: found.append((path, message, hint, warning)))
+    return found
+
+
+@pytest.mark.parametrize(("gpus", "hint"), [
+    (3, "use 1, 2, 4 or 8 GPUs per replica"),
+    (16, "multi-node serving (LeaderWorkerSet) is not supported by nimgen yet"),
+])
+def test_gpu_counts_nim_cannot_run(gpus: int, hint: str) -> None:
+    assert _fit({"gpus": gpus}, {"instanceFamilies": ["g5"]}) == [
+        (["models", 0, "gpus"], f"NIM runs a model on 1, 2, 4 or 8 GPUs of one node, not {gpus}", hint, False)]
+
+
+def test_gpu_fit_defaults_to_one_gpu_and_the_model_path() -> None:
+    assert _fit({}, {"instanceTypes": ["g5.xlarge"]}) == []  # one A10G holds an 8B model
+    big = {"image": "nvcr.io/nim/meta/llama-3.1-70b-instruct:1.3.3"}
+    [(path, message, _, _)] = _fit(big, {"instanceTypes": ["g5.xlarge"]})
+    assert path == ["models", 0] and "but 1 x A10G" in message  # no `gpus` key: the finding is on the model
+
+
+def test_a_pool_of_unknown_instances_is_a_warning_on_its_name() -> None:
+    assert _fit({}, {"instanceTypes": ["x9.mega"]}) == [
+        (["nodePools", 2, "name"], "node pool 'p' launches no instance nimgen knows; GPU fit of its models is not "
+         "checked", "see generator/nimgen/catalog/gpu-instances.yaml for the known instances", True)]
