@@ -143,5 +143,5 @@ def test_gpu_fit_defaults_to_one_gpu_and_the_model_path() -> None:
 
 def test_a_pool_of_unknown_instances_is_a_warning_on_its_name() -> None:
     assert _fit({}, {"instanceTypes": ["x9.mega"]}) == [
-        (["nodePools", 2, "name"], "node pool 'p' launches no instance nimgen knows; GPU fit of its models is not "
-         "checked", "see generator/nimgen/catalog/gpu-instances.yaml for the known instances", True)]
+        (["nodePools", 2, "name"], ("node pool 'p' launches no instance nimgen knows; GPU fit of its models is not "
+         "checked"), "see generator/nimgen/catalog/gpu-instances.yaml for the known instances", True)]
