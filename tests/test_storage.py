@@ -191,8 +191,8 @@ def test_efs_read_warning_uses_declared_parameters_and_precision() -> None:
 
     exactly = 100 * 2**30 / 2  # bf16: two bytes per parameter
     assert warnings({"parameters": exactly}) == []
-    assert warnings({"parameters": exactly + 1}) == ["model 'm' reads about 100 GiB of weights from the EFS cache at "
-                                                     "every start"]
+    assert warnings({"parameters": exactly + 1}) == [("model 'm' reads about 100 GiB of weights from the EFS cache at "
+                                                     "every start")]
     assert warnings({"parameters": 2 * exactly, "precision": "fp8"}) == []
     assert warnings({"parameters": 2 * exactly + 2, "precision": "fp8"}) != []
     assert warnings({}) == []  # not in the catalog and nothing declared
