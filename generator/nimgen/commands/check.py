@@ -12,12 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nimgen.commands.render import refuse_name_clashes
-from nimgen.environment.load import load_environment
-from nimgen.errors import ConfigError, Problem
+from nimgen.environment.load import load_environments
 from nimgen.gitops import writer
 from nimgen.gitops.tree import render_environment
-from nimgen.model import Environment
-from nimgen.repository import default_root
 
 WHY: dict[writer.DriftKind, str] = {
     "missing": "not rendered yet",
@@ -43,16 +40,7 @@ class CheckResult:
 
 def check_files(env_files: list[Path]) -> list[CheckResult]:
     """Each environment's drift; ConfigError (every problem at once) when an environment file is invalid."""
-    loaded: list[tuple[Environment, Path]] = []
-    problems: list[Problem] = []
-    for env_file in env_files:
-        root = default_root(env_file)
-        try:
-            loaded.append((load_environment(env_file, root), root))
-        except ConfigError as error:
-            problems.extend(error.problems)
-    if problems:
-        raise ConfigError(problems)
+    loaded = load_environments(env_files)
     refuse_name_clashes(loaded)
     results: list[CheckResult] = []
     for env, root in loaded:

@@ -30,7 +30,7 @@ from nimgen.model import (
     Ref,
     SecretEnvVar,
 )
-from nimgen.repository import display_path
+from nimgen.repository import default_root, display_path
 from nimgen.yamlio import LMap, load_located
 
 DEFAULTS_FILE = "_defaults.yaml"
@@ -88,6 +88,21 @@ def load_environment(path: Path, root: Path) -> Environment:
         raise ConfigError(errors)
     env = _build(document, models, shown, defaults_shown)
     return replace(env, warnings=tuple(sorted((p for p in problems if p.severity == "warning"), key=Problem.sort_key)))
+
+
+def load_environments(env_files: list[Path]) -> list[tuple[Environment, Path]]:
+    """Each file's environment with its repository root; ConfigError listing every problem of every file."""
+    loaded: list[tuple[Environment, Path]] = []
+    problems: list[Problem] = []
+    for env_file in env_files:
+        root = default_root(env_file)
+        try:
+            loaded.append((load_environment(env_file, root), root))
+        except ConfigError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise ConfigError(problems)
+    return loaded
 
 
 def _apply_model_defaults(document: Any) -> list[Any]:

@@ -206,7 +206,18 @@ def _unresolved(tree: _Tree, consumer: str, ref: Ref) -> tuple[str, str] | None:
 
 def check(env: Environment, manifests: list[Applied], results: list[AppResult]) -> list[Finding]:
     """Every reference of the environment's objects that would never resolve on an empty cluster."""
+    return _check(_Tree(env, manifests, results), manifests, results)
+
+
+def check_and_order(env: Environment, manifests: list[Applied],
+                    results: list[AppResult]) -> tuple[list[Finding], list[dict[str, Any]]]:
+    """check() and order() from one index of the tree (what validate reports)."""
     tree = _Tree(env, manifests, results)
+    return _check(tree, manifests, results), _order(tree, results)
+
+
+def _check(tree: _Tree, manifests: list[Applied], results: list[AppResult]) -> list[Finding]:
+    env = tree.env
     found: list[Finding] = []
 
     def add(application: str, obj: dict[str, Any], message: str, path: str, hint: str) -> None:
@@ -276,7 +287,10 @@ def _crd(tree: _Tree, applied: Applied) -> tuple[str, str] | None:
 def order(env: Environment, manifests: list[Applied], results: list[AppResult]) -> list[dict[str, Any]]:
     """How an empty cluster comes up: per wave, each Application, what it creates and what it waits for
     (objects of earlier waves, of terraform/ and declared prerequisites; its own are ordered by Argo CD)."""
-    tree = _Tree(env, manifests, results)
+    return _order(_Tree(env, manifests, results), results)
+
+
+def _order(tree: _Tree, results: list[AppResult]) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []
     for result in sorted(results, key=lambda r: (tree.at(r.name).wave, r.name)):
         creates: dict[str, int] = {}

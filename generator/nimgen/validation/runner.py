@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from nimgen import helm
-from nimgen.environment.load import load_environment
-from nimgen.errors import ConfigError, Problem
+from nimgen.environment.load import load_environments
 from nimgen.model import Environment
-from nimgen.repository import default_root
 from nimgen.validation import (
     assignments,
     chartvalues,
@@ -151,26 +149,18 @@ def _environment(env: Environment, root: Path, options: Options, engine: helm.En
     checked = {id(item) for item in valid}
     # Cross-object and pod rules read what passed its schema: a malformed object already failed the run.
     passed = [replace(result, objects=[o for o in result.objects if id(o) in checked]) for result in results]
-    report.bootstrap[env.name] = closure.order(env, [m for m in manifests if id(m) in checked], passed)
+    closure_findings, report.bootstrap[env.name] = closure.check_and_order(
+        env, [m for m in manifests if id(m) in checked], passed)
     for finding in [*_render_findings(env, results), *_determinism_findings(env, root, local_charts, scanned),
                     *crossref.check(env, [m for m in manifests if id(m) in checked], passed),
-                    *closure.check(env, [m for m in manifests if id(m) in checked], passed),
+                    *closure_findings,
                     *policy.check(env, valid, manifests + [o for r in results for o in r.objects])]:
         report.add(finding)
 
 
 def validate(env_files: list[Path], options: Options, engine: helm.Engine | None = None) -> Report:
     """Check each environment's committed Applications and everything they apply."""
-    loaded: list[tuple[Environment, Path]] = []
-    problems: list[Problem] = []
-    for env_file in env_files:
-        root = default_root(env_file)
-        try:
-            loaded.append((load_environment(env_file, root), root))
-        except ConfigError as error:
-            problems.extend(error.problems)
-    if problems:
-        raise ConfigError(problems)
+    loaded = load_environments(env_files)
     engine = engine or helm.engine()
     checker = _Checker(options)
     report = Report()
