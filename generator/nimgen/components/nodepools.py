@@ -9,7 +9,6 @@ from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
 from nimgen.model import Environment, NodePool
 
 CHART = Chart("gpu-nodepools")
-CHART_NAME = CHART.name
 CHART_PATH = CHART.path
 RELEASE_NAME = "gpu-nodepools"
 # Cluster-scoped objects need no namespace; the Application targets Karpenter's own, where terraform/
