@@ -52,7 +52,8 @@ GROUPS = (
     Group("argocd", ("gitops/applications.py",), ("test_argocd.py", "test_safety_guards.py", "test_keda.py", "test_storage.py",
                                      "test_ngc_secrets.py", "test_observability.py", "test_openwebui.py")),
     Group("validate", ("validation/crossref.py", "validation/policy.py"),
-          ("test_validate.py", "test_validate_units.py", "test_safety_guards.py")),
+          ("test_crossref_rules.py", "test_policy_rules.py", "test_validate_units.py", "test_validate.py",
+           "test_safety_guards.py")),
     Group("diff", ("commands/diff.py", "commands/diffreport.py"), ("test_diff_report.py", "test_diff.py", "test_safety_guards.py")),
 )
 _RESULT = re.compile(r"^\s*nimgen\.(?P<module>[\w.]+)\.x_(?P<rest>\S+): (?P<status>.+)$")

@@ -313,7 +313,7 @@ def _waves(index: _Index, pod: Pod, providers: list[Applied], what: str) -> Iter
                or (p.application in index.apps and wave(index.apps[p.application].obj) < wave(consumer.obj))]
     if not earlier:
         names = ", ".join(sorted({f"{p.application} (wave {wave(index.apps[p.application].obj)})"
-                                  for p in providers if p.application in index.apps}))
+                                  for p in providers if p.application in index.apps})) or "no Application of the tree"
         yield index.finding(pod.owner, "sync-wave", f"Application {pod.owner.application} (wave "
                             f"{wave(consumer.obj)}) needs a {what} from {names}, which does not sync before it",
                             hint="give the provider a lower argocd.argoproj.io/sync-wave")
