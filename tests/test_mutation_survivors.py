@@ -37,3 +37,15 @@ def test_hashes_tell_a_changed_function(tmp_path: Path, monkeypatch: pytest.Monk
     assert mutation_score.function_hash("nimgen.m.x_f__mutmut_3") not in (before, None)
     assert mutation_score.function_hash("nimgen.m.x_gone__mutmut_1") is None
     assert mutation_score.function_hash("nimgen.nope.x_f__mutmut_1") is None
+
+
+@pytest.mark.parametrize("group", mutation_score.GROUPS, ids=[group.name for group in mutation_score.GROUPS])
+def test_every_group_names_modules_and_tests_that_exist(group: mutation_score.Group) -> None:
+    # A renamed test file would make pytest refuse the whole group's run, which then scores nothing.
+    root = Path(__file__).resolve().parents[1]
+    for module in group.modules:
+        assert (root / "generator" / "nimgen" / module).is_file(), f"{group.name}: no module {module}"
+    for test in group.tests:
+        file, _, name = test.partition("::")
+        text = (root / "tests" / file).read_text(encoding="utf-8")
+        assert not name or f"\ndef {name}(" in text, f"{group.name}: no test {test}"
