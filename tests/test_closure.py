@@ -208,7 +208,9 @@ def test_validate_prints_the_bootstrap_order(rendered_repo: Path, crd_schemas: P
     by_name = {step["application"]: step for step in steps}
     assert by_name["platform-secrets"]["creates"] == {"ClusterSecretStore": 1, "ExternalSecret": 4, "Namespace": 3}
     assert by_name["platform-secrets"]["waitsFor"] == ["CRDs external-secrets.io (terraform/)"]
-    assert by_name["kube-prometheus-stack"]["waitsFor"] == ["Secret monitoring/grafana-admin (platform-secrets)"]
+    # Grafana's admin, and the class of Prometheus' and Alertmanager's volumes.
+    assert by_name["kube-prometheus-stack"]["waitsFor"] == ["Secret monitoring/grafana-admin (platform-secrets)",
+                                                            "StorageClass nimgen-gp3 (block-storage)"]
     assert by_name["open-webui"]["waitsFor"] == ["Secret open-webui/open-webui (platform-secrets)",
                                                  "StorageClass nimgen-gp3 (block-storage)"]
     assert "CRDs monitoring.coreos.com (kube-prometheus-stack)" in by_name["llama3-8b-instruct"]["waitsFor"]

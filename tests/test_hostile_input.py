@@ -61,13 +61,19 @@ FULL = textwrap.dedent("""\
       namespace: monitoring
       metricsPath: /v1/metrics
       scrapeInterval: 30s
-      prometheusStack: {chartVersion: 79.5.0}
+      prometheusStack: {chartVersion: 79.5.0, storage: {size: 50Gi, retention: 15d, retentionSize: 40GiB,
+                                                      storageClassName: nimgen-gp3, alertmanagerSize: 1Gi}}
       prometheusAdapter: {chartVersion: 4.13.0}
       dcgmExporter: {chartVersion: 3.4.2}
       keda: {chartVersion: 2.21.1}
       prometheusUrl: http://prometheus-operated.monitoring.svc:9090
       grafanaAdminSecret: grafana-admin
       grafanaAdminExternalSecret: nim/grafana-admin
+      alerting:
+        repeatInterval: 4h
+        receivers:
+          - {name: team, type: slack, externalSecret: nim/alerting/slack, channel: "#nim-alerts",
+             severities: [critical, warning]}
     addons:
       openWebUI: {enabled: true, namespace: open-webui, image: "ghcr.io/open-webui/open-webui:v0.7.2",
                   secret: open-webui, externalSecret: nim/open-webui, persistence: {size: 10Gi, storageClassName: gp3},

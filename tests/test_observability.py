@@ -80,6 +80,9 @@ def test_service_monitor_and_rules_validate_against_crds(prod_models: Any, crd_s
         assert alerts["NimKvCacheNearlyFull"]["expr"].endswith("> 0.9")
         assert alerts["NimRequestsQueueing"]["expr"].endswith("> 10")
         assert f'model="{name}"' in alerts["NimRequestsQueueing"]["expr"]
+        # Not ready only once the model's cold-start budget is spent (8B: 30 minutes, 70B: 60), plus the margin.
+        budget = {"llama3-8b-instruct": 30, "llama-3-1-70b-instruct": 60}[name]
+        assert alerts["NimModelNotReady"]["for"] == f"{budget + metrics.NOT_READY_MARGIN_MINUTES}m"
         for obj in objects:
             if not obj["apiVersion"].startswith("monitoring.coreos.com/"):
                 assert kubernetes_errors(obj, "1.33") == [], obj["kind"]

@@ -203,6 +203,29 @@ class Alerts:
 
 
 @dataclass(frozen=True)
+class Receiver:
+    """An Alertmanager receiver whose URL or key External Secrets copies from AWS Secrets Manager."""
+
+    name: str
+    type: str  # slack | pagerduty | webhook
+    remote_key: str  # Secrets Manager secret: a JSON object holding `url` or `routing-key`
+    severities: tuple[str, ...]  # alert severities routed to it
+    channel: str = ""  # Slack channel override ("" = the webhook's own channel)
+    send_resolved: bool = True
+
+
+@dataclass(frozen=True)
+class MonitoringStorage:
+    """Persistent volumes of Prometheus and Alertmanager, and how much Prometheus keeps."""
+
+    storage_class: str
+    size: str = "50Gi"
+    retention: str = "15d"
+    retention_size: str = "40GiB"  # below `size`: the WAL and compactions need room
+    alertmanager_size: str = "1Gi"
+
+
+@dataclass(frozen=True)
 class Observability:
     """The monitoring stack and per-model scraping."""
 
@@ -220,6 +243,9 @@ class Observability:
     alerts: Alerts
     # Secrets Manager secret External Secrets makes grafana_admin_secret from ("" = the Secret must exist).
     grafana_admin_remote: str = ""
+    storage: MonitoringStorage | None = None  # None: no kube-prometheus-stack
+    receivers: tuple[Receiver, ...] = ()  # none: Alertmanager keeps the chart's config (sends nowhere)
+    repeat_interval: str = "4h"  # how often a firing alert is sent again
 
 
 @dataclass(frozen=True)

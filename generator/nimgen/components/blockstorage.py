@@ -1,9 +1,9 @@
 """nimgen's encrypted gp3 EBS StorageClass: nimgen's block-storage chart, for the block claims it renders.
 
 EKS clusters created on Kubernetes 1.30 or later have no default StorageClass, so a claim without a class
-stays Pending. Every block claim nimgen renders (Open WebUI's data, a model's `claimTemplate` cache) names
-a class: its own, or this one, which is rendered whenever some claim uses it. The EBS CSI driver that
-provisions it is an EKS add-on installed by terraform/.
+stays Pending. Every block claim nimgen renders (Prometheus' and Alertmanager's data, Open WebUI's, a model's
+`claimTemplate` cache) names a class: its own, or this one, which is rendered whenever some claim uses it. The
+EBS CSI driver that provisions it is an EKS add-on installed by terraform/.
 """
 
 from __future__ import annotations
@@ -17,16 +17,19 @@ CHART = Chart("block-storage")
 RELEASE_NAME = "block-storage"
 # Cluster-scoped only: the Application targets a namespace that always exists, and creates none.
 NAMESPACE = "kube-system"
-# Before the models and add-ons whose claims use it.
-WAVE = -10
+# Before everything whose claims use it: kube-prometheus-stack (wave -15, Prometheus' and Alertmanager's volumes),
+# the models and add-ons.
+WAVE = -16
 CLUSTER_KINDS: tuple[Kind, ...] = (("storage.k8s.io", "StorageClass"),)
 
 
 def claims_using(env: Environment) -> list[str]:
-    """What uses nimgen's class: "model <name>" and "Open WebUI", in the environment's order."""
+    """What uses nimgen's class: "Prometheus and Alertmanager", "model <name>" and "Open WebUI", in sync order."""
     name = env.block_storage.storage_class
-    users = [f"model {model.name}" for model in env.models
-             if model.cache_type == "claimTemplate" and model.cache_storage_class == name]
+    obs = env.observability
+    users = ["Prometheus and Alertmanager"] if obs and obs.storage and obs.storage.storage_class == name else []
+    users += [f"model {model.name}" for model in env.models
+              if model.cache_type == "claimTemplate" and model.cache_storage_class == name]
     if env.open_webui is not None and env.open_webui.storage_class == name:
         users.append("Open WebUI")
     return users

@@ -30,6 +30,13 @@ AUTOSCALING_METRICS = ("num_requests_running", "num_requests_waiting", "gpu_cach
 # kube-state-metrics exports this pod label (kube-prometheus-stack is told to) so GPU pods map to models.
 INSTANCE_LABEL = "label_app_kubernetes_io_instance"
 RATE = "5m"
+# Beyond its startup budget, a model gets this long (a scrape or two, an endpoint update) before it is "not ready".
+NOT_READY_MARGIN_MINUTES = 10
+
+
+def not_ready_for(model: Model) -> str:
+    """`for` of NimModelNotReady: a cold start (image pull, download, engine load) within budget never fires."""
+    return f"{model.startup_timeout_minutes + NOT_READY_MARGIN_MINUTES}m"
 
 
 def _model(model: Model) -> str:
@@ -52,9 +59,10 @@ def alert_groups(env: Environment, model: Model) -> list[dict[str, Any]]:
     failures = rate_sum.format(metric="request_failure_total", sel=sel, rate=RATE)
     successes = rate_sum.format(metric="request_success_total", sel=sel, rate=RATE)
     rules = [
-        rule("NimModelNotReady", f"(sum(up{{{sel}}}) or vector(0)) < 1", "10m", "critical",
+        rule("NimModelNotReady", f"(sum(up{{{sel}}}) or vector(0)) < 1", not_ready_for(model), "critical",
              f"{model.name} has no ready replica",
-             "No replica of the model answers on its metrics endpoint; check the pods' events and logs."),
+             f"No replica of the model has answered on its metrics endpoint for {not_ready_for(model)} (its "
+             f"startupTimeoutMinutes plus {NOT_READY_MARGIN_MINUTES}); check the pods' events and logs."),
         rule("NimTimeToFirstTokenHigh",
              f"histogram_quantile(0.95, sum by (le) (rate(time_to_first_token_seconds_bucket{{{sel}}}[{RATE}]))) "
              f"> {alerts.ttft_p95_seconds:g}", "10m", "warning",

@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from nimgen.components import metrics
+from nimgen.components import alerting, metrics
 from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
 from nimgen.errors import shorten as _s
 from nimgen.model import Environment, Prerequisite, Ref
@@ -67,8 +67,9 @@ KEDA_IGNORE_DIFFERENCES: tuple[dict[str, Any], ...] = (
 
 
 def prometheus_stack_values(env: Environment) -> dict[str, Any]:
-    """kube-prometheus-stack: select every ServiceMonitor and rule, dashboards by label, no inlined secret."""
-    assert env.observability is not None
+    """kube-prometheus-stack: select every ServiceMonitor and rule, dashboards by label, data on volumes, alerts to
+    the environment's receivers, no inlined secret."""
+    assert env.observability is not None and env.observability.storage is not None
     nothing_by_release = {f"{kind}SelectorNilUsesHelmValues": False
                           for kind in ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig")}
     return {
@@ -79,7 +80,8 @@ def prometheus_stack_values(env: Environment) -> dict[str, Any]:
         "kubeScheduler": {"enabled": False},
         "kubeEtcd": {"enabled": False},
         "kubeProxy": {"enabled": False},
-        "prometheus": {"prometheusSpec": {**nothing_by_release, "retention": "15d"}},
+        "prometheus": {"prometheusSpec": {**nothing_by_release, **alerting.prometheus_spec(env.observability.storage)}},
+        "alertmanager": alerting.alertmanager_values(env.observability),
         "grafana": {
             "admin": {"existingSecret": env.observability.grafana_admin_secret,
                       "userKey": "admin-user", "passwordKey": "admin-password"},
@@ -170,22 +172,38 @@ class PrometheusStack(_Monitoring):
         assert env.observability is not None
         return Ref("Secret", env.observability.namespace, env.observability.grafana_admin_secret)
 
+    def _storage_class(self, env: Environment) -> Ref:
+        assert env.observability is not None and env.observability.storage is not None
+        return Ref("StorageClass", "", env.observability.storage.storage_class)
+
     def needs(self, env: Environment) -> dict[str, tuple[Ref, ...]]:
-        # Grafana reads its admin from this Secret (grafana.admin.existingSecret): it never starts without it.
-        return {PROMETHEUS_STACK_RELEASE: (self._admin(env),)}
+        # Grafana reads its admin from this Secret (grafana.admin.existingSecret): it never starts without it. The
+        # Prometheus Operator's StatefulSets claim volumes of the class and mount the receivers' Secrets; none of it
+        # shows in the chart's own objects.
+        assert env.observability is not None
+        receivers = tuple(Ref("Secret", env.observability.namespace, alerting.secret_name(r))
+                          for r in env.observability.receivers)
+        return {PROMETHEUS_STACK_RELEASE: (self._admin(env), self._storage_class(env), *receivers)}
 
     def crds(self, env: Environment) -> dict[str, tuple[str, ...]]:
         return {PROMETHEUS_STACK_RELEASE: ("monitoring.coreos.com",)}
 
     def prerequisites(self, env: Environment) -> tuple[Prerequisite, ...]:
-        assert env.observability is not None
-        if env.observability.grafana_admin_remote:
-            return ()
-        return (Prerequisite(self._admin(env), "Grafana's admin-user and admin-password "
-                             "(observability.grafanaAdminSecret); or set observability.grafanaAdminExternalSecret"),)
+        assert env.observability is not None and env.observability.storage is not None
+        found = []
+        if not env.observability.grafana_admin_remote:
+            found.append(Prerequisite(self._admin(env), "Grafana's admin-user and admin-password "
+                                      "(observability.grafanaAdminSecret); or set "
+                                      "observability.grafanaAdminExternalSecret"))
+        if env.observability.storage.storage_class != env.block_storage.storage_class:
+            found.append(Prerequisite(self._storage_class(env), "Prometheus' and Alertmanager's volumes "
+                                      "(observability.prometheusStack.storage.storageClassName)"))
+        return tuple(found)
 
     def check(self, document: Any, models: list[Any], add: Add) -> None:
-        """Without the stack, prometheus-adapter and KEDA need the address of the Prometheus to query."""
+        """Without the stack, prometheus-adapter and KEDA need the address of the Prometheus to query; receivers
+        and volumes are checked in `alerting`."""
+        alerting.check(document, add)
         obs = document.get("observability") or {}
         if (obs.get("enabled") and (obs.get("prometheusStack") or {}).get("enabled", True) is False
                 and not obs.get("prometheusUrl")):

@@ -1,7 +1,8 @@
 """Secrets from AWS Secrets Manager through External Secrets Operator: nimgen's platform-secrets chart.
 
 The NGC API key and pull Secrets in every model namespace (ngc.externalSecret), Grafana's admin
-(observability.grafanaAdminExternalSecret) and Open WebUI's key and first admin (addons.openWebUI.externalSecret).
+(observability.grafanaAdminExternalSecret), the Alertmanager receivers' URLs and keys
+(observability.alerting.receivers) and Open WebUI's key and first admin (addons.openWebUI.externalSecret).
 One ClusterSecretStore serves them all, and only their namespaces. The Application syncs right after the
 projects, before everything that reads a Secret: kube-prometheus-stack's Grafana at wave -15 would
 otherwise wait for a Secret that a later wave creates, and hold back every wave after it.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from nimgen.components import alerting
 from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
 from nimgen.model import Environment
 
@@ -28,12 +30,14 @@ OPEN_WEBUI_KEYS = ("WEBUI_SECRET_KEY", "WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWOR
 
 
 def platform_secrets(env: Environment) -> list[dict[str, Any]]:
-    """The Secrets besides NGC's: Grafana's admin and Open WebUI's, where they come from Secrets Manager."""
+    """The Secrets besides NGC's: Grafana's admin, the alert receivers' and Open WebUI's, from Secrets Manager."""
     found = []
     obs = env.observability
     if obs is not None and obs.prometheus_stack and obs.grafana_admin_remote:
         found.append({"name": obs.grafana_admin_secret, "namespace": obs.namespace,
                       "remoteKey": obs.grafana_admin_remote, "keys": list(GRAFANA_KEYS)})
+    if obs is not None and obs.prometheus_stack:
+        found += alerting.receiver_secrets(obs)
     webui = env.open_webui
     if webui is not None and webui.secret_remote:
         found.append({"name": webui.secret, "namespace": webui.namespace, "remoteKey": webui.secret_remote,

@@ -22,13 +22,16 @@ from nimgen.model import (
     Karpenter,
     Model,
     ModelCache,
+    MonitoringStorage,
     Ngc,
     NodePool,
     Observability,
     OpenWebUI,
     Prerequisite,
+    Receiver,
     Ref,
     SecretEnvVar,
+    parse_quantity,
 )
 from nimgen.repository import default_root, display_path
 from nimgen.yamlio import LMap, load_located
@@ -189,7 +192,8 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
         karpenter=Karpenter(cluster["karpenter"]["nodeRole"], cluster["karpenter"]["discoveryTag"])
         if "karpenter" in cluster else None,
         node_pools=tuple(_build_pool(pool, top["nodePools"]["items"]["properties"]) for pool in document.get("nodePools") or []),
-        observability=_build_observability(document.get("observability") or {}, top["observability"]["properties"]),
+        observability=_build_observability(document.get("observability") or {}, top["observability"]["properties"],
+                                         block.storage_class),
         prerequisites=tuple(Prerequisite(Ref(item["kind"], item.get("namespace", ""), item["name"]), item["description"])
                             for item in document.get("prerequisites") or []),
         open_webui=_build_open_webui((document.get("addons") or {}).get("openWebUI") or {},
@@ -218,7 +222,7 @@ def _build_external_secret(spec: dict[str, Any] | None, region: str,
                              spec["refreshInterval"])
 
 
-def _build_observability(spec: dict[str, Any], properties: dict[str, Any]) -> Observability | None:
+def _build_observability(spec: dict[str, Any], properties: dict[str, Any], block_class: str) -> Observability | None:
     spec = _with_schema_defaults(spec, properties)
     if not spec["enabled"]:
         return None
@@ -227,6 +231,7 @@ def _build_observability(spec: dict[str, Any], properties: dict[str, Any]) -> Ob
     dcgm = _with_schema_defaults(spec.get("dcgmExporter") or {}, properties["dcgmExporter"]["properties"])
     keda = _with_schema_defaults(spec.get("keda") or {}, properties["keda"]["properties"])
     alerts = _with_schema_defaults(spec.get("alerts") or {}, properties["alerts"]["properties"])
+    alerting = _with_schema_defaults(spec.get("alerting") or {}, properties["alerting"]["properties"])
     default_url = f"http://{PROMETHEUS_STACK_RELEASE}-prometheus.{spec['namespace']}.svc:9090"
     return Observability(
         namespace=spec["namespace"],
@@ -243,7 +248,36 @@ def _build_observability(spec: dict[str, Any], properties: dict[str, Any]) -> Ob
         grafana_admin_remote=spec.get("grafanaAdminExternalSecret", ""),
         alerts=Alerts(float(alerts["ttftP95Seconds"]), float(alerts["kvCacheUsage"]), float(alerts["queueWaiting"]),
                       float(alerts["failureRatio"]), int(alerts["pendingMinutes"])),
+        storage=_build_monitoring_storage(stack.get("storage") or {}, properties["prometheusStack"]["properties"]
+                                          ["storage"]["properties"], block_class) if stack["enabled"] else None,
+        receivers=tuple(_build_receiver(item, properties["alerting"]["properties"]["receivers"]["items"]["properties"])
+                        for item in alerting.get("receivers") or []),
+        repeat_interval=alerting["repeatInterval"],
     )
+
+
+# Paging on warnings wears on-call down: PagerDuty gets outages only unless the receiver says otherwise.
+DEFAULT_SEVERITIES: dict[str, tuple[str, ...]] = {"pagerduty": ("critical",)}
+
+
+def _build_receiver(spec: dict[str, Any], properties: dict[str, Any]) -> Receiver:
+    spec = _with_schema_defaults(spec, properties)
+    severities = spec.get("severities") or DEFAULT_SEVERITIES.get(spec["type"], ("critical", "warning"))
+    return Receiver(spec["name"], spec["type"], spec["externalSecret"], tuple(severities), spec.get("channel", ""),
+                    bool(spec["sendResolved"]))
+
+
+def _build_monitoring_storage(spec: dict[str, Any], properties: dict[str, Any], block_class: str) -> MonitoringStorage:
+    spec = _with_schema_defaults(spec, properties)
+    retention_size = spec.get("retentionSize") or _default_retention_size(spec["size"])
+    return MonitoringStorage(spec.get("storageClassName", block_class), spec["size"], spec["retention"],
+                             retention_size, spec["alertmanagerSize"])
+
+
+def _default_retention_size(size: str) -> str:
+    """80% of the volume (Prometheus' WAL and compactions need the rest), in whole GiB (MiB when under 4 GiB)."""
+    kept = int(parse_quantity(size) * 8 // 10)
+    return f"{kept // 2**30}GiB" if kept >= 4 * 2**30 else f"{max(kept // 2**20, 1)}MiB"
 
 
 def _build_pool(pool: dict[str, Any], properties: dict[str, Any]) -> NodePool:
