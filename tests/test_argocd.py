@@ -144,12 +144,12 @@ def test_model_application_points_at_the_chart_with_release_equal_to_app_name() 
 def test_autoscaled_model_leaves_replicas_to_the_hpa() -> None:
     env = example_environment("prod")
     model = next(m for m in env.models if m.name == "llama3-8b-instruct")
-    assert (model.min_replicas, model.max_replicas) == (1, 5)
+    assert (model.min_replicas, model.max_replicas) == (2, 5)
     app = applications.by_name(env)[model.name]
     values = app["spec"]["source"]["helm"]["valuesObject"]
     assert "replicaCount" not in values
     assert values["autoscaling"]["enabled"] is True
-    assert (values["autoscaling"]["minReplicas"], values["autoscaling"]["maxReplicas"]) == (1, 5)
+    assert (values["autoscaling"]["minReplicas"], values["autoscaling"]["maxReplicas"]) == (2, 5)
     [metric] = values["autoscaling"]["metrics"]
     assert metric == {"type": "Pods", "pods": {"metric": {"name": "num_requests_running"},
                                                "target": {"type": "AverageValue", "averageValue": "5"}}}

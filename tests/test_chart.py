@@ -169,11 +169,15 @@ def test_probes_allow_a_cold_download(manifests: Any, env_name: str, model: str)
 
 
 @pytest.mark.parametrize(("env_name", "model"), CASES)
-def test_rollout_never_needs_a_spare_gpu(manifests: Any, env_name: str, model: str) -> None:
+def test_rollout_surges_only_when_asked(manifests: Any, env_name: str, model: str) -> None:
+    spec_model = next(m for m in example_environment(env_name).models if m.name == model)
     workload = _workload(manifests[(env_name, model)])
     if workload["kind"] == "Deployment":
-        assert workload["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+        expected = {"maxSurge": spec_model.surge, "maxUnavailable": 0} if spec_model.surge else {
+            "maxSurge": 0, "maxUnavailable": 1}
+        assert workload["spec"]["strategy"]["rollingUpdate"] == expected
     else:
+        assert spec_model.surge == 0
         assert workload["spec"]["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
 
 
@@ -215,7 +219,11 @@ def test_services_pdb_and_selectors(manifests: Any, env_name: str, model: str) -
         assert headless == []
     pdb = _one(objects, "PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"] == selector
-    assert pdb["spec"]["maxUnavailable"] == 1
+    spec_model = next(m for m in example_environment(env_name).models if m.name == model)
+    if spec_model.min_replicas >= 2:
+        assert (pdb["spec"]["minAvailable"], "maxUnavailable" in pdb["spec"]) == (spec_model.min_replicas - 1, False)
+    else:
+        assert (pdb["spec"]["maxUnavailable"], "minAvailable" in pdb["spec"]) == (1, False)
 
 
 def test_cache_modes(manifests: Any, rendered_repo: Path, helm_engine: helm.Engine) -> None:

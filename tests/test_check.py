@@ -31,7 +31,7 @@ def test_a_freshly_rendered_tree_is_up_to_date(repo_copy: Path) -> None:
 
 def test_hand_edit_is_named(repo_copy: Path) -> None:
     app = repo_copy / "argocd/prod/apps/models/llama3-8b-instruct.yaml"
-    app.write_text(app.read_text().replace("minReplicas: 1", "minReplicas: 3"))
+    app.write_text(app.read_text().replace("minReplicas: 2", "minReplicas: 3"))
     result = run("check")
     assert result.exit_code == 1
     assert result.output.splitlines() == [
@@ -44,7 +44,7 @@ def test_hand_edit_is_named(repo_copy: Path) -> None:
 
 def test_changed_input_makes_output_stale_until_rendered(repo_copy: Path) -> None:
     env = repo_copy / "environments/prod.yaml"
-    env.write_text(env.read_text().replace("replicas: {min: 1, max: 5}", "replicas: {min: 2, max: 5}"))
+    env.write_text(env.read_text().replace("replicas: {min: 2, max: 5}", "replicas: {min: 3, max: 5}"))
     result = run("check", "environments/prod.yaml")
     assert result.exit_code == 1
     assert "stale        argocd/prod/apps/models/llama3-8b-instruct.yaml  (out of date with its environment file)" \
@@ -126,7 +126,7 @@ def test_dry_run_writes_nothing(repo_copy: Path) -> None:
     from helpers import tree_digest
 
     env = repo_copy / "environments/prod.yaml"
-    env.write_text(env.read_text().replace("replicas: {min: 1, max: 5}", "replicas: {min: 2, max: 5}"))
+    env.write_text(env.read_text().replace("replicas: {min: 2, max: 5}", "replicas: {min: 3, max: 5}"))
     before = tree_digest(repo_copy)
     result = run("render", "--dry-run", "environments/prod.yaml")
     assert result.exit_code == 0 and "update  argocd/prod/apps/models/llama3-8b-instruct.yaml" in result.output

@@ -23,7 +23,7 @@ NEW_MODEL = """\
     image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3
     gpus: 1
     nodePool: a10g
-    replicas: {min: 1, max: 2}
+    replicas: {min: 2, max: 3}
 """
 GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_AUTHOR_NAME": "nimgen tests",
            "GIT_AUTHOR_EMAIL": "tests@example.com", "GIT_COMMITTER_NAME": "nimgen tests",
@@ -85,18 +85,18 @@ def test_added_model_summary_objects_and_formats(repo: Path, committed: Path) ->
     usd = (round(after.on_demand_usd_min - before.on_demand_usd_min, 2),  # type: ignore[operator]
            round(after.on_demand_usd_max - before.on_demand_usd_max, 2))  # type: ignore[operator]
     row = next(r for r in after.models if r.model == "llama3-8b-instruct-b")
-    assert usd == (row.on_demand_usd_min, row.on_demand_usd_max)  # one A10G node's catalog price, x1 and x2
-    headline = f"+1 model, +1..2 GPUs, +${usd[0]:.2f}..{usd[1]:.2f}/h"
+    assert usd == (row.on_demand_usd_min, row.on_demand_usd_max)  # one A10G node's catalog price, x2 and x3
+    headline = f"+1 model, +2..3 GPUs, +${usd[0]:.2f}..{usd[1]:.2f}/h"
 
     data = report(repo)
     summary = data["summary"]
     assert summary["headline"] == headline
     assert [(m["name"], m["change"]) for m in summary["models"]] == [("llama3-8b-instruct-b", "added")]
-    assert summary["totals"]["delta"] == {"gpus": {"min": 1, "max": 2},
+    assert summary["totals"]["delta"] == {"gpus": {"min": 2, "max": 3},
                                           "on_demand_usd_per_hour": {"min": usd[0], "max": usd[1]}}
     a10g = next(p for p in summary["pools"] if p["pool"] == "a10g")
     assert (a10g["before"]["gpus_min"], a10g["before"]["gpus_max"], a10g["after"]["gpus_min"],
-            a10g["after"]["gpus_max"]) == (1, 5, 2, 7)
+            a10g["after"]["gpus_max"]) == (2, 5, 4, 8)
     name = "llama3-8b-instruct-b"
     kinds = ("StatefulSet", "Service", "HorizontalPodAutoscaler", "ServiceAccount", "NetworkPolicy",
              "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule")
@@ -161,9 +161,9 @@ def test_removed_model_and_reformatted_file(repo: Path) -> None:
     document["models"] = [document["models"][0]]  # ... except the 70B model is gone
     prod(repo).write_text(dump(dict(reversed(list(document.items())))), encoding="utf-8")
     data = report(repo)
-    assert data["summary"]["headline"] == "-1 model, -8..16 GPUs, -$55.04..110.08/h"
-    assert {o["name"] for o in data["objects"] if o["change"] == "removed"} == {
-        "llama-3-1-70b-instruct", "llama-3-1-70b-instruct-headless"}
+    assert data["summary"]["headline"] == "-1 model, -8..24 GPUs, -$0.00..55.04/h"
+    # A Deployment (it surges): no headless Service to remove.
+    assert {o["name"] for o in data["objects"] if o["change"] == "removed"} == {"llama-3-1-70b-instruct"}
     # Its HPA metric is gone, so prometheus-adapter stops serving it; Open WebUI stops listing it.
     assert keys(data, "changed") == {("Application", "argocd", "prometheus-adapter"),
                                      ("Application", "argocd", "open-webui"), ("Deployment", "open-webui", "open-webui")}
@@ -192,7 +192,7 @@ def test_new_environment_is_all_added_and_markdown_is_truncated(repo: Path) -> N
                    encoding="utf-8")
     data = report(repo, env_file=new)
     assert data["base"]["exists"] is False and data["environment"] == {"before": None, "after": "staging"}
-    assert data["summary"]["headline"].startswith("new environment: +2 models, +9..21 GPUs, +$")
+    assert data["summary"]["headline"].startswith("new environment: +2 models, +10..29 GPUs, +$")
     assert keys(data, "changed") == set() and keys(data, "removed") == set()
     assert {"AppProject", "Application", "StatefulSet", "NodePool", "EC2NodeClass"} <= {
         o["kind"] for o in data["objects"]}

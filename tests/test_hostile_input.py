@@ -50,7 +50,10 @@ FULL = textwrap.dedent("""\
       - {name: a10g, instanceFamilies: [g5], capacityTypes: [on-demand], architecture: amd64, gpuLimit: 16,
          amiFamily: al2023, amiVersion: v20251112, diskSize: 300Gi, consolidateAfter: 30m, expireAfter: 720h,
          terminationGracePeriod: 2h, disruptionBudget: 10%, minGpuMemory: 20Gi}
-      - {name: l40s, instanceTypes: [g6e.xlarge], gpuLimit: 4, amiVersion: v20251112}
+      - {name: l40s, instanceTypes: [g6e.xlarge], gpuLimit: 4, amiVersion: v20251112,
+         capacityTypes: [reserved, on-demand], reservedHourlyUsd: 1.5,
+         capacityReservations: [{id: cr-0123456789abcdef0, instanceType: g6e.xlarge, instances: 1},
+                                {tags: {team: ml}, ownerID: "123456789012", instanceType: g6e.xlarge, instances: 1}]}
     storage:
       modelCache: {efs: {fileSystemId: fs-0123456789abcdef0}, size: 500Gi, storageClassName: nimgen-efs,
                    claimName: nim-model-cache}

@@ -80,7 +80,7 @@ def test_pre_commit_hook_runs_nimgen_check(initialised: Path, tmp_path: Path) ->
     clean = subprocess.run(pre_commit, cwd=initialised, env=env, capture_output=True, text=True, check=False)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     app = initialised / "argocd/prod/apps/models/llama3-8b-instruct.yaml"
-    app.write_text(app.read_text().replace("minReplicas: 1", "minReplicas: 2"))
+    app.write_text(app.read_text().replace("minReplicas: 2", "minReplicas: 3"))
     dirty = subprocess.run(pre_commit, cwd=initialised, env=env, capture_output=True, text=True, check=False)
     assert dirty.returncode == 1
     assert "hand-edited  argocd/prod/apps/models/llama3-8b-instruct.yaml" in dirty.stdout
@@ -127,7 +127,7 @@ def test_workflow_diff_step_posts_one_comment_under_the_limit(initialised: Path,
                     ["checkout", "-q", "-b", "more-models"]):
         subprocess.run([*GIT, *command], cwd=initialised, check=True)
     prod = initialised / "environments/prod.yaml"
-    prod.write_text(prod.read_text().replace("replicas: {min: 1, max: 5}", "replicas: {min: 2, max: 5}"))
+    prod.write_text(prod.read_text().replace("replicas: {min: 2, max: 5}", "replicas: {min: 3, max: 5}"))
     assert run("render", "environments/prod.yaml").exit_code == 0
     subprocess.run([*GIT, "fetch", "-q", "origin"], cwd=initialised, check=True)
     bin_dir = tmp_path / "bin"

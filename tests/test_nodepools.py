@@ -202,8 +202,8 @@ def test_pool_capacity_is_checked_against_replicas_max(tmp_path: Path) -> None:
     text = _with_pools(VALID + "    gpus: 2\n    replicas: {min: 1, max: 5}\n")
     result = run("render", write_env(tmp_path, text))
     assert result.exit_code == 1
-    assert ("$.nodePools[0].gpuLimit: models on node pool 'a10g' may need 10 GPUs at replicas.max "
-            "(llama3-8b-instruct: 5 x 2) but gpuLimit is 8") in result.output
+    assert ("$.nodePools[0].gpuLimit: models on node pool 'a10g' may need 10 GPUs at replicas.max plus "
+            "rollout surge (llama3-8b-instruct: 5 x 2) but gpuLimit is 8") in result.output
     assert "hint: raise gpuLimit to at least 10" in result.output
 
 

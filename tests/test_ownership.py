@@ -157,7 +157,7 @@ def test_symlinked_output_folders_are_refused(repo_copy: Path, tmp_path: Path, l
     shutil.move(str(repo_copy / link), elsewhere)
     (repo_copy / link).symlink_to(elsewhere, target_is_directory=True)
     env = repo_copy / "environments/prod.yaml"
-    env.write_text(env.read_text().replace("replicas: {min: 1, max: 5}", "replicas: {min: 2, max: 5}"))
+    env.write_text(env.read_text().replace("replicas: {min: 2, max: 5}", "replicas: {min: 3, max: 5}"))
     before = _everything(repo_copy)
     result = run("render", "environments/prod.yaml")
     assert result.exit_code == 1, result.output
@@ -282,7 +282,7 @@ def _limit_file_size() -> None:
 @pytest.mark.subprocess
 def test_a_full_disk_leaves_the_old_tree_and_no_staging_files(repo_copy: Path) -> None:
     env = repo_copy / "environments/prod.yaml"
-    env.write_text(env.read_text().replace("replicas: {min: 1, max: 5}", "replicas: {min: 2, max: 5}"))
+    env.write_text(env.read_text().replace("replicas: {min: 2, max: 5}", "replicas: {min: 3, max: 5}"))
     before = _everything(repo_copy)
     done = subprocess.run([sys.executable, "-m", "nimgen", "render", "environments/prod.yaml"], cwd=repo_copy,
                           capture_output=True, text=True, preexec_fn=_limit_file_size,

@@ -16,19 +16,24 @@ def test_prod_plan_figures() -> None:
     result = plan(example_environment("prod"))
     small, big = result.models
     assert (small.model, small.pool, small.instance, small.gpu) == ("llama3-8b-instruct", "a10g", "g5.2xlarge", "A10G")
-    assert (small.gpus_min, small.gpus_max, small.gpu_memory_available_gib) == (1, 5, 24.0)
+    assert (small.gpus_min, small.gpus_max, small.gpu_memory_available_gib) == (2, 5, 24.0)
     assert small.gpu_memory_needed_gib is not None and small.gpu_memory_needed_gib <= 24
-    assert (big.instance, big.gpus_per_replica, big.gpus_min, big.gpus_max) == ("p5.48xlarge", 8, 8, 16)
+    # The 70B model's surge replica (8 GPUs) counts at full scale: 2 replicas + 1 spare.
+    assert (big.instance, big.gpus_per_replica, big.surge, big.gpus_min, big.gpus_max) == ("p5.48xlarge", 8, 1, 8, 24)
+    assert small.surge == 0
     assert [(p.pool, p.gpus_min, p.gpus_max, p.gpu_limit) for p in result.pools] == [
-        ("a10g", 1, 5, 16), ("h100", 8, 16, 16)]
-    assert (result.gpus_min, result.gpus_max) == (9, 21)
+        ("a10g", 2, 5, 16), ("h100", 8, 24, 24)]
+    assert (result.gpus_min, result.gpus_max) == (10, 29)
     # g5.2xlarge 1.212 $/h and p5.48xlarge 55.04 $/h On-Demand in us-west-2, one node per replica.
-    assert (small.on_demand_usd_min, small.on_demand_usd_max) == (1.21, 6.06)
-    assert (small.spot_usd_min, small.spot_usd_max) == (0.48, 2.42)  # the a10g pool buys Spot
-    assert (big.on_demand_usd_min, big.on_demand_usd_max) == (55.04, 110.08)
+    assert (small.on_demand_usd_min, small.on_demand_usd_max) == (2.42, 6.06)
+    assert (small.spot_usd_min, small.spot_usd_max) == (0.97, 2.42)  # the a10g pool buys Spot
+    # Two p5.48xlarge are reserved (already paid): only the third replica at full scale is bought On-Demand.
+    assert (big.reserved_min, big.reserved_max, small.reserved_max) == (1, 2, 0)
+    assert (big.on_demand_usd_min, big.on_demand_usd_max) == (0.0, 55.04)
     assert (big.spot_usd_min, big.spot_usd_max) == (None, None)  # the h100 pool is On-Demand only
-    assert [(p.on_demand_usd_min, p.on_demand_usd_max) for p in result.pools] == [(1.21, 6.06), (55.04, 110.08)]
-    assert (result.on_demand_usd_min, result.on_demand_usd_max) == (56.25, 116.14)
+    assert [(p.on_demand_usd_min, p.on_demand_usd_max) for p in result.pools] == [(2.42, 6.06), (0.0, 55.04)]
+    assert [(p.reserved_instances, p.reserved_hourly_usd) for p in result.pools] == [(0, 0.0), (2, 0.0)]
+    assert (result.on_demand_usd_min, result.on_demand_usd_max) == (2.42, 61.10)
 
 
 def _load(root: Path, text: str) -> Environment:
@@ -38,12 +43,13 @@ def _load(root: Path, text: str) -> Environment:
 
 
 def test_unknown_price_leaves_totals_unknown(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    text = (EXAMPLE_ENVIRONMENTS / "prod.yaml").read_text().replace("[p5.48xlarge]", "[p5en.48xlarge]")
+    text = (EXAMPLE_ENVIRONMENTS / "prod.yaml").read_text().replace("p5.48xlarge", "p5en.48xlarge")
     result = plan(_load(tmp_path, text))
     big = result.models[1]
-    assert big.instance == "p5en.48xlarge" and big.on_demand_usd_min is None
+    # The reserved replica costs nothing, but the overflow's price is unknown.
+    assert big.instance == "p5en.48xlarge" and big.on_demand_usd_min == 0.0 and big.on_demand_usd_max is None
     assert result.pools[1].on_demand_usd_max is None
-    assert result.on_demand_usd_min is None  # never a partial sum that reads as the whole
+    assert result.on_demand_usd_max is None  # never a partial sum that reads as the whole
 
 
 def test_region_without_prices(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -56,10 +62,11 @@ def test_cli_text_table() -> None:
     output = run("plan", EXAMPLE_ENVIRONMENTS / "prod.yaml").output
     assert output.splitlines()[0].split() == ["MODEL", "POOL", "LIKELY", "INSTANCE", "GPUS/REPLICA", "REPLICAS",
                                               "GPU", "MEMORY", "GPUS", "ON-DEMAND", "$/H", "SPOT", "$/H", "(EST.)"]
-    assert ("llama3-8b-instruct      a10g  g5.2xlarge (A10G)   1             1-5       20/24 GiB    1-5   "
-            "1.21-6.06      0.48-2.42") in output
-    assert "p5.48xlarge (H100)  8             1-2       174/640 GiB  8-16  55.04-110.08   -" in output
-    assert "environment prod: 9-21 GPUs, 56.25-116.14 $/h On-Demand in us-west-2" in output
+    assert ("llama3-8b-instruct      a10g  g5.2xlarge (A10G)   1             2-5           20/24 GiB    2-5   "
+            "2.42-6.06      0.97-2.42") in output
+    assert "p5.48xlarge (H100)  8             1-2 +1 surge  174/640 GiB  8-24  0.00-55.04     -" in output
+    assert "h100  8-24  24         2 at 0.00 $/h  0.00-55.04" in output
+    assert "environment prod: 10-29 GPUs, 2.42-61.10 $/h On-Demand in us-west-2" in output
     assert "list-price estimates" in output
 
 
@@ -70,7 +77,8 @@ def test_cli_json() -> None:
     assert data["models"][0]["instance"] == "g5.2xlarge"
     assert data["region"] == "us-west-2"
     assert data["pools"] == [{"pool": "a10g", "gpus_min": 1, "gpus_max": 1, "gpu_limit": 4,
-                              "on_demand_usd_min": 1.21, "on_demand_usd_max": 1.21}]
+                              "on_demand_usd_min": 1.21, "on_demand_usd_max": 1.21, "reserved_instances": 0,
+                              "reserved_hourly_usd": 0.0}]
     assert data["totals"] == {"gpus_min": 1, "gpus_max": 1, "on_demand_usd_min": 1.21, "on_demand_usd_max": 1.21}
 
 

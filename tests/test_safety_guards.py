@@ -64,8 +64,8 @@ def test_pool_gpu_demand_is_the_sum_over_its_models(tmp_path: Path) -> None:
     result = run("render", env)
     assert result.exit_code == 1, result.output
     assert ("environments/test.yaml:10:15: $.nodePools[0].gpuLimit: models on node pool 'a10g' may need 10 GPUs at "
-            "replicas.max (llama3-8b-instruct: 5 x 1, llama3-8b-instruct-b: 5 x 1) but gpuLimit is 8\n"
-            "    hint: raise gpuLimit to at least 10, or lower replicas.max of those models") in result.output
+            "replicas.max plus rollout surge (llama3-8b-instruct: 5 x 1, llama3-8b-instruct-b: 5 x 1) but gpuLimit is 8\n"
+            "    hint: raise gpuLimit to at least 10, or lower replicas.max (or rollout.surge) of those models") in result.output
     assert tree_digest(tmp_path) == before
 
 
@@ -74,7 +74,7 @@ def test_pool_gpu_limit_boundary_is_the_sum(tmp_path: Path, limit: int, refused:
     """One GPU short of the sum is refused; exactly the sum fits."""
     result = run("render", write_env(tmp_path, TWO_MODELS_ON_ONE_POOL.replace("LIMIT", str(limit))))
     assert (result.exit_code == 1) is refused, result.output
-    assert ("may need 10 GPUs at replicas.max" in result.output) is refused
+    assert ("may need 10 GPUs at replicas.max plus rollout surge" in result.output) is refused
 
 
 # ---------------------------------------------------------------- 2. the secret-in-output guard on the public path
@@ -251,7 +251,7 @@ H200_POOL = """\
   - name: h200
     instanceTypes: [p5e.48xlarge]
     capacityTypes: [on-demand]
-    gpuLimit: 8
+    gpuLimit: 16
     amiVersion: v20251112
 """
 H200_MODEL = """\
@@ -259,6 +259,7 @@ H200_MODEL = """\
     image: nvcr.io/nim/meta/llama-3.1-70b-instruct:1.3.3
     gpus: 8
     nodePool: h200
+    replicas: {min: 2, max: 2}   # production: two replicas
     resources: {cpu: "32", memory: 256Gi}
     sharedMemory: 32Gi
 """
@@ -290,12 +291,12 @@ def test_diff_shows_an_unknown_price_as_unknown_never_zero(unpriced_diff: Path) 
     result = run("diff", unpriced_diff, "--format", "json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)["summary"]
-    assert summary["headline"] == "+1 model, +8 GPUs, $/h unknown (a price is not in the catalog)"
+    assert summary["headline"] == "+1 model, +16 GPUs, $/h unknown (a price is not in the catalog)"
     [model] = summary["models"]
     assert (model["name"], model["change"]) == ("llama-3-1-70b-h200", "added")
     assert model["after"]["instance"] == "p5e.48xlarge"
     assert (model["after"]["on_demand_usd_min"], model["after"]["on_demand_usd_max"]) == (None, None)
-    assert model["delta"] == {"gpus": {"min": 8, "max": 8}, "on_demand_usd_per_hour": None}
+    assert model["delta"] == {"gpus": {"min": 16, "max": 16}, "on_demand_usd_per_hour": None}
     h200 = next(pool for pool in summary["pools"] if pool["pool"] == "h200")
     assert h200["before"] is None
     assert (h200["after"]["on_demand_usd_min"], h200["after"]["on_demand_usd_max"]) == (None, None)
@@ -308,9 +309,9 @@ def test_diff_shows_an_unknown_price_as_unknown_never_zero(unpriced_diff: Path) 
     text = run("diff", unpriced_diff)
     assert text.exit_code == 0, text.output
     lines = text.output.splitlines()
-    assert lines[1] == "+1 model, +8 GPUs, $/h unknown (a price is not in the catalog)"
+    assert lines[1] == "+1 model, +16 GPUs, $/h unknown (a price is not in the catalog)"
     [model_row] = [line for line in lines if line.startswith("llama-3-1-70b-h200 ")]
-    assert model_row.split()[-2:] == ["+8", "unknown"], model_row
+    assert model_row.split()[-2:] == ["+16", "unknown"], model_row
     [pool_row] = [line for line in lines if line.startswith("h200 (new)")]
     assert pool_row.split()[-1] == "unknown", pool_row
     [total_row] = [line for line in lines if line.startswith("total ")]
@@ -319,8 +320,8 @@ def test_diff_shows_an_unknown_price_as_unknown_never_zero(unpriced_diff: Path) 
         assert "$0" not in row and "0.00" not in row.rpartition(" ")[2], row
 
     markdown = run("diff", unpriced_diff, "--format", "markdown").output
-    assert "**+1 model, +8 GPUs, $/h unknown (a price is not in the catalog)**" in markdown
-    assert "| h200 (new) | 8-8 | 8 | unknown |" in markdown
+    assert "**+1 model, +16 GPUs, $/h unknown (a price is not in the catalog)**" in markdown
+    assert "| h200 (new) | 16-16 | 16 | unknown |" in markdown
 
 
 # ---------------------------------------------------------------- 7. the AppProjects admit exactly these kinds

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from nimgen.errors import Problem
 from nimgen.imageref import (
@@ -96,6 +97,13 @@ class Model:
     warmup_profiles: tuple[str, ...] = ()  # download-to-cache profiles; empty: no warm-up Job
     warmup_timeout_minutes: int = 60
     autoscaling_engine: str = "hpa"  # hpa (prometheus-adapter) or keda (ScaledObject)
+    surge: int = 0  # spare replicas a rollout starts before old ones stop (Deployments only)
+    request_timeout_seconds: int = 300  # longest request: how long a stopping replica drains
+
+    @property
+    def peak_replicas(self) -> int:
+        """Replicas at full scale while a rollout runs: max replicas plus the surge."""
+        return self.max_replicas + self.surge
 
     @property
     def autoscaled(self) -> bool:
@@ -148,6 +156,26 @@ class Karpenter:
 
 
 @dataclass(frozen=True)
+class CapacityReservation:
+    """An On-Demand Capacity Reservation or Capacity Block the pool's EC2NodeClass selects, and what it holds."""
+
+    instance_type: str
+    instances: int
+    id: str = ""  # either id, or tags (with an optional owner)
+    tags: tuple[tuple[str, str], ...] = ()
+    owner_id: str = ""
+
+    def selector_term(self) -> dict[str, Any]:
+        """Its EC2NodeClass capacityReservationSelectorTerms entry."""
+        if self.id:
+            return {"id": self.id}
+        term: dict[str, Any] = {"tags": dict(self.tags)}
+        if self.owner_id:
+            term["ownerID"] = self.owner_id
+        return term
+
+
+@dataclass(frozen=True)
 class NodePool:
     """A Karpenter GPU node pool (NodePool plus EC2NodeClass of the same name)."""
 
@@ -165,6 +193,8 @@ class NodePool:
     termination_grace_period: str
     disruption_budget: str
     min_gpu_memory_mib: int | None = None  # instance-gpu-memory floor, per GPU
+    reservations: tuple[CapacityReservation, ...] = ()
+    reserved_hourly_usd: float = 0.0  # plan's price of a reserved instance-hour (0: already paid)
 
     @property
     def ami_alias(self) -> str:

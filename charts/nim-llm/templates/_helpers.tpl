@@ -159,6 +159,12 @@ once, from the workload template, which every render contains.
 {{- if and (eq .Values.cache.type "existingClaim") (not .Values.cache.existingClaim) }}
 {{- fail "cache.type existingClaim needs cache.existingClaim: the name of the claim to mount" }}
 {{- end }}
+{{- if and (gt (int .Values.rollout.maxSurge) 0) (ne $kind "Deployment") }}
+{{- fail "rollout.maxSurge needs workload.kind Deployment: a StatefulSet replaces each pod in place and cannot surge" }}
+{{- end }}
+{{- if and .Values.drain.enabled (lt (int .Values.terminationGracePeriodSeconds) (add .Values.drain.delaySeconds .Values.drain.timeoutSeconds)) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) is shorter than the drain (drain.delaySeconds + drain.timeoutSeconds = %d): Kubernetes would kill NIM mid-request" (int .Values.terminationGracePeriodSeconds) (add .Values.drain.delaySeconds .Values.drain.timeoutSeconds)) }}
+{{- end }}
 {{- $fullname := include "nim-llm.fullname" . }}
 {{- if and (eq $kind "StatefulSet") (gt (len $fullname) 52) }}
 {{- fail (printf "name %q is longer than 52 characters: StatefulSet pods would get an invalid controller-revision-hash label; set fullnameOverride or a shorter release name" $fullname) }}
@@ -194,4 +200,26 @@ once, from the workload template, which every render contains.
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+The preStop drain, run by python3 with arguments: delay, timeout, metrics URL. It waits out the endpoint
+removal, then polls NIM's metrics until no request runs (NIM 1.x names the gauge num_requests_running,
+vLLM-based releases vllm:num_requests_running) or the timeout passes. Errors count as "still running":
+the hook never ends a drain early because a scrape failed.
+*/}}
+{{- define "nim-llm.drainScript" -}}
+import re, sys, time, urllib.request
+delay, timeout, url = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+time.sleep(delay)
+deadline = time.monotonic() + timeout
+pattern = re.compile(r"^(?:vllm:)?num_requests_running(?:{[^}]*})? ([0-9.eE+-]+)$", re.M)
+while time.monotonic() < deadline:
+    try:
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        if sum(float(v) for v in pattern.findall(text)) == 0:
+            break
+    except Exception:
+        pass
+    time.sleep(2)
 {{- end }}

@@ -1,4 +1,8 @@
-"""Capacity plan of an environment: where each model lands, GPUs and GPU memory at min and max replicas."""
+"""Capacity plan of an environment: where each model lands, GPUs and GPU memory at min and max replicas.
+
+The max figures count a surge rollout's spare replicas: while a rollout runs at full scale, they hold GPUs
+and cost like any other replica.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nimgen import capacity
-from nimgen.model import Environment, Model, parse_quantity
+from nimgen.model import Environment, Model, NodePool, parse_quantity
 
 # What a node keeps for the kubelet, system daemons and eviction threshold (rough, for "likely").
 RESERVED_VCPU = 1
@@ -29,12 +33,16 @@ class ModelPlan:
     gpu_memory_available_gib: float | None
     gpus_min: int
     gpus_max: int
-    # List-price estimates in $/hour at min and max replicas (one node per replica); None when unknown,
+    # List-price estimates in $/hour at min and at max replicas plus the rollout surge (one node per replica); None when unknown,
     # spot None also when the pool does not buy Spot.
     on_demand_usd_min: float | None
     on_demand_usd_max: float | None
     spot_usd_min: float | None
     spot_usd_max: float | None
+    surge: int = 0  # spare replicas while a rollout runs, counted in the max figures
+    # Replicas on the pool's reserved instances (priced at its reservedHourlyUsd), at min and at full scale.
+    reserved_min: int = 0
+    reserved_max: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class PoolPlan:
     gpu_limit: int | None
     on_demand_usd_min: float | None
     on_demand_usd_max: float | None
+    reserved_instances: int = 0  # instances its capacity reservations hold
+    reserved_hourly_usd: float = 0.0  # what plan charges per reserved instance-hour (0: already paid)
 
 
 @dataclass(frozen=True)
@@ -84,34 +94,68 @@ def _total(prices: list[float | None]) -> float | None:
     return None if any(price is None for price in prices) else round(sum(p for p in prices if p is not None), 2)
 
 
-def _times(price: float | None, count: int) -> float | None:
-    return None if price is None else round(price * count, 2)
-
-
-def _likely_instance(model: Model, candidates: list[capacity.Instance]) -> capacity.Instance | None:
-    """Smallest instance whose GPUs, CPUs and memory take one replica (Karpenter picks the cheapest fit)."""
+def _likely_instance(model: Model, candidates: list[capacity.Instance], reserved: set[str]) -> capacity.Instance | None:
+    """Smallest instance whose GPUs, CPUs and memory take one replica: a reserved type first (Karpenter prefers
+    reserved capacity), else the cheapest fit."""
     cpu = float(parse_quantity(model.cpu))
     memory_gib = float(parse_quantity(model.memory)) / capacity.GIB
     fitting = [
         i for i in candidates
         if i.gpus >= model.gpus and cpu <= i.vcpu - RESERVED_VCPU and memory_gib <= i.memory_gib * (1 - RESERVED_MEMORY_SHARE)
     ]
-    return min(fitting, key=lambda i: (i.gpus, i.vcpu, i.memory_gib, i.name), default=None)
+    return min(fitting, key=lambda i: (i.name not in reserved, i.gpus, i.vcpu, i.memory_gib, i.name), default=None)
+
+
+def _reserved_slots(pool: NodePool | None) -> dict[str, int]:
+    """Instances the pool's reservations hold, by type."""
+    slots: dict[str, int] = {}
+    for reservation in pool.reservations if pool else ():
+        slots[reservation.instance_type] = slots.get(reservation.instance_type, 0) + reservation.instances
+    return slots
+
+
+def _priced(replicas: int, instance: capacity.Instance | None, pool: NodePool | None, slots: dict[str, int],
+            price: float | None) -> tuple[int, float | None]:
+    """(replicas on reserved instances, $/h): reserved ones at the pool's rate, the rest at `price`.
+
+    Takes the reserved instances it uses from `slots`, so the models of a pool share its reservations
+    in the environment's order.
+    """
+    reserved = min(replicas, slots.get(instance.name, 0)) if instance and pool else 0
+    if reserved:
+        slots[instance.name] -= reserved  # type: ignore[union-attr]
+    rest = replicas - reserved
+    if rest and price is None:
+        return reserved, None
+    rate = pool.reserved_hourly_usd if pool else 0.0
+    return reserved, round(reserved * rate + rest * (price or 0.0), 2)
 
 
 def plan(env: Environment) -> Plan:
     """Compute the plan (pure)."""
     pools = {pool.name: pool for pool in env.node_pools}
+    # Reserved instances left at min replicas and at full scale, per pool (shared in environment order).
+    at_min = {pool.name: _reserved_slots(pool) for pool in env.node_pools}
+    at_peak = {pool.name: _reserved_slots(pool) for pool in env.node_pools}
     rows = []
     for model in env.models:
         pool = pools.get(model.node_pool)
         candidates = capacity.pool_instances(
             list(pool.instance_families), list(pool.instance_types), pool.min_gpu_memory_mib) if pool else []
-        instance = _likely_instance(model, candidates)
+        instance = _likely_instance(model, candidates, set(_reserved_slots(pool)))
         spec = capacity.model_spec(model.image.repository)
         parameters = model.parameters or (spec.parameters if spec else None)
         on_demand = instance.hourly(env.region) if instance else None
         spot = instance.spot_hourly(env.region) if instance and pool and "spot" in pool.capacity_types else None
+        if pool and "on-demand" not in pool.capacity_types and "spot" not in pool.capacity_types:
+            on_demand = None  # a reserved-only pool has no overflow to price
+        min_slots, peak_slots = at_min.get(model.node_pool, {}), at_peak.get(model.node_pool, {})
+        reserved_min, on_demand_min = _priced(model.min_replicas, instance, pool, dict(min_slots), on_demand)
+        reserved_max, on_demand_max = _priced(model.peak_replicas, instance, pool, dict(peak_slots), on_demand)
+        _, spot_min = _priced(model.min_replicas, instance, pool, dict(min_slots), spot)
+        _, spot_max = _priced(model.peak_replicas, instance, pool, dict(peak_slots), spot)
+        _priced(model.min_replicas, instance, pool, min_slots, None)  # the model takes its reserved instances
+        _priced(model.peak_replicas, instance, pool, peak_slots, None)
         rows.append(ModelPlan(
             model=model.name,
             pool=model.node_pool,
@@ -124,11 +168,14 @@ def plan(env: Environment) -> Plan:
             if parameters else None,
             gpu_memory_available_gib=float(model.gpus * instance.gpu.memory_gib) if instance else None,
             gpus_min=model.gpus * model.min_replicas,
-            gpus_max=model.gpus * model.max_replicas,
-            on_demand_usd_min=_times(on_demand, model.min_replicas),
-            on_demand_usd_max=_times(on_demand, model.max_replicas),
-            spot_usd_min=_times(spot, model.min_replicas),
-            spot_usd_max=_times(spot, model.max_replicas),
+            gpus_max=model.gpus * model.peak_replicas,
+            on_demand_usd_min=on_demand_min,
+            on_demand_usd_max=on_demand_max,
+            spot_usd_min=spot_min if spot is not None else None,
+            spot_usd_max=spot_max if spot is not None else None,
+            surge=model.surge,
+            reserved_min=reserved_min,
+            reserved_max=reserved_max,
         ))
     pool_names = sorted({row.pool for row in rows} | set(pools))
     pool_rows = tuple(
@@ -139,6 +186,8 @@ def plan(env: Environment) -> Plan:
             gpu_limit=pools[name].gpu_limit if name in pools else None,
             on_demand_usd_min=_total([r.on_demand_usd_min for r in rows if r.pool == name]),
             on_demand_usd_max=_total([r.on_demand_usd_max for r in rows if r.pool == name]),
+            reserved_instances=sum(_reserved_slots(pools.get(name)).values()),
+            reserved_hourly_usd=pools[name].reserved_hourly_usd if name in pools else 0.0,
         )
         for name in pool_names
     )
@@ -169,17 +218,22 @@ def as_text(result: Plan) -> str:
                    "ON-DEMAND $/H", "SPOT $/H (EST.)"]]
     for row in result.models:
         model_rows.append([row.model, row.pool, f"{row.instance} ({row.gpu})" if row.instance else "unknown",
-                           str(row.gpus_per_replica), f"{row.replicas_min}-{row.replicas_max}", memory(row),
+                           str(row.gpus_per_replica),
+                           f"{row.replicas_min}-{row.replicas_max}" + (f" +{row.surge} surge" if row.surge else ""),
+                           memory(row),
                            f"{row.gpus_min}-{row.gpus_max}", _usd(row.on_demand_usd_min, row.on_demand_usd_max),
                            _usd(row.spot_usd_min, row.spot_usd_max)])
-    pool_rows = [["POOL", "GPUS", "GPU LIMIT", "ON-DEMAND $/H"]]
+    pool_rows = [["POOL", "GPUS", "GPU LIMIT", "RESERVED", "ON-DEMAND $/H"]]
     for pool in result.pools:
+        reserved = (f"{pool.reserved_instances} at {pool.reserved_hourly_usd:.2f} $/h" if pool.reserved_instances
+                    else "-")
         pool_rows.append([pool.pool, f"{pool.gpus_min}-{pool.gpus_max}", str(pool.gpu_limit) if pool.gpu_limit else "-",
-                          _usd(pool.on_demand_usd_min, pool.on_demand_usd_max)])
+                          reserved, _usd(pool.on_demand_usd_min, pool.on_demand_usd_max)])
     total = (f"environment {result.environment}: {result.gpus_min}-{result.gpus_max} GPUs, "
              f"{_usd(result.on_demand_usd_min, result.on_demand_usd_max)} $/h On-Demand in {result.region}\n"
              "prices: list-price estimates from nimgen's catalog (one node per replica, no discounts); "
-             "Spot is an assumed share of On-Demand")
+             "Spot is an assumed share of On-Demand; reserved instances count at the pool's reservedHourlyUsd "
+             "(0: already paid), first")
     return f"{_table(model_rows)}\n{_table(pool_rows)}\n{total}\n"
 
 

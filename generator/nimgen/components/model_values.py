@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nimgen.components import metrics
+from nimgen.components import availability, metrics
 from nimgen.model import Environment, Model
 
 # The startup probe polls every STARTUP_PERIOD seconds after STARTUP_DELAY; its
@@ -73,6 +73,7 @@ def chart_values(env: Environment, model: Model) -> dict[str, Any]:
             "cacheWarmup": {"enabled": bool(model.warmup_profiles), "profiles": list(model.warmup_profiles),
                             "activeDeadlineSeconds": model.warmup_timeout_minutes * 60}
             if model.warmup_profiles else {"enabled": False},
+            **availability.chart_values(env, model),
             "sharedMemory": {"sizeLimit": model.shared_memory},
             "startupProbe": {
                 "initialDelaySeconds": STARTUP_DELAY_SECONDS,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind, Project
+from nimgen.components import availability
+from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind, Project
 from nimgen.components.model_values import chart_values, model_labels
 from nimgen.model import Environment, Model, Prerequisite, Ref
 
@@ -50,7 +51,8 @@ def application(env: Environment, model: Model) -> AppSpec:
         name=model.name, chart=CHART, values=chart_values(env, model), namespace=model.namespace, wave=WAVE,
         labels=model_labels(env, model),
         info=(("Image", str(model.image)), ("GPUs per replica", str(model.gpus)),
-              ("Replicas", f"{model.min_replicas}-{model.max_replicas}"), ("Node pool", model.node_pool)),
+              ("Replicas", f"{model.min_replicas}-{model.max_replicas}" + (f" (+{model.surge} surge)" if model.surge else "")),
+              ("Node pool", model.node_pool)),
         ignore_differences=ignore,
     )
 
@@ -69,6 +71,9 @@ class Models(Component):
 
     def charts(self, env: Environment) -> tuple[str, ...]:
         return (CHART.name,)
+
+    def check(self, document: Any, models: list[Any], add: Add) -> None:
+        availability.check(document, models, add)
 
     def grants(self, env: Environment) -> Grants:
         kinds = NAMESPACED_KINDS

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from nimgen import capacity
-from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
+from nimgen.components import reservations
+from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
 from nimgen.model import Environment, NodePool
 
 CHART = Chart("gpu-nodepools")
@@ -36,6 +37,9 @@ class NodePools(Component):
     def grants(self, env: Environment) -> Grants:
         return Grants(cluster_kinds=CLUSTER_KINDS)
 
+    def check(self, document: Any, models: list[Any], add: Add) -> None:
+        reservations.check(document, models, add)
+
 
 def nodepool_values(env: Environment) -> dict[str, Any]:
     """Values for charts/gpu-nodepools (every pool spelled out, keyed by name)."""
@@ -60,6 +64,8 @@ def nodepool_values(env: Environment) -> dict[str, Any]:
                 "budgets": [{"nodes": pool.disruption_budget}],
             }
         )
+        if pool.reservations:
+            entry["capacityReservations"] = [reservation.selector_term() for reservation in pool.reservations]
         entry.update(_gpu_requirements(env, pool))
         pools[pool.name] = entry
     return {

@@ -15,6 +15,7 @@ from nimgen.errors import ConfigError, Location, Problem
 from nimgen.model import (
     Alerts,
     BlockStorage,
+    CapacityReservation,
     Environment,
     ExternalSecretRef,
     GitOps,
@@ -125,6 +126,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "namespace": "nim",
     "workload": "StatefulSet",
     "startupTimeoutMinutes": 30,
+    "requestTimeoutSeconds": 300,
+    "rollout": {"surge": 0},
     "servedModelName": "",
 }
 
@@ -297,6 +300,10 @@ def _build_pool(pool: dict[str, Any], properties: dict[str, Any]) -> NodePool:
         termination_grace_period=pool["terminationGracePeriod"],
         disruption_budget=pool["disruptionBudget"],
         min_gpu_memory_mib=capacity.gpu_memory_floor_mib(pool),
+        reservations=tuple(CapacityReservation(item["instanceType"], item["instances"], item.get("id", ""),
+                                               tuple(sorted((item.get("tags") or {}).items())), item.get("ownerID", ""))
+                           for item in pool.get("capacityReservations") or ()),
+        reserved_hourly_usd=float(pool["reservedHourlyUsd"]),
     )
 
 
@@ -361,4 +368,6 @@ def _build_model(model: Any, block_class: str, shared_cache: ModelCache | None =
         parameters=model.get("parameters"),
         warmup_profiles=tuple(warmup.get("profiles", ())),
         warmup_timeout_minutes=warmup["timeoutMinutes"],
+        surge=model_value(model, "rollout")["surge"],
+        request_timeout_seconds=model_value(model, "requestTimeoutSeconds"),
     )

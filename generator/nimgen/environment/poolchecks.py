@@ -107,7 +107,8 @@ def pool_exists(model: Any, base: list[Any], add: Any, pool_names: set[str] | No
     if pool_names is None or not model.get("nodePool") or model["nodePool"] in pool_names:
         return
     known = _s(", ".join(sorted(pool_names)) or "none")
-    add([*base, "nodePool"] if "nodePool" in model else base,
+    # The layered model has the key even when modelDefaults sets it.
+    add([*base, "nodePool"],
         f"node pool '{_s(model['nodePool'])}' is not defined in nodePools (defined: {known})",
         "add the pool under nodePools or pick a defined one")
 
@@ -117,7 +118,8 @@ def pool_capacity(pools: list[Any], models: list[Any], add: Any) -> None:
     demand: dict[str, list[tuple[str, int, int]]] = {}
     for model in models:
         if isinstance(model, dict) and isinstance(model.get("nodePool"), str):
-            replicas = (model.get("replicas") or {}).get("max", 1)
+            # A surge rollout's spare replicas hold GPUs too, on top of a model at full scale.
+            replicas = (model.get("replicas") or {}).get("max", 1) + (model.get("rollout") or {}).get("surge", 0)
             demand.setdefault(model["nodePool"], []).append((model["name"], int(replicas), int(model.get("gpus", 1))))
     for index, pool in enumerate(pools):
         if not isinstance(pool, dict) or not isinstance(pool.get("gpuLimit"), int):
@@ -131,9 +133,10 @@ def pool_capacity(pools: list[Any], models: list[Any], add: Any) -> None:
         if needed > pool["gpuLimit"]:
             detail = _s(", ".join(f"{name}: {replicas} x {gpus}" for name, replicas, gpus in users), 400)
             add(["nodePools", index, "gpuLimit"],
-                f"models on node pool '{_s(pool['name'])}' may need {needed} GPUs at replicas.max ({detail}) "
+                f"models on node pool '{_s(pool['name'])}' may need {needed} GPUs at replicas.max plus rollout surge "
+                f"({detail}) "
                 f"but gpuLimit is {pool['gpuLimit']}",
-                f"raise gpuLimit to at least {needed}, or lower replicas.max of those models")
+                f"raise gpuLimit to at least {needed}, or lower replicas.max (or rollout.surge) of those models")
 
 
 def gpu_fit(model: Any, base: list[Any], pool_entry: tuple[int, Any], add: Any) -> None:
@@ -161,14 +164,16 @@ def gpu_fit(model: Any, base: list[Any], pool_entry: tuple[int, Any], add: Any) 
             "lower gpus, or add larger instance types to the pool")
         return
     precision = model.get("precision", "bf16")
-    precision_path = [*base, "precision"] if "precision" in model else base
+    # Only a precision the model (or modelDefaults) sets can be refused: the default, bf16, is always offered.
+    precision_path = [*base, "precision"]
     no_fp8 = sorted({instance.gpu.name for instance in placeable if not instance.gpu.fp8})
     if precision == "fp8" and no_fp8:
         add(precision_path, f"fp8 needs Ada or Hopper GPUs, but node pool '{_s(pool['name'])}' may launch {', '.join(no_fp8)}",
             "use bf16, or limit the pool to L4, L40S, H100 or H200 instances")
     spec = capacity.model_spec(ImageRef.parse(model["image"]).repository)
     if spec and precision not in spec.precisions:
-        add(precision_path, f"NIM offers this model in {', '.join(spec.precisions)}, not {precision}")
+        add(precision_path, f"NIM offers this model in {', '.join(spec.precisions)}, not {precision}",
+            f"set precision to one of {', '.join(spec.precisions)}")
     parameters = model.get("parameters") or (spec.parameters if spec else None)
     if parameters is None:
         add(base, f"model '{_s(model['name'])}' is not in nimgen's catalog; its GPU memory fit is not checked",
