@@ -50,8 +50,10 @@ GROUPS = (
     # test_init and test_import_terraform exercise create_files and replace_file too, but mutmut 3.8 loses
     # track of its workers when they run (KeyError in wait_for_result): left out until that is understood.
     Group("writer", ("gitops/writer.py", "gitops/ownership.py"), ("test_writer.py", "test_ownership.py", "test_check.py")),
-    Group("checks", ("environment/checks.py", "environment/poolchecks.py", "capacity.py"),
+    Group("checks", ("environment/checks.py", "environment/poolchecks.py", "capacity.py", "components/availability.py",
+                     "components/reservations.py"),
           ("test_environment_errors.py", "test_capacity.py", "test_amis.py", "test_nodepools.py", "test_keda.py",
+           "test_pool_messages.py", "test_availability.py", "test_reservations.py",
            "test_observability.py", "test_openwebui.py", "test_storage.py", "test_components.py", "test_plan.py",
            "test_block_storage.py", "test_platform_secrets.py", "test_layering.py",
            f"{SAFETY}test_pool_gpu_demand_is_the_sum_over_its_models", f"{SAFETY}test_pool_gpu_limit_boundary_is_the_sum",
@@ -151,6 +153,11 @@ def run_group(root: Path, group: Group, jobs: int) -> dict[str, dict[str, str]]:
     env["NIMGEN_REQUIRE_SHARED_SCHEMAS"] = "1"
     subprocess.run(["mutmut", "run", "--max-children", str(jobs)], cwd=root, env=env, check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return _results(root, env)
+
+
+def _results(root: Path, env: dict[str, str]) -> dict[str, dict[str, str]]:
+    """module -> mutant name -> status, as mutmut last recorded them."""
     done = subprocess.run(["mutmut", "results", "--all", "true"], cwd=root, env=env, capture_output=True,
                           text=True, check=False)
     results: dict[str, dict[str, str]] = {}
