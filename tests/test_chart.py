@@ -86,7 +86,7 @@ def test_every_manifest_passes_kubernetes_strict_schema(manifests: Any, env_name
 @pytest.mark.parametrize(("env_name", "model"), CASES)
 def test_names_match_what_argo_cd_expects(manifests: Any, env_name: str, model: str) -> None:
     for obj in manifests[(env_name, model)]:
-        assert obj["metadata"]["name"] in (model, f"{model}-headless")
+        assert obj["metadata"]["name"] in (model, f"{model}-headless", f"{model}-cache-warmup")
         assert obj["metadata"]["namespace"] == "nim"
         assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == model
         assert len(obj["metadata"]["name"]) <= 63
@@ -144,7 +144,7 @@ def test_network_policy_admits_cluster_clients_and_prometheus_to_the_api_port(
         manifests: Any, env_name: str, model: str) -> None:
     env = example_environment(env_name)
     objects = manifests[(env_name, model)]
-    policy = _one(objects, "NetworkPolicy")
+    [policy] = [o for o in objects if o["kind"] == "NetworkPolicy" and not o["metadata"]["name"].endswith("-cache-warmup")]
     assert policy["spec"]["podSelector"] == _workload(objects)["spec"]["selector"]
     assert policy["spec"]["policyTypes"] == ["Ingress"]  # egress open: NIM downloads from NGC
     assert {"name": "http-openai", "containerPort": 8000, "protocol": "TCP"} in _container(objects)["ports"]

@@ -162,11 +162,14 @@ def test_removed_model_and_reformatted_file(repo: Path) -> None:
     prod(repo).write_text(dump(dict(reversed(list(document.items())))), encoding="utf-8")
     data = report(repo)
     assert data["summary"]["headline"] == "-1 model, -8..24 GPUs, -$0.00..55.04/h"
-    # A Deployment (it surges): no headless Service to remove.
-    assert {o["name"] for o in data["objects"] if o["change"] == "removed"} == {"llama-3-1-70b-instruct"}
+    # A Deployment (it surges): no headless Service to remove; its warm-up Job and that Job's NetworkPolicy go too.
+    assert {o["name"] for o in data["objects"] if o["change"] == "removed"} == {
+        "llama-3-1-70b-instruct", "llama-3-1-70b-instruct-cache-warmup"}
     # Its HPA metric is gone, so prometheus-adapter stops serving it; Open WebUI stops listing it.
+    # ... and with the only warm-up gone, the models' project stops admitting Jobs.
     assert keys(data, "changed") == {("Application", "argocd", "prometheus-adapter"),
-                                     ("Application", "argocd", "open-webui"), ("Deployment", "open-webui", "open-webui")}
+                                     ("Application", "argocd", "open-webui"), ("Deployment", "open-webui", "open-webui"),
+                                     ("AppProject", "argocd", "prod")}
     assert keys(data, "added") == set()
 
 

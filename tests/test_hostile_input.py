@@ -101,6 +101,7 @@ FULL = textwrap.dedent("""\
         replicas: {min: 1, max: 2}
         env: {NIM_MAX_MODEL_LEN: marker}
         cache: {type: existingClaim, claimName: nim-model-cache, subPath: llama3-8b-instruct}
+        profile: 8835c31752fbc67ef658b20a9f78e056914fdef0660206d82f252d62fd96064d
         cacheWarmup: {profiles: [8835c31752fbc67ef658b20a9f78e056914fdef0660206d82f252d62fd96064d]}
       - name: llama3-8b-b
         image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3

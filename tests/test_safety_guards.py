@@ -372,7 +372,9 @@ DEV_PLATFORM_NAMESPACED = [{"group": "", "kind": "ConfigMap"}, {"group": "", "ki
 # (file under argocd/<env>/, project name, clusterResourceWhitelist, namespaceResourceWhitelist)
 PROJECTS = {
     "prod": [
-        ("apps/project.yaml", "prod", NAMESPACE_ONLY, MODEL_KINDS + MONITORING_MODEL_KINDS),
+        # prod's 70B model fills the cache with a warm-up Job.
+        ("apps/project.yaml", "prod", NAMESPACE_ONLY, MODEL_KINDS + [{"group": "batch", "kind": "Job"}]
+         + MONITORING_MODEL_KINDS),
         ("apps/platform/project.yaml", "prod-platform", PROD_PLATFORM_CLUSTER, PROD_PLATFORM_NAMESPACED),
         ("root-project.yaml", "prod-root", [], ROOT_KINDS),
     ],

@@ -135,7 +135,12 @@ def test_warmup_job_fills_the_shared_claim_before_the_model(tmp_path: Path, helm
     app = applications.by_name(env)[model.name]
     helm_source = app["spec"]["source"]["helm"]
     assert helm_source["valuesObject"]["cacheWarmup"] == {
-        "enabled": True, "profiles": [PROFILE], "activeDeadlineSeconds": 5400}
+        "enabled": True, "profiles": [PROFILE], "activeDeadlineSeconds": 5400,
+        # On a node of the model's pool, with the disk for the image and an 8B model (4 GB per billion).
+        "nodeSelector": {"nimgen.io/node-pool": "a10g"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "resources": {"requests": {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "30Gi"},
+                      "limits": {"memory": "2Gi"}}}
     rendered = helm_engine.template(tmp_path / app["spec"]["source"]["path"], helm_source["valuesObject"],
                                     release=helm_source["releaseName"], namespace="nim", kube_version="1.33")
     objs = [d for p, t in sorted(rendered.items()) if not p.endswith("NOTES.txt") for d in load_all_plain(t)]
@@ -153,7 +158,8 @@ def test_warmup_job_fills_the_shared_claim_before_the_model(tmp_path: Path, helm
 
 
 def test_no_warmup_no_jobs_in_the_project() -> None:
-    env = example_environment("prod")
+    env = example_environment("dev")
+    assert not any(model.warmup_profiles for model in env.models)
     kinds = {(k["group"], k["kind"]) for k in applications.app_project(env)["spec"]["namespaceResourceWhitelist"]}
     assert ("batch", "Job") not in kinds
 

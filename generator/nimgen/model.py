@@ -99,6 +99,7 @@ class Model:
     autoscaling_engine: str = "hpa"  # hpa (prometheus-adapter) or keda (ScaledObject)
     surge: int = 0  # spare replicas a rollout starts before old ones stop (Deployments only)
     request_timeout_seconds: int = 300  # longest request: how long a stopping replica drains
+    profile: str = ""  # NIM_MODEL_PROFILE ("" : NIM picks by its GPUs, unless the warm-up names one profile)
 
     @property
     def peak_replicas(self) -> int:

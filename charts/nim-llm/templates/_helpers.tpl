@@ -144,7 +144,7 @@ Environment variable names the chart sets itself; env and secretEnv may not repe
 name silently overrides the first one in Kubernetes).
 */}}
 {{- define "nim-llm.reservedEnv" -}}
-{{- list "NIM_CACHE_PATH" "NIM_SERVER_PORT" "NIM_JSONL_LOGGING" "NIM_LOG_LEVEL" "OUTLINES_CACHE_DIR" "NIM_SERVED_MODEL_NAME" "NGC_API_KEY" | toJson }}
+{{- list "NIM_CACHE_PATH" "NIM_SERVER_PORT" "NIM_JSONL_LOGGING" "NIM_LOG_LEVEL" "OUTLINES_CACHE_DIR" "NIM_SERVED_MODEL_NAME" "NIM_MODEL_PROFILE" "NGC_API_KEY" | toJson }}
 {{- end }}
 
 {{/*

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nimgen.components import availability, metrics
+from nimgen.components import availability, metrics, profiles
 from nimgen.model import Environment, Model
 
 # The startup probe polls every STARTUP_PERIOD seconds after STARTUP_DELAY; its
@@ -39,6 +39,7 @@ def chart_values(env: Environment, model: Model) -> dict[str, Any]:
             "servedModelName": model.served_model_name,
             "ngcAPISecret": env.ngc.api_key_secret,
             "ngcAPISecretKey": env.ngc.api_key_secret_key,
+            "profile": profiles.served_profile(model),
         },
         "env": dict(model.env),
         "secretEnv": {var.name: {"secretName": var.secret, "key": var.key} for var in model.secret_env},
@@ -70,9 +71,7 @@ def chart_values(env: Environment, model: Model) -> dict[str, Any]:
             },
             "nodePool": model.node_pool,
             "cache": _cache(model),
-            "cacheWarmup": {"enabled": bool(model.warmup_profiles), "profiles": list(model.warmup_profiles),
-                            "activeDeadlineSeconds": model.warmup_timeout_minutes * 60}
-            if model.warmup_profiles else {"enabled": False},
+            "cacheWarmup": profiles.warmup_values(env, model),
             **availability.chart_values(env, model),
             "sharedMemory": {"sizeLimit": model.shared_memory},
             "startupProbe": {

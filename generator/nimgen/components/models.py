@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from nimgen.components import availability
+from nimgen.components import availability, profiles
 from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind, Project
 from nimgen.components.model_values import chart_values, model_labels
 from nimgen.model import Environment, Model, Prerequisite, Ref
@@ -74,6 +74,7 @@ class Models(Component):
 
     def check(self, document: Any, models: list[Any], add: Add) -> None:
         availability.check(document, models, add)
+        profiles.check(document, models, add)
 
     def grants(self, env: Environment) -> Grants:
         kinds = NAMESPACED_KINDS

@@ -20,6 +20,7 @@ CHART_MANAGED_ENV = {
     "NIM_CACHE_PATH": "it follows the model cache mount",
     "NIM_SERVER_PORT": "the chart pins the API port to the Service",
     "NIM_SERVED_MODEL_NAME": "set servedModelName instead",
+    "NIM_MODEL_PROFILE": "set profile instead (the warm-up then downloads the same one)",
     "NIM_JSONL_LOGGING": "the chart sets it",
     "NIM_LOG_LEVEL": "the chart sets it",
     "OUTLINES_CACHE_DIR": "the chart sets it",

@@ -366,8 +366,11 @@ def _build_model(model: Any, block_class: str, shared_cache: ModelCache | None =
         do_not_disrupt=bool(model.get("doNotDisrupt", False)),
         precision=model.get("precision", "bf16"),
         parameters=model.get("parameters"),
-        warmup_profiles=tuple(warmup.get("profiles", ())),
+        # A warm-up that lists no profiles downloads the one the model runs.
+        warmup_profiles=tuple(warmup.get("profiles") or ((model["profile"],) if "cacheWarmup" in model
+                                                           and model.get("profile") else ())),
         warmup_timeout_minutes=warmup["timeoutMinutes"],
         surge=model_value(model, "rollout")["surge"],
         request_timeout_seconds=model_value(model, "requestTimeoutSeconds"),
+        profile=model.get("profile", ""),
     )

@@ -1,0 +1,110 @@
+"""The NIM profile a model runs, and the warm-up Job that downloads it where the model will run.
+
+A NIM picks a profile (engine, precision, tensor parallelism) from the GPUs it finds, unless
+NIM_MODEL_PROFILE pins one. The warm-up Job has no GPU, so it downloads named profiles; if the server
+then picks another one, it downloads again at every cold start and the warm-up was wasted. So the
+profile the Job downloads is the one the server is pinned to, and the Job runs on a node of the
+model's pool: a system node may not have the disk for a NIM image, and the pool's node is the one the
+model's pods land on next (with the image already pulled).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from nimgen import capacity
+from nimgen.errors import shorten as _s
+from nimgen.imageref import ImageRef, InvalidReference
+from nimgen.model import Environment, Model, parse_quantity
+
+# NVIDIA's sizing rule for NIM for LLMs (1.x support matrix, "Disk Space"): the runtime and a model
+# take about 4 GB per billion parameters.
+DISK_GB_PER_BILLION_PARAMETERS = 4
+POOL_LABEL = "nimgen.io/node-pool"
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+DEFAULT_DISK = "300Gi"  # the schema's default diskSize of a pool
+
+
+def disk_gib(parameters: float | None) -> int | None:
+    """Node disk a NIM image plus one profile of a model this size needs, in GiB (None: size unknown)."""
+    if parameters is None:
+        return None
+    return math.ceil(parameters * DISK_GB_PER_BILLION_PARAMETERS / capacity.GIB)
+
+
+def served_profile(model: Model) -> str:
+    """The profile the server is pinned to: the model's own, else the warm-up's only one ("": NIM picks)."""
+    if model.profile:
+        return model.profile
+    return model.warmup_profiles[0] if len(model.warmup_profiles) == 1 else ""
+
+
+def _parameters(model: Model) -> float | None:
+    spec = capacity.model_spec(model.image.repository)
+    return model.parameters or (spec.parameters if spec else None)
+
+
+def warmup_values(env: Environment, model: Model) -> dict[str, Any]:
+    """The nim-llm chart's cacheWarmup block: the profiles, and a node of the model's pool with the disk they need."""
+    if not model.warmup_profiles:
+        return {"enabled": False}
+    requests: dict[str, str] = {"cpu": "1", "memory": "2Gi"}
+    disk = disk_gib(_parameters(model))
+    if disk is not None:
+        requests["ephemeral-storage"] = f"{disk}Gi"
+    values: dict[str, Any] = {
+        "enabled": True, "profiles": list(model.warmup_profiles),
+        "activeDeadlineSeconds": model.warmup_timeout_minutes * 60,
+        "resources": {"requests": requests, "limits": {"memory": "2Gi"}},
+    }
+    if model.node_pool:
+        values["nodeSelector"] = {POOL_LABEL: model.node_pool}
+        values["tolerations"] = [dict(GPU_TOLERATION)]
+    return values
+
+
+def check(document: Any, models: list[Any], add: Any) -> None:
+    """A warm-up downloads the profile the server runs, and fits the disk of the pool it runs on."""
+    pools = {pool.get("name"): (index, pool) for index, pool in enumerate(document.get("nodePools") or [])
+             if isinstance(pool, dict)}
+    for index, model in enumerate(models):
+        if not isinstance(model, dict) or "cacheWarmup" not in model:
+            continue
+        base = ["models", index]
+        name = _s(str(model.get("name")))
+        profile = model.get("profile")
+        listed = (model.get("cacheWarmup") or {}).get("profiles") or []
+        if not listed and not profile:
+            add([*base, "cacheWarmup"], f"the warm-up of model '{name}' has no profile to download: the Job has no "
+                "GPU to pick one", "set the model's profile (an id or name from list-model-profiles on a node of "
+                "the pool), or cacheWarmup.profiles")
+            continue
+        if profile and listed and profile not in listed:
+            add([*base, "cacheWarmup", "profiles"], f"model '{name}' runs profile {_s(str(profile))}, which its "
+                "warm-up does not download: NIM would download it again at every cold start",
+                "add it to cacheWarmup.profiles, or leave profiles out (the warm-up then downloads the model's profile)")
+        elif not profile and len(listed) > 1:
+            add([*base, "profile"], f"the warm-up of model '{name}' downloads {len(listed)} profiles, and NIM picks "
+                "one by the GPUs it finds", "set profile to the one the server should run, unless the pool mixes "
+                "GPU types on purpose", warning=True)
+        _fits_pool_disk(model, base, name, pools.get(model.get("nodePool")), add)
+
+
+def _fits_pool_disk(model: dict[str, Any], base: list[Any], name: str, entry: tuple[int, Any] | None,
+                    add: Any) -> None:
+    if entry is None or not isinstance(entry[1].get("diskSize", DEFAULT_DISK), str):
+        return
+    index, pool = entry
+    try:
+        spec = capacity.model_spec(ImageRef.parse(str(model.get("image"))).repository)
+    except InvalidReference:
+        return
+    parameters = model.get("parameters") or (spec.parameters if spec else None)
+    needed = disk_gib(float(parameters)) if isinstance(parameters, (int, float)) else None
+    size = pool.get("diskSize", DEFAULT_DISK)
+    if needed is not None and parse_quantity(size) < needed * capacity.GIB:
+        add(["nodePools", index, "diskSize"], f"the warm-up Job of model '{name}' needs about {needed}Gi of node "
+            f"disk for the NIM image and the model (about {DISK_GB_PER_BILLION_PARAMETERS} GB per billion "
+            f"parameters), but node pool '{_s(str(pool.get('name')))}' gives its nodes {_s(size)}",
+            f"raise diskSize to at least {needed}Gi")

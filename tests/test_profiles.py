@@ -1,0 +1,156 @@
+"""The profile a model runs is the one its warm-up downloads, and the warm-up runs where the model will."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import example_environment
+from helpers import VALID, run, tree_digest, write_env
+from nimgen import helm
+from nimgen.components import profiles
+from nimgen.environment.load import load_environment
+from nimgen.gitops import applications
+from nimgen.yamlio import load_all_plain
+
+PROJECT = Path(__file__).resolve().parents[1]
+MODEL_CHART = PROJECT / "generator" / "nimgen" / "charts" / "nim-llm"
+ONE = "8835c31752fbc67ef658b20a9f78e056914fdef0660206d82f252d62fd96064d"
+OTHER = "a" * 64
+H100_BF16_TP8 = "3195a1b385c57c3cae2113f63a37c6ad5aacfd17915922b6a3abf109aa210606"
+SHARED = "storage:\n  modelCache:\n    efs: {fileSystemId: fs-0123456789abcdef0}\n"
+POOL = ("  karpenter: {nodeRole: KarpenterNodeRole-nim-test, discoveryTag: nim-test}\nnodePools:\n  - name: a10g\n"
+        "    instanceFamilies: [g5]\n    gpuLimit: 8\n    amiVersion: v20251112\n")
+
+
+def environment(model_lines: str, *, disk: str = "") -> str:
+    anchor = '  kubernetesVersion: "1.33"\n'
+    pool = POOL + (f"    diskSize: {disk}\n" if disk else "")
+    text = VALID.replace(anchor, anchor + pool).replace("models:\n", SHARED + "models:\n")
+    return text + model_lines
+
+
+def values(tmp_path: Path, text: str) -> dict[str, Any]:
+    env = load_environment(write_env(tmp_path, text), tmp_path)
+    result: dict[str, Any] = applications.by_name(env)[env.models[0].name]["spec"]["source"]["helm"]["valuesObject"]
+    return result
+
+
+def rendered(engine: helm.Engine, chart_values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    files = engine.template(MODEL_CHART, chart_values, release="llama3-8b-instruct", namespace="nim",
+                            kube_version="1.33")
+    docs = [d for path, body in files.items() if path.endswith(".yaml") for d in load_all_plain(body) if d]
+    return {d["kind"]: d for d in docs if d["kind"] in ("Job", "StatefulSet", "Deployment")}
+
+
+def server_env(objects: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    workload = objects.get("StatefulSet") or objects["Deployment"]
+    return {e["name"]: e.get("value") for e in workload["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_the_warmup_downloads_the_profile_the_server_runs(tmp_path: Path, helm_engine: helm.Engine) -> None:
+    chart_values = values(tmp_path, environment(f"    profile: {ONE}\n    cacheWarmup: {{}}\n"))
+    assert chart_values["model"]["profile"] == ONE
+    assert chart_values["cacheWarmup"]["profiles"] == [ONE]
+    objects = rendered(helm_engine, chart_values)
+    assert server_env(objects)["NIM_MODEL_PROFILE"] == ONE
+    job = objects["Job"]["spec"]["template"]["spec"]
+    assert job["containers"][0]["args"] == ["--profiles", ONE]
+    # On a node of the model's pool (which holds the image it needs next), with the disk the download needs.
+    assert job["nodeSelector"] == {"nimgen.io/node-pool": "a10g"}
+    assert job["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert job["containers"][0]["resources"] == {"requests": {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "30Gi"},
+                                                 "limits": {"memory": "2Gi"}}
+
+
+def test_a_single_warmup_profile_pins_the_server(tmp_path: Path, helm_engine: helm.Engine) -> None:
+    chart_values = values(tmp_path, environment(f"    cacheWarmup: {{profiles: [{ONE}]}}\n"))
+    assert chart_values["model"]["profile"] == ONE
+    assert server_env(rendered(helm_engine, chart_values))["NIM_MODEL_PROFILE"] == ONE
+
+
+def test_several_warmup_profiles_leave_the_choice_to_nim(tmp_path: Path, helm_engine: helm.Engine) -> None:
+    text = environment(f"    cacheWarmup: {{profiles: [{ONE}, {OTHER}]}}\n")
+    result = run("render", write_env(tmp_path, text))
+    assert result.exit_code == 0, result.output
+    assert ("$.models[0].profile: warning: the warm-up of model 'llama3-8b-instruct' downloads 2 profiles, and NIM "
+            "picks one by the GPUs it finds\n    hint: set profile to the one the server should run, unless the pool "
+            "mixes GPU types on purpose") in result.output
+    chart_values = values(tmp_path / "again", text)
+    assert chart_values["model"]["profile"] == ""
+    assert "NIM_MODEL_PROFILE" not in server_env(rendered(helm_engine, chart_values))
+
+
+def test_a_profile_without_warmup_only_pins_the_server(tmp_path: Path, helm_engine: helm.Engine) -> None:
+    chart_values = values(tmp_path, environment(f"    profile: {ONE}\n"))
+    assert chart_values["cacheWarmup"] == {"enabled": False}
+    objects = rendered(helm_engine, chart_values)
+    assert "Job" not in objects and server_env(objects)["NIM_MODEL_PROFILE"] == ONE
+
+
+def test_no_profile_no_pin(tmp_path: Path, helm_engine: helm.Engine) -> None:
+    chart_values = values(tmp_path, environment(""))
+    assert "NIM_MODEL_PROFILE" not in server_env(rendered(helm_engine, chart_values))
+
+
+def refused(tmp_path: Path, text: str) -> str:
+    env = write_env(tmp_path, text)
+    before = tree_digest(tmp_path)
+    result = run("render", env)
+    assert result.exit_code == 1, result.output
+    assert tree_digest(tmp_path) == before
+    return result.output
+
+
+def test_a_warmup_with_nothing_to_download(tmp_path: Path) -> None:
+    assert ("$.models[0].cacheWarmup: the warm-up of model 'llama3-8b-instruct' has no profile to download: the Job "
+            "has no GPU to pick one\n    hint: set the model's profile (an id or name from list-model-profiles on a "
+            "node of the pool), or cacheWarmup.profiles") in refused(tmp_path, environment("    cacheWarmup: {}\n"))
+
+
+def test_a_server_profile_the_warmup_does_not_download(tmp_path: Path) -> None:
+    output = refused(tmp_path, environment(f"    profile: {OTHER}\n    cacheWarmup: {{profiles: [{ONE}]}}\n"))
+    assert (f"$.models[0].cacheWarmup.profiles: model 'llama3-8b-instruct' runs profile {OTHER}, which its warm-up "
+            "does not download: NIM would download it again at every cold start\n    hint: add it to "
+            "cacheWarmup.profiles, or leave profiles out (the warm-up then downloads the model's profile)") in output
+
+
+def test_the_profile_is_set_by_its_own_field_only(tmp_path: Path) -> None:
+    output = refused(tmp_path, environment(f"    env: {{NIM_MODEL_PROFILE: {ONE}}}\n"))
+    assert "$.models[0].env.NIM_MODEL_PROFILE:" in output
+    assert "set profile instead (the warm-up then downloads the same one)" in output
+
+
+def test_the_chart_refuses_the_profile_in_env(helm_engine: helm.Engine) -> None:
+    with pytest.raises(helm.HelmError, match="env may not set NIM_MODEL_PROFILE"):
+        helm_engine.template(MODEL_CHART, {"image": {"tag": "1.0.3"}, "env": {"NIM_MODEL_PROFILE": ONE}},
+                             release="llm", namespace="nim", kube_version="1.33")
+
+
+@pytest.mark.parametrize(("disk", "refused_"), [("29Gi", True), ("30Gi", False)])
+def test_the_pool_disk_holds_the_warmup(tmp_path: Path, disk: str, refused_: bool) -> None:
+    result = run("render", write_env(tmp_path, environment(f"    profile: {ONE}\n    cacheWarmup: {{}}\n", disk=disk)))
+    assert (result.exit_code == 1) is refused_, result.output
+    assert (f"$.nodePools[0].diskSize: the warm-up Job of model 'llama3-8b-instruct' needs about 30Gi of node disk for "
+            f"the NIM image and the model (about 4 GB per billion parameters), but node pool 'a10g' gives its nodes "
+            f"{disk}\n    hint: raise diskSize to at least 30Gi" in result.output) is refused_
+
+
+def test_disk_follows_nvidias_rule() -> None:
+    # 4 GB per billion parameters (NIM for LLMs support matrix), in GiB, rounded up.
+    assert (profiles.disk_gib(8.03e9), profiles.disk_gib(70.6e9), profiles.disk_gib(None)) == (30, 264, None)
+
+
+def test_prod_pins_the_70b_profile_and_warms_it_on_h100(rendered_repo: Path, helm_engine: helm.Engine) -> None:
+    env = example_environment("prod")
+    big = next(m for m in env.models if m.name == "llama-3-1-70b-instruct")
+    assert (big.profile, big.warmup_profiles) == (H100_BF16_TP8, (H100_BF16_TP8,))
+    source = applications.by_name(env)[big.name]["spec"]["source"]["helm"]
+    files = helm_engine.template(rendered_repo / "charts" / "nim-llm", source["valuesObject"],
+                                 release=source["releaseName"], namespace="nim", kube_version="1.33")
+    [job] = [d for path, body in files.items() if path.endswith("cache-warmup-job.yaml") for d in load_all_plain(body) if d]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nimgen.io/node-pool": "h100"}
+    assert pod["containers"][0]["resources"]["requests"]["ephemeral-storage"] == "264Gi"
+    assert job["spec"]["activeDeadlineSeconds"] == 7200
