@@ -178,3 +178,39 @@ def test_models_share_a_pools_reservations_in_order(tmp_path: Path) -> None:
 def test_a_reserved_only_pool_has_no_overflow_price(tmp_path: Path) -> None:
     [row] = _plan(tmp_path, environment(types="[reserved]")).models
     assert (row.on_demand_usd_min, row.on_demand_usd_max) == (0.0, 0.0)
+
+
+def test_reserved_only_pool_counts_every_reservation_surge_and_default(tmp_path: Path) -> None:
+    two = RESERVATION + "      - tags: {team: ml}\n        instanceType: p5.48xlarge\n        instances: 1\n"
+    surge = ("    gpus: 8\n    replicas: {min: 2, max: 3}\n    workload: Deployment\n    cache: {type: emptyDir}\n"
+             "    rollout: {surge: 1}\n")
+    output = run("render", write_env(tmp_path, environment(two, types="[reserved]", limit=32, model=surge))).output
+    # 3 reserved instances hold 24 GPUs; 3 replicas plus one surge need 32.
+    assert ("$.nodePools[0].capacityReservations: node pool 'h100' buys only reserved capacity, whose reservations "
+            "hold 24 GPUs (2 x p5.48xlarge, 1 x p5.48xlarge), but its models may need 32 at replicas.max plus rollout "
+            "surge\n    hint: add on-demand (or spot) to capacityTypes for the overflow, reserve more, or lower "
+            "replicas.max") in output
+
+
+def test_reserved_only_pool_defaults_to_one_replica(tmp_path: Path) -> None:
+    one = RESERVATION.replace("instances: 2", "instances: 1")
+    # No replicas and a default of one GPU... of eight the model says it needs: 8 GPUs fit one reserved p5.
+    text = environment(one, types="[reserved]", model="    gpus: 8\n")
+    assert run("render", write_env(tmp_path, text)).exit_code == 0
+
+
+def test_only_the_pools_own_models_count(tmp_path: Path) -> None:
+    other_pool = "  - name: spare\n    instanceTypes: [p5.48xlarge]\n    gpuLimit: 64\n    amiVersion: v20251112\n"
+    other_model = ("  - name: other\n    image: nvcr.io/nim/meta/llama-3.1-70b-instruct:1.3.3\n    nodePool: spare\n"
+                   "    gpus: 8\n    replicas: {min: 1, max: 8}\n    resources: {cpu: \"32\", memory: 256Gi}\n")
+    text = environment(types="[reserved]").replace("nodePools:\n", "nodePools:\n" + other_pool) + other_model
+    assert run("render", write_env(tmp_path, text)).exit_code == 0, run("render", write_env(tmp_path, text)).output
+
+
+def test_a_family_pool_never_launching_the_reserved_type(tmp_path: Path) -> None:
+    text = environment(RESERVATION.replace("p5.48xlarge", "p4d.24xlarge")).replace(
+        "instanceTypes: [p5.48xlarge]", "instanceFamilies: [p5]")
+    output = run("render", write_env(tmp_path, text)).output
+    assert ("$.nodePools[0].capacityReservations[0].instanceType: the reservation holds p4d.24xlarge, which node pool "
+            "'h100' never launches (p5.48xlarge)\n    hint: add its type or family to the pool's instanceTypes or "
+            "instanceFamilies") in output
