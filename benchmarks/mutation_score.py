@@ -1,6 +1,6 @@
 """Mutation score of the modules that guard safety, with mutmut.
 
-    python benchmarks/mutation_score.py [--group NAME]... [--workdir DIR] [--jobs N]
+    python benchmarks/mutation_score.py [--group NAME]... [--workdir DIR] [--jobs N] [--again]
 
 For each group below, mutmut mutates the group's modules and runs the group's tests against every
 mutant (only the tests that reach the mutated function). The score of a module is killed / all
@@ -111,6 +111,7 @@ def function_hash(mutant: str) -> str | None:
         return None
     wanted = match["function"].strip("\u01c1").split("\u01c1")  # [function] or [Class, method]
     nodes: list[ast.stmt] = ast.parse(path.read_text(encoding="utf-8")).body
+    node: ast.stmt | None = None
     for part in wanted:
         node = next((n for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
                      and n.name == part), None)
@@ -120,15 +121,26 @@ def function_hash(mutant: str) -> str | None:
     return "sha256:" + hashlib.sha256(ast.dump(node).encode()).hexdigest()[:12]
 
 
-def workspace(root: Path, group: Group, jobs: int) -> None:
-    """The package under src/ (where mutmut looks), the tests and what they read, and mutmut's settings."""
-    shutil.rmtree(root, ignore_errors=True)
-    (root / "src").mkdir(parents=True)
+def _copy_sources(root: Path) -> None:
+    """The package under src/ (where mutmut looks), and the tests and what they read, as they are now."""
+    for name in ("src", *COPIED):
+        target = root / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
     shutil.copytree(PROJECT / "generator" / "nimgen", root / "src" / "nimgen",
                     ignore=shutil.ignore_patterns("__pycache__"))
     for name in COPIED:
         source = PROJECT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
+
+
+def workspace(root: Path, group: Group, jobs: int) -> None:
+    """A new workspace: the sources, and mutmut's settings."""
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    _copy_sources(root)
     (root / "generator").symlink_to("src", target_is_directory=True)  # tests read charts at generator/nimgen/
     modules = ", ".join(f'"src/nimgen/{module}"' for module in group.modules)
     tests = ", ".join(f'"tests/{test}"' for test in group.tests)
@@ -142,17 +154,34 @@ def workspace(root: Path, group: Group, jobs: int) -> None:
         '[tool.pytest.ini_options]\ntestpaths = ["tests"]\naddopts = "-p no:cacheprovider"\n', encoding="utf-8")
 
 
-def run_group(root: Path, group: Group, jobs: int) -> dict[str, dict[str, str]]:
-    """module -> mutant name -> status, for one group."""
-    workspace(root, group, jobs)
+def run_group(root: Path, group: Group, jobs: int, *, again: bool = False) -> dict[str, dict[str, str]]:
+    """module -> mutant name -> status, for one group.
+
+    With `again` and an earlier workspace of the group, the sources and tests are refreshed instead: mutmut
+    re-tests the mutants of the functions that changed, and the script re-tests the earlier survivors
+    (new tests may kill them); every other verdict stands, as the tests that gave it still exist.
+    """
+    earlier = again and (root / "mutants" / "mutmut-stats.json").is_file()
+    if earlier:
+        _copy_sources(root)
+        shutil.rmtree(root / "mutants" / "tests", ignore_errors=True)
+        shutil.copytree(root / "tests", root / "mutants" / "tests")
+    else:
+        workspace(root, group, jobs)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     # mutmut runs the tests inside mutants/, one folder deeper than the repository: name the CRD schemas
     # outright, and fail rather than skip without them (a skipped test covers nothing and kills nothing).
     schemas = PROJECT.parent / "shared" / "crd-schemas" / "strict"
     env.setdefault("NIMGEN_CRD_SCHEMAS", str(schemas))
     env["NIMGEN_REQUIRE_SHARED_SCHEMAS"] = "1"
-    subprocess.run(["mutmut", "run", "--max-children", str(jobs)], cwd=root, env=env, check=False,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = ["mutmut", "run", "--max-children", str(jobs)]
+    subprocess.run(run, cwd=root, env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if earlier:
+        survivors = [name for mutants in _results(root, env).values() for name, status in mutants.items()
+                     if status == "survived"]
+        if survivors:
+            subprocess.run([*run, *survivors], cwd=root, env=env, check=False, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
     return _results(root, env)
 
 
@@ -187,6 +216,8 @@ def main() -> None:
     parser.add_argument("--group", action="append", choices=[group.name for group in GROUPS])
     parser.add_argument("--workdir", type=Path, default=None, help="Where workspaces go (default: a temp folder).")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--again", action="store_true",
+                        help="Reuse the workspaces in --workdir: re-test changed functions and earlier survivors.")
     args = parser.parse_args()
     if shutil.which("mutmut") is None:
         sys.exit("mutmut is not installed: pip install mutmut")
@@ -195,7 +226,7 @@ def main() -> None:
     for group in GROUPS:
         if args.group and group.name not in args.group:
             continue
-        results = run_group(base / group.name, group, args.jobs)
+        results = run_group(base / group.name, group, args.jobs, again=args.again)
         print(f"[{group.name}]")
         print("\n".join(report(results, allowed)), flush=True)
 
