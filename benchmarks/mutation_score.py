@@ -118,6 +118,8 @@ def function_hash(mutant: str) -> str | None:
         if node is None:
             return None
         nodes = node.body
+    if node is None:  # an empty function name
+        return None
     return "sha256:" + hashlib.sha256(ast.dump(node).encode()).hexdigest()[:12]
 
 
