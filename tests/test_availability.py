@@ -17,6 +17,7 @@ import pytest
 from helpers import VALID, run, tree_digest, write_env
 from nimgen import helm
 from nimgen.commands.plan import plan
+from nimgen.components.availability import duration_seconds
 from nimgen.environment.load import load_environment
 from nimgen.gitops import applications
 from nimgen.yamlio import load_all_plain
@@ -311,3 +312,33 @@ def test_an_unreachable_server_is_waited_for_not_skipped(drain_script: str) -> N
     # A scrape that fails proves nothing: the hook keeps trying until its timeout.
     took = _drain(drain_script, "http://127.0.0.1:9/v1/metrics", 3)
     assert took >= 3
+
+
+# ------------------------------------------------------------------ units
+
+
+@pytest.mark.parametrize(("duration", "seconds"), [("2h", 7200), ("1h30m", 5400), ("90s", 90), ("1h1m1s", 3661),
+                                                   ("Never", 0)])
+def test_karpenter_durations_in_seconds(duration: str, seconds: int) -> None:
+    assert duration_seconds(duration) == seconds
+
+
+@pytest.mark.parametrize(("grace", "refused"), [("1h0m30s", True), ("1h0m40s", False)])
+def test_a_composite_pool_grace_period_is_read_whole(tmp_path: Path, grace: str, refused: bool) -> None:
+    # A drain of 3600 s needs 3640 s: 1h0m30s (3630 s) is too short, 1h0m40s is just enough.
+    text = environment("    requestTimeoutSeconds: 3600\n", production=False,
+                       pool_lines=f"    terminationGracePeriod: {grace}\n")
+    result = run("render", write_env(tmp_path, text))
+    assert (result.exit_code == 1) is refused, result.output
+    assert (f"gives a draining node's pods {grace}, but model 'llama3-8b-instruct' needs 3640 s to drain"
+            in result.output) is refused
+
+
+@pytest.mark.parametrize(("observability", "path"), [("", "/v1/metrics"),
+                                                     ("observability: {enabled: true, metricsPath: /metrics}\n",
+                                                      "/metrics")])
+def test_the_drain_polls_the_environments_metrics_path(tmp_path: Path, observability: str, path: str) -> None:
+    text = environment(production=False).replace("models:\n", observability + "models:\n")
+    env = load_environment(write_env(tmp_path, text), tmp_path)
+    values = applications.by_name(env)[env.models[0].name]["spec"]["source"]["helm"]["valuesObject"]
+    assert values["drain"] == {"enabled": True, "delaySeconds": 10, "timeoutSeconds": 300, "metricsPath": path}
