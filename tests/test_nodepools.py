@@ -52,7 +52,9 @@ def _by(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 def test_rendered_pools_validate_against_karpenter_crds(objects: Any, crd_schemas: Path, env_name: str) -> None:
     rendered = objects[env_name]
     expected = {p.name for p in example_environment(env_name).node_pools}
-    assert {o["metadata"]["name"] for o in rendered if o["kind"] == "NodePool"} == expected
+    # A pool with spotPerOnDemand adds its On-Demand NodePool, which shares the pool's EC2NodeClass.
+    pairs = {f"{p.name}-on-demand" for p in example_environment(env_name).node_pools if p.spot_per_on_demand}
+    assert {o["metadata"]["name"] for o in rendered if o["kind"] == "NodePool"} == expected | pairs
     assert {o["metadata"]["name"] for o in rendered if o["kind"] == "EC2NodeClass"} == expected
     for obj in rendered:
         assert crd_errors(obj, crd_schemas) == [], f"{obj['kind']}/{obj['metadata']['name']}"
@@ -79,7 +81,9 @@ def test_nodepool_settings(objects: Any) -> None:
     assert template["spec"]["expireAfter"] == "720h"
     assert template["spec"]["terminationGracePeriod"] == "2h"
     assert pool["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "30m", "budgets": [{"nodes": "10%"}]}
-    assert pool["limits"] == {"nvidia.com/gpu": "16"}  # a string, as the API server stores it
+    # A string, as the API server stores it; prod's gpuLimit 16 is split with a10g-on-demand (spotPerOnDemand 1).
+    assert pool["limits"] == {"nvidia.com/gpu": "8"}
+    assert _by(objects["prod"], "NodePool", "a10g-on-demand")["spec"]["limits"] == {"nvidia.com/gpu": "8"}
     h100 = _by(objects["prod"], "NodePool", "h100")["spec"]["template"]["spec"]["requirements"]
     assert {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["p5.48xlarge"]} in h100
 
@@ -279,7 +283,8 @@ def test_memory_floor_sits_above_the_gpus_it_excludes(tmp_path: Path) -> None:
     assert entry["minGpuMemoryMiB"] == 24 * 1024 + 1
     # Instances nimgen does not know: the floor is taken as written.
     unknown = text.replace("instanceFamilies: [g6, g6e]", "instanceFamilies: [g7x]")
-    assert _pool_values(tmp_path, unknown)["pools"]["big"]["minGpuMemoryMiB"] == 48 * 1024
+    floor = _pool_values(tmp_path, unknown)["pools"]["big"]["minGpuMemoryMiB"]
+    assert (floor, type(floor)) == (48 * 1024, int)  # a whole MiB count: the requirement's value is an integer
     # A floor below every GPU of the pool narrows nothing and is left out.
     low = text.replace("minGpuMemory: 48Gi", "minGpuMemory: 16Gi")
     assert "minGpuMemoryMiB" not in _pool_values(tmp_path, low)["pools"]["big"]
