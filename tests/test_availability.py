@@ -342,3 +342,16 @@ def test_the_drain_polls_the_environments_metrics_path(tmp_path: Path, observabi
     env = load_environment(write_env(tmp_path, text), tmp_path)
     values = applications.by_name(env)[env.models[0].name]["spec"]["source"]["helm"]["valuesObject"]
     assert values["drain"] == {"enabled": True, "delaySeconds": 10, "timeoutSeconds": 300, "metricsPath": path}
+
+
+@pytest.mark.parametrize(("replicas", "spread", "pdb"), [
+    ("{min: 2, max: 2}", True, {"enabled": True, "minAvailable": 1}),  # two replicas: spread, one keeps serving
+    ("{min: 1, max: 2}", True, None),  # may have two: spread; one replica alone cannot promise one serving
+    ("{min: 1, max: 1}", False, None),
+])
+def test_spread_and_budget_start_at_two_replicas(tmp_path: Path, replicas: str, spread: bool,
+                                                  pdb: dict[str, Any] | None) -> None:
+    env = load_environment(write_env(tmp_path, environment(f"    replicas: {replicas}\n", production=False)), tmp_path)
+    values = applications.by_name(env)[env.models[0].name]["spec"]["source"]["helm"]["valuesObject"]
+    assert values["replicaSpread"] == {"enabled": spread}
+    assert values.get("podDisruptionBudget") == pdb

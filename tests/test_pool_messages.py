@@ -31,6 +31,8 @@ def problems(tmp_path: Path, text: str) -> str:
 def expect(output: str, path: str, message: str, hint: str = "") -> None:
     line = f"{path}: {message}\n" + (f"    hint: {hint}\n" if hint else "")
     assert line in output, output
+    if not hint:  # a message without a fix says so by having no hint line at all
+        assert f"{path}: {message}\n    hint:" not in output, output
 
 
 def test_pools_need_the_karpenter_settings(tmp_path: Path) -> None:
@@ -207,3 +209,17 @@ def test_a_model_without_replicas_counts_one(tmp_path: Path) -> None:
     pool = G5.replace("[g5]", "[p5]").replace("gpuLimit: 16", "gpuLimit: 8")
     text = on_pool(pool, "    gpus: 8\n", image="nvcr.io/nim/meta/llama-3.1-70b-instruct:1.3.3")
     assert run("render", write_env(tmp_path, text)).exit_code == 0
+
+
+def test_capacity_is_checked_past_a_model_without_pool_and_a_pool_without_limit(tmp_path: Path) -> None:
+    # models[1] names no pool and nodePools[0] has no gpuLimit (a schema error): nodePools[1] is still checked.
+    loose = "  - name: loose\n    instanceFamilies: [g6]\n    amiVersion: v20251112\n"
+    tight = G5.replace("gpuLimit: 16", "gpuLimit: 1")
+    text = on_pool(loose + tight, "    replicas: {min: 1, max: 2}\n")
+    text += ("  - name: elsewhere\n    image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3\n"
+             "  - name: on-loose\n    image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3\n    nodePool: loose\n")
+    output = problems(tmp_path, text)
+    assert "$.nodePools[0].gpuLimit: missing required key 'gpuLimit'" in output
+    expect(output, "$.nodePools[1].gpuLimit",
+           "models on node pool 'a10g' may need 2 GPUs at replicas.max plus rollout surge (llama3-8b-instruct: 2 x 1) "
+           "but gpuLimit is 1", "raise gpuLimit to at least 2, or lower replicas.max (or rollout.surge) of those models")
