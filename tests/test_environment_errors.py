@@ -221,6 +221,37 @@ CASES = [
         'environments/test.yaml:10:12: $.models[0].image: image "nvcr.io/nim/x:1.0\\n" is not a valid image reference',
         id="image-trailing-newline",
     ),
+    pytest.param(
+        VALID.replace("models:\n", "prerequisites:\n  - {kind: StorageClass, namespace: nim, name: fast, "
+                                   "description: d}\nmodels:\n"),
+        "$.prerequisites[0].namespace: a StorageClass is cluster-scoped: it has no namespace\n"
+        "    hint: remove namespace",
+        id="cluster-scoped-prerequisite-with-namespace",
+    ),
+    pytest.param(
+        VALID.replace("models:\n", "prerequisites:\n  - {kind: ConfigMap, name: settings, description: d}\n"
+                                   "models:\n"),
+        "$.prerequisites[0]: a ConfigMap lives in a namespace: say which\n    hint: add namespace: <name>",
+        id="namespaced-prerequisite-without-namespace",
+    ),
+    pytest.param(
+        VALID.replace("gitops:\n", "gitops:\n  namespace: gitops\n") + "    namespace: gitops\n",
+        "$.models[0].namespace: model namespace 'gitops' is reserved\n    hint: run models in their own namespace "
+        "(the default is 'nim'); letting the environment's AppProject deploy to Argo CD's or a system namespace "
+        "would grant it cluster-admin-like rights",
+        id="argo-cd-namespace-is-reserved",
+    ),
+    pytest.param(
+        VALID.replace("models:\n", "modelDefaults:\n  namespace: kube-system\nmodels:\n"),
+        "$.models[0].namespace: model namespace 'kube-system' is reserved",
+        id="system-namespace-from-model-defaults",
+    ),
+    pytest.param(
+        VALID.replace("name: llama3-8b-instruct", "name: test-root"),
+        "$.models[0].name: model name 'test-root' is also the name of the root Application\n"
+        "    hint: Argo CD would see two Applications with one name; rename the model",
+        id="model-named-like-the-root-application",
+    ),
 ]
 
 
