@@ -154,3 +154,54 @@ def test_prod_pins_the_70b_profile_and_warms_it_on_h100(rendered_repo: Path, hel
     assert pod["nodeSelector"] == {"nimgen.io/node-pool": "h100"}
     assert pod["containers"][0]["resources"]["requests"]["ephemeral-storage"] == "264Gi"
     assert job["spec"]["activeDeadlineSeconds"] == 7200
+
+
+# ------------------------------------------------------------------ profiles checked against the release's manifest
+
+H100_POOL = ("  karpenter: {nodeRole: KarpenterNodeRole-nim-test, discoveryTag: nim-test}\nnodePools:\n  - name: h100\n"
+             "    instanceTypes: [p5.48xlarge]\n    gpuLimit: 8\n    amiVersion: v20251112\n")
+H100_FP8_TP4 = "0462612f0f2de63b2d423bc3863030835c0fbdbc13b531868670cc416e030029"
+VLLM_BF16_TP8 = "802e0f92cfaee19de7da371e545529b2241dd321fdc95b60b21a3f8d19c220e4"
+
+
+def big_model(profile: str, *, pool: str = H100_POOL, image: str = "nvcr.io/nim/meta/llama-3.1-70b-instruct:1.3.3",
+              gpus: int = 8) -> str:
+    anchor = '  kubernetesVersion: "1.33"\n'
+    text = VALID.replace(anchor, anchor + pool).replace("nvcr.io/nim/meta/llama3-8b-instruct:1.0.3", image)
+    text = text.replace("nodePool: a10g", "nodePool: h100" if "h100" in pool else "nodePool: a10g")
+    return text + f"    gpus: {gpus}\n    resources: {{cpu: \"32\", memory: 256Gi}}\n    profile: {profile}\n"
+
+
+@pytest.mark.parametrize("profile", [H100_BF16_TP8, VLLM_BF16_TP8, "tensorrt_llm-h100-bf16-tp8-latency"],
+                         ids=["h100-profile", "generic-profile", "a-name-nim-resolves"])
+def test_a_profile_of_the_release_for_the_models_gpus(tmp_path: Path, profile: str) -> None:
+    result = run("render", write_env(tmp_path, big_model(profile)))
+    assert result.exit_code == 0, result.output
+
+
+def test_a_profile_id_the_release_does_not_have(tmp_path: Path) -> None:
+    output = refused(tmp_path, big_model("b" * 64))
+    assert ("$.models[0].profile: profile bbbbbbbbbbbb... is not a profile of meta/llama-3.1-70b-instruct:1.3.3\n"
+            f"    hint: profiles for this model's GPUs: {H100_BF16_TP8} (tensorrt_llm bf16 tp8 H100 latency); "
+            "7bd243cbea7b06fb8059002c07655958f3dfe663b8acdd3d393f7ba77711c998 (tensorrt_llm bf16 tp8); "
+            f"{VLLM_BF16_TP8} (vllm bf16 tp8); "
+            "a29dc20fff4ad67746205295ccb4af9e010f8f31207235c75e27786fb834e574 (tensorrt_llm fp8 tp8 H100 latency)"
+            ) in output
+
+
+def test_a_profile_for_another_gpu_count(tmp_path: Path) -> None:
+    output = refused(tmp_path, big_model(H100_FP8_TP4))
+    assert ("$.models[0].profile: profile 0462612f0f2d... (tensorrt_llm fp8 tp4 H100 throughput) runs on 4 GPUs, but "
+            "the model has gpus: 8\n    hint: set gpus: 4, or pick a profile for 8 GPUs") in output
+
+
+def test_a_profile_built_for_another_gpu(tmp_path: Path) -> None:
+    l40s = H100_POOL.replace("h100", "l40s").replace("p5.48xlarge", "g6e.48xlarge")
+    output = refused(tmp_path, big_model(H100_BF16_TP8, pool=l40s).replace("nodePool: a10g", "nodePool: l40s"))
+    assert ("$.models[0].profile: profile 3195a1b385c5... is built for H100, but node pool 'l40s' launches L40S\n"
+            "    hint: pick a profile built for the pool's GPUs, or a generic (vllm) one") in output
+
+
+def test_a_release_nimgen_does_not_know_is_not_checked(tmp_path: Path) -> None:
+    text = big_model("b" * 64, image="nvcr.io/nim/meta/llama-3.1-70b-instruct:9.9.9")
+    assert run("render", write_env(tmp_path, text)).exit_code == 0

@@ -103,6 +103,44 @@ def model_spec(repository: str) -> ModelSpec | None:
     return models().get(key)
 
 
+@dataclass(frozen=True)
+class NimProfile:
+    """One profile of a NIM release, from its model manifest."""
+
+    id: str
+    engine: str
+    precision: str
+    tp: int
+    pp: int
+    gpu: str  # "" for a generic profile (any GPU with the memory)
+    kind: str  # throughput | latency | ""
+    lora: bool
+
+    @property
+    def gpus(self) -> int:
+        """GPUs the profile runs on."""
+        return self.tp * self.pp
+
+    def runs_on(self, gpu: Gpu) -> bool:
+        """Whether a GPU of nimgen's catalog is the one the profile is built for (A100 covers both sizes)."""
+        return not self.gpu or self.gpu in (gpu.name, gpu.name.split("-")[0])
+
+
+@lru_cache(maxsize=1)
+def nim_profiles() -> dict[str, tuple[NimProfile, ...]]:
+    """Profiles by image (repository below nvcr.io/nim/ and tag), for the releases the catalog lists."""
+    data = _catalog("profiles.yaml")
+    return {image: tuple(NimProfile(p["id"], p["engine"], p["precision"], int(p["tp"]), int(p["pp"]), p.get("gpu", ""),
+                                    p.get("profile", ""), bool(p["lora"])) for p in profiles)
+            for image, profiles in data["releases"].items()}
+
+
+def release_profiles(repository: str, tag: str) -> tuple[NimProfile, ...] | None:
+    """The catalog's profiles of an image such as nvcr.io/nim/meta/llama-3.1-70b-instruct:1.3.3 (None: not listed)."""
+    _, _, key = repository.partition("/nim/")
+    return nim_profiles().get(f"{key}:{tag}")
+
+
 def gpu_memory_floor_mib(pool: dict[str, Any]) -> int | None:
     """A pool's `minGpuMemory` in MiB (the instance-gpu-memory requirement), None when unset."""
     value = pool.get("minGpuMemory")

@@ -11,6 +11,7 @@ model's pods land on next (with the image already pulled).
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from nimgen import capacity
@@ -65,10 +66,13 @@ def warmup_values(env: Environment, model: Model) -> dict[str, Any]:
 
 
 def check(document: Any, models: list[Any], add: Any) -> None:
-    """A warm-up downloads the profile the server runs, and fits the disk of the pool it runs on."""
+    """A profile is one of its release's (when nimgen knows the release) and fits the model's GPUs; a warm-up
+    downloads the profile the server runs, and fits the disk of the pool it runs on."""
     pools = {pool.get("name"): (index, pool) for index, pool in enumerate(document.get("nodePools") or [])
              if isinstance(pool, dict)}
     for index, model in enumerate(models):
+        if isinstance(model, dict) and isinstance(model.get("profile"), str):
+            _known_profile(model, ["models", index], pools.get(model.get("nodePool")), add)
         if not isinstance(model, dict) or "cacheWarmup" not in model:
             continue
         base = ["models", index]
@@ -89,6 +93,53 @@ def check(document: Any, models: list[Any], add: Any) -> None:
                 "one by the GPUs it finds", "set profile to the one the server should run, unless the pool mixes "
                 "GPU types on purpose", warning=True)
         _fits_pool_disk(model, base, name, pools.get(model.get("nodePool")), add)
+
+
+_PROFILE_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def _known_profile(model: dict[str, Any], base: list[Any], entry: tuple[int, Any] | None, add: Any) -> None:
+    """A profile id the release's manifest lists, for the model's GPU count and the pool's GPUs."""
+    try:
+        image = ImageRef.parse(str(model.get("image")))
+    except InvalidReference:
+        return
+    listed = capacity.release_profiles(image.repository, image.tag) if image.tag else None
+    profile = str(model["profile"])
+    if listed is None or not _PROFILE_ID.fullmatch(profile):
+        return  # a release nimgen does not know, or a human-readable name NIM resolves itself
+    gpus = model.get("gpus", 1)
+    pool_gpus = _pool_gpus(entry[1]) if entry else []
+    found = next((p for p in listed if p.id == profile), None)
+    release = f"{image.repository.partition('/nim/')[2]}:{image.tag}"
+    path = [*base, "profile"]
+    if found is None:
+        fitting = [p for p in listed if p.gpus == gpus and (not pool_gpus or any(p.runs_on(g) for g in pool_gpus))]
+        add(path, f"profile {profile[:12]}... is not a profile of {release}",
+            "profiles for this model's GPUs: " + "; ".join(_describe(p) for p in fitting[:4]) if fitting
+            else "list them with list-model-profiles on a node of the pool")
+        return
+    if isinstance(gpus, int) and found.gpus != gpus:
+        add(path, f"profile {profile[:12]}... ({_describe(found, with_id=False)}) runs on {found.gpus} GPUs, but the "
+            f"model has gpus: {gpus}", f"set gpus: {found.gpus}, or pick a profile for {gpus} GPUs")
+    if found.gpu and pool_gpus and not any(found.runs_on(g) for g in pool_gpus):
+        names = ", ".join(sorted({g.name for g in pool_gpus}))
+        pool = _s(str(entry[1].get("name"))) if entry else ""
+        add(path, f"profile {profile[:12]}... is built for {found.gpu}, but node pool '{pool}' launches {names}",
+            "pick a profile built for the pool's GPUs, or a generic (vllm) one")
+
+
+def _pool_gpus(pool: dict[str, Any]) -> list[capacity.Gpu]:
+    return [i.gpu for i in capacity.pool_instances(list(pool.get("instanceFamilies") or []),
+                                                   list(pool.get("instanceTypes") or []),
+                                                   capacity.gpu_memory_floor_mib(pool))]
+
+
+def _describe(profile: capacity.NimProfile, *, with_id: bool = True) -> str:
+    what = " ".join(x for x in (profile.engine, profile.precision, f"tp{profile.tp}",
+                                f"pp{profile.pp}" if profile.pp > 1 else "", profile.gpu, profile.kind,
+                                "lora" if profile.lora else "") if x)
+    return f"{profile.id} ({what})" if with_id else what
 
 
 def _fits_pool_disk(model: dict[str, Any], base: list[Any], name: str, entry: tuple[int, Any] | None,
