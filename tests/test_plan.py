@@ -26,7 +26,10 @@ def test_prod_plan_figures() -> None:
     assert (result.gpus_min, result.gpus_max) == (10, 29)
     # g5.2xlarge 1.212 $/h and p5.48xlarge 55.04 $/h On-Demand in us-west-2, one node per replica.
     assert (small.on_demand_usd_min, small.on_demand_usd_max) == (2.42, 6.06)
-    assert (small.spot_usd_min, small.spot_usd_max) == (0.97, 2.42)  # the a10g pool buys Spot
+    # The a10g pool buys Spot with a floor (spotPerOnDemand 1, onDemandReplicas 1): ceil(2/2) = 1 and ceil(5/2) = 3
+    # replicas at On-Demand, the rest at Spot (0.485 $/h).
+    assert (small.spot_usd_min, small.spot_usd_max) == (1.70, 4.61)
+    assert (small.on_demand_floor, small.on_demand_min, small.on_demand_max) == (1, 1, 3)
     # Two p5.48xlarge are reserved (already paid): only the third replica at full scale is bought On-Demand.
     assert (big.reserved_min, big.reserved_max, small.reserved_max) == (1, 2, 0)
     assert (big.on_demand_usd_min, big.on_demand_usd_max) == (0.0, 55.04)
@@ -62,10 +65,11 @@ def test_cli_text_table() -> None:
     output = run("plan", EXAMPLE_ENVIRONMENTS / "prod.yaml").output
     assert output.splitlines()[0].split() == ["MODEL", "POOL", "LIKELY", "INSTANCE", "GPUS/REPLICA", "REPLICAS",
                                               "GPU", "MEMORY", "GPUS", "ON-DEMAND", "$/H", "SPOT", "$/H", "(EST.)"]
-    assert ("llama3-8b-instruct      a10g  g5.2xlarge (A10G)   1             2-5           20/24 GiB    2-5   "
-            "2.42-6.06      0.97-2.42") in output
-    assert "p5.48xlarge (H100)  8             1-2 +1 surge  174/640 GiB  8-24  0.00-55.04     -" in output
-    assert "h100  8-24  24         2 at 0.00 $/h  0.00-55.04" in output
+    assert ("llama3-8b-instruct      a10g  g5.2xlarge (A10G)   1             2-5 (1 on-demand)  20/24 GiB    2-5   "
+            "2.42-6.06      1.70-4.61") in output
+    assert "p5.48xlarge (H100)  8             1-2 +1 surge       174/640 GiB  8-24  0.00-55.04     -" in output
+    assert "a10g  2-5   16 (8 on-demand)  -              2.42-6.06" in output
+    assert "h100  8-24  24                2 at 0.00 $/h  0.00-55.04" in output
     assert "environment prod: 10-29 GPUs, 2.42-61.10 $/h On-Demand in us-west-2" in output
     assert "list-price estimates" in output
 
@@ -78,7 +82,7 @@ def test_cli_json() -> None:
     assert data["region"] == "us-west-2"
     assert data["pools"] == [{"pool": "a10g", "gpus_min": 1, "gpus_max": 1, "gpu_limit": 4,
                               "on_demand_usd_min": 1.21, "on_demand_usd_max": 1.21, "reserved_instances": 0,
-                              "reserved_hourly_usd": 0.0}]
+                              "reserved_hourly_usd": 0.0, "on_demand_gpu_limit": 0}]
     assert data["totals"] == {"gpus_min": 1, "gpus_max": 1, "on_demand_usd_min": 1.21, "on_demand_usd_max": 1.21}
 
 

@@ -188,7 +188,7 @@ def _gpu_deployment(tolerations: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 NODEPOOL_FINDING = ("error: prod/prod-root Deployment nim/gpu-probe spec.template.spec: [nodepool] its pods fit no "
-                    "NodePool (a10g, h100)")
+                    "NodePool (a10g, a10g-on-demand, h100)")
 
 
 @pytest.mark.parametrize("tolerations", [

@@ -100,6 +100,7 @@ class Model:
     surge: int = 0  # spare replicas a rollout starts before old ones stop (Deployments only)
     request_timeout_seconds: int = 300  # longest request: how long a stopping replica drains
     profile: str = ""  # NIM_MODEL_PROFILE ("" : NIM picks by its GPUs, unless the warm-up names one profile)
+    on_demand_replicas: int = 0  # Spot with a floor: replicas kept On-Demand (0: no floor)
 
     @property
     def peak_replicas(self) -> int:
@@ -196,6 +197,7 @@ class NodePool:
     min_gpu_memory_mib: int | None = None  # instance-gpu-memory floor, per GPU
     reservations: tuple[CapacityReservation, ...] = ()
     reserved_hourly_usd: float = 0.0  # plan's price of a reserved instance-hour (0: already paid)
+    spot_per_on_demand: int = 0  # Spot with a floor: Spot nodes per On-Demand node (0: one NodePool)
 
     @property
     def ami_alias(self) -> str:

@@ -1,7 +1,8 @@
 """Capacity plan of an environment: where each model lands, GPUs and GPU memory at min and max replicas.
 
 The max figures count a surge rollout's spare replicas: while a rollout runs at full scale, they hold GPUs
-and cost like any other replica.
+and cost like any other replica. A model with an On-Demand floor (Spot with a floor) prices its Spot
+figures with the spread's worst case, ceil(replicas / (spotPerOnDemand + 1)) replicas On-Demand.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nimgen import capacity
+from nimgen.components import spotfloor
 from nimgen.model import Environment, Model, NodePool, parse_quantity
 
 # What a node keeps for the kubelet, system daemons and eviction threshold (rough, for "likely").
@@ -43,6 +45,11 @@ class ModelPlan:
     # Replicas on the pool's reserved instances (priced at its reservedHourlyUsd), at min and at full scale.
     reserved_min: int = 0
     reserved_max: int = 0
+    # Spot with a floor: replicas kept On-Demand (onDemandReplicas), and those the Spot figures price On-Demand
+    # at min and at full scale (the spread's worst case); all 0 without a floor.
+    on_demand_floor: int = 0
+    on_demand_min: int = 0
+    on_demand_max: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class PoolPlan:
     on_demand_usd_max: float | None
     reserved_instances: int = 0  # instances its capacity reservations hold
     reserved_hourly_usd: float = 0.0  # what plan charges per reserved instance-hour (0: already paid)
+    on_demand_gpu_limit: int = 0  # Spot with a floor: the <pool>-on-demand NodePool's share of gpu_limit
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,13 @@ def _priced(replicas: int, instance: capacity.Instance | None, pool: NodePool | 
     return reserved, round(reserved * rate + rest * (price or 0.0), 2)
 
 
+def _floor_priced(replicas: int, on_demand_replicas: int, on_demand: float | None, spot: float) -> float | None:
+    """$/h of `replicas` with `on_demand_replicas` of them On-Demand and the rest on Spot."""
+    if on_demand is None:
+        return None
+    return round(on_demand_replicas * on_demand + (replicas - on_demand_replicas) * spot, 2)
+
+
 def plan(env: Environment) -> Plan:
     """Compute the plan (pure)."""
     pools = {pool.name: pool for pool in env.node_pools}
@@ -156,6 +171,13 @@ def plan(env: Environment) -> Plan:
         _, spot_max = _priced(model.peak_replicas, instance, pool, dict(peak_slots), spot)
         _priced(model.min_replicas, instance, pool, min_slots, None)  # the model takes its reserved instances
         _priced(model.peak_replicas, instance, pool, peak_slots, None)
+        split = pool.spot_per_on_demand if pool and model.on_demand_replicas else 0
+        floor_min = spotfloor.most_on_demand(model.min_replicas, split) if split else 0
+        floor_max = spotfloor.most_on_demand(model.peak_replicas, split) if split else 0
+        if split and spot is not None:
+            # A floor pool holds no reservations (refused), so only Spot and On-Demand replicas remain.
+            spot_min = _floor_priced(model.min_replicas, floor_min, on_demand, spot)
+            spot_max = _floor_priced(model.peak_replicas, floor_max, on_demand, spot)
         rows.append(ModelPlan(
             model=model.name,
             pool=model.node_pool,
@@ -176,6 +198,9 @@ def plan(env: Environment) -> Plan:
             surge=model.surge,
             reserved_min=reserved_min,
             reserved_max=reserved_max,
+            on_demand_floor=model.on_demand_replicas if split else 0,
+            on_demand_min=floor_min,
+            on_demand_max=floor_max,
         ))
     pool_names = sorted({row.pool for row in rows} | set(pools))
     pool_rows = tuple(
@@ -188,6 +213,7 @@ def plan(env: Environment) -> Plan:
             on_demand_usd_max=_total([r.on_demand_usd_max for r in rows if r.pool == name]),
             reserved_instances=sum(_reserved_slots(pools.get(name)).values()),
             reserved_hourly_usd=pools[name].reserved_hourly_usd if name in pools else 0.0,
+            on_demand_gpu_limit=spotfloor.pool_values(pools[name]).get("onDemandGpuLimit", 0) if name in pools else 0,
         )
         for name in pool_names
     )
@@ -219,7 +245,8 @@ def as_text(result: Plan) -> str:
     for row in result.models:
         model_rows.append([row.model, row.pool, f"{row.instance} ({row.gpu})" if row.instance else "unknown",
                            str(row.gpus_per_replica),
-                           f"{row.replicas_min}-{row.replicas_max}" + (f" +{row.surge} surge" if row.surge else ""),
+                           f"{row.replicas_min}-{row.replicas_max}" + (f" +{row.surge} surge" if row.surge else "")
+                           + (f" ({row.on_demand_floor} on-demand)" if row.on_demand_floor else ""),
                            memory(row),
                            f"{row.gpus_min}-{row.gpus_max}", _usd(row.on_demand_usd_min, row.on_demand_usd_max),
                            _usd(row.spot_usd_min, row.spot_usd_max)])
@@ -227,13 +254,19 @@ def as_text(result: Plan) -> str:
     for pool in result.pools:
         reserved = (f"{pool.reserved_instances} at {pool.reserved_hourly_usd:.2f} $/h" if pool.reserved_instances
                     else "-")
-        pool_rows.append([pool.pool, f"{pool.gpus_min}-{pool.gpus_max}", str(pool.gpu_limit) if pool.gpu_limit else "-",
+        limit = str(pool.gpu_limit) if pool.gpu_limit else "-"
+        if pool.on_demand_gpu_limit:
+            limit += f" ({pool.on_demand_gpu_limit} on-demand)"
+        pool_rows.append([pool.pool, f"{pool.gpus_min}-{pool.gpus_max}", limit,
                           reserved, _usd(pool.on_demand_usd_min, pool.on_demand_usd_max)])
     total = (f"environment {result.environment}: {result.gpus_min}-{result.gpus_max} GPUs, "
              f"{_usd(result.on_demand_usd_min, result.on_demand_usd_max)} $/h On-Demand in {result.region}\n"
              "prices: list-price estimates from nimgen's catalog (one node per replica, no discounts); "
              "Spot is an assumed share of On-Demand; reserved instances count at the pool's reservedHourlyUsd "
              "(0: already paid), first")
+    if any(row.on_demand_floor for row in result.models):
+        total += ("\nspot with a floor: the Spot column prices ceil(replicas / (spotPerOnDemand + 1)) replicas "
+                  "On-Demand (the spread's worst case) and the rest at Spot")
     return f"{_table(model_rows)}\n{_table(pool_rows)}\n{total}\n"
 
 

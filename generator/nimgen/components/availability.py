@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from nimgen.components import spotfloor
 from nimgen.errors import shorten as _s
 from nimgen.model import Environment, Model
 
@@ -43,6 +44,7 @@ def chart_values(env: Environment, model: Model) -> dict[str, Any]:
     if model.min_replicas >= 2:
         # A drain or consolidation may take replicas down only while min - 1 (at least one) keep serving.
         values["podDisruptionBudget"] = {"enabled": True, "minAvailable": model.min_replicas - 1}
+    values.update(spotfloor.chart_values(env, model))
     return values
 
 

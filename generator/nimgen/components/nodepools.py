@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from nimgen import capacity
-from nimgen.components import reservations
+from nimgen.components import reservations, spotfloor
 from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
 from nimgen.model import Environment, NodePool
 
@@ -39,6 +39,7 @@ class NodePools(Component):
 
     def check(self, document: Any, models: list[Any], add: Add) -> None:
         reservations.check(document, models, add)
+        spotfloor.check(document, models, add)
 
 
 def nodepool_values(env: Environment) -> dict[str, Any]:
@@ -66,6 +67,7 @@ def nodepool_values(env: Environment) -> dict[str, Any]:
         )
         if pool.reservations:
             entry["capacityReservations"] = [reservation.selector_term() for reservation in pool.reservations]
+        entry.update(spotfloor.pool_values(pool))
         entry.update(_gpu_requirements(env, pool))
         pools[pool.name] = entry
     return {

@@ -304,6 +304,7 @@ def _build_pool(pool: dict[str, Any], properties: dict[str, Any]) -> NodePool:
                                                tuple(sorted((item.get("tags") or {}).items())), item.get("ownerID", ""))
                            for item in pool.get("capacityReservations") or ()),
         reserved_hourly_usd=float(pool["reservedHourlyUsd"]),
+        spot_per_on_demand=pool.get("spotPerOnDemand", 0),
     )
 
 
@@ -373,4 +374,5 @@ def _build_model(model: Any, block_class: str, shared_cache: ModelCache | None =
         surge=model_value(model, "rollout")["surge"],
         request_timeout_seconds=model_value(model, "requestTimeoutSeconds"),
         profile=model.get("profile", ""),
+        on_demand_replicas=model.get("onDemandReplicas", 0),
     )

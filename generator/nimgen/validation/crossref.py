@@ -266,8 +266,15 @@ def _tolerated(taint: dict[str, Any], tolerations: list[dict[str, Any]]) -> bool
     return False
 
 
-def lands_on(pod: Pod, pool: dict[str, Any]) -> bool:
-    """Whether Karpenter could launch a node of the pool for the pod (labels, affinity, taints)."""
+def _unspread_keys(pod: Pod, pool: dict[str, Any]) -> list[str]:
+    """Keys of the pod's DoNotSchedule spreads the pool's nodes lack: kube-scheduler never places it on them."""
+    return [c.get("topologyKey", "") for c in pod.spec.get("topologySpreadConstraints") or []
+            if c.get("whenUnsatisfiable") == "DoNotSchedule" and not _pool_admits(pool, c.get("topologyKey", ""),
+                                                                                 "Exists", [])]
+
+
+def lands_on(pod: Pod, pool: dict[str, Any], *, spread: bool = True) -> bool:
+    """Whether Karpenter could launch a node of the pool for the pod (labels, affinity, required spread, taints)."""
     for key, value in (pod.spec.get("nodeSelector") or {}).items():
         if not _pool_admits(pool, key, "In", [value]):
             return False
@@ -276,6 +283,8 @@ def lands_on(pod: Pod, pool: dict[str, Any]) -> bool:
     terms = affinity.get("nodeSelectorTerms") or []
     if terms and not any(all(_pool_admits(pool, e["key"], e["operator"], e.get("values") or [])
                              for e in term.get("matchExpressions") or []) for term in terms):
+        return False
+    if spread and _unspread_keys(pod, pool):
         return False
     taints = (pool.get("spec", {}).get("template", {}).get("spec") or {}).get("taints") or []
     return all(_tolerated(t, pod.spec.get("tolerations") or []) for t in taints
@@ -295,6 +304,15 @@ def _node_pools(index: _Index) -> Iterator[Finding]:
         if not (_wants_gpu(pod) or pool_keys & set(pod.spec.get("nodeSelector") or {})):
             continue
         matched = [p for p in pools if lands_on(pod, p.obj)]
+        placed = [p for p in pools if not matched and lands_on(pod, p.obj, spread=False)]
+        if placed:
+            keys = ", ".join(sorted({k for p in placed for k in _unspread_keys(pod, p.obj)}))
+            names = ", ".join(sorted(p.obj["metadata"]["name"] for p in placed))
+            yield index.finding(pod.owner, "nodepool", f"its pods spread (DoNotSchedule) over {keys}, a label "
+                                f"the nodes of the NodePools they fit ({names}) do not carry: kube-scheduler never "
+                                "places them", pod.prefix, "spread over a label the pool sets (nimgen.io/capacity-spread "
+                                "needs a pool with spotPerOnDemand), or make the spread ScheduleAnyway")
+            continue
         if not matched:
             names = ", ".join(sorted(p.obj["metadata"]["name"] for p in pools))
             yield index.finding(pod.owner, "nodepool", f"its pods fit no NodePool ({names}): node selector, "
