@@ -355,3 +355,24 @@ def test_spread_and_budget_start_at_two_replicas(tmp_path: Path, replicas: str, 
     values = applications.by_name(env)[env.models[0].name]["spec"]["source"]["helm"]["valuesObject"]
     assert values["replicaSpread"] == {"enabled": spread}
     assert values.get("podDisruptionBudget") == pdb
+
+
+def test_a_pool_that_gives_no_time_at_all(tmp_path: Path) -> None:
+    result = run("render", write_env(tmp_path, environment(production=False, pool_lines="    terminationGracePeriod: 0s\n")))
+    assert result.exit_code == 1
+    # The default longest request (300 s) plus the endpoint delay and NIM's shutdown.
+    assert ("$.nodePools[0].terminationGracePeriod: node pool 'a10g' gives a draining node's pods 0s, but model "
+            "'llama3-8b-instruct' needs 340 s to drain (requestTimeoutSeconds 300 plus 40 s)\n"
+            "    hint: raise terminationGracePeriod to at least 6m") in result.output
+
+
+SECOND = ("  - name: second\n    image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3\n    nodePool: a10g\n")
+
+
+@pytest.mark.parametrize("first", ["    nodePool: elsewhere\n", ""], ids=["on-an-undefined-pool", "on-a-pool-without-grace"])
+def test_every_model_is_checked_whatever_the_one_before(tmp_path: Path, first: str) -> None:
+    text = environment(first) + SECOND
+    if first:
+        text = text.replace("    nodePool: a10g\n    nodePool: elsewhere\n", "    nodePool: elsewhere\n")
+    output = run("render", write_env(tmp_path, text)).output
+    assert "$.models[1]: production model 'second' runs 1 replica and no surge rollout" in output

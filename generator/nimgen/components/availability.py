@@ -77,10 +77,10 @@ def check(document: Any, models: list[Any], add: Any) -> None:
                 "set replicas.min: 2 (spread across zones and nodes, with a disruption budget that keeps one "
                 "serving), or workload: Deployment with rollout: {surge: 1} (a spare replica during upgrades, "
                 "counted in the pool's gpuLimit)")
-        _drain_fits_pool(model, base, pools, add)
+        _drain_fits_pool(model, pools, add)
 
 
-def _drain_fits_pool(model: dict[str, Any], base: list[Any], pools: dict[Any, tuple[int, Any]], add: Any) -> None:
+def _drain_fits_pool(model: dict[str, Any], pools: dict[Any, tuple[int, Any]], add: Any) -> None:
     """Karpenter force-deletes the pods of a draining node after the pool's terminationGracePeriod."""
     timeout = model.get("requestTimeoutSeconds", 300)
     entry = pools.get(model.get("nodePool"))
@@ -88,8 +88,8 @@ def _drain_fits_pool(model: dict[str, Any], base: list[Any], pools: dict[Any, tu
         return
     index, pool = entry
     limit = pool.get("terminationGracePeriod")
-    if not isinstance(limit, str) or duration_seconds(limit) == 0:
-        return
+    if not isinstance(limit, str):
+        return  # the schema's default, 2h, outlasts the longest drain (1 h of requests)
     needed = grace_seconds(timeout)
     if duration_seconds(limit) < needed:
         add(["nodePools", index, "terminationGracePeriod"],
