@@ -214,3 +214,31 @@ def test_a_family_pool_never_launching_the_reserved_type(tmp_path: Path) -> None
     assert ("$.nodePools[0].capacityReservations[0].instanceType: the reservation holds p4d.24xlarge, which node pool "
             "'h100' never launches (p5.48xlarge)\n    hint: add its type or family to the pool's instanceTypes or "
             "instanceFamilies") in output
+
+
+def pools_text(*pools: str) -> str:
+    """VALID on several pools (the model on the first), each pool given as its lines after `- name:`."""
+    body = "".join(f"  - name: {pool}" for pool in pools)
+    return VALID.replace(CLUSTER, CLUSTER + KARPENTER + "nodePools:\n" + body).replace("nodePool: a10g", "nodePool: h100")
+
+
+P5 = "    instanceTypes: [p5.48xlarge]\n    gpuLimit: 16\n    amiVersion: v20251112\n"
+
+
+def test_every_pool_is_checked_whatever_the_one_before(tmp_path: Path) -> None:
+    text = pools_text(
+        "h100\n" + P5 + "    capacityTypes: [reserved]\n",  # reserved, no reservations
+        "second\n" + P5 + "    capacityTypes: [on-demand]\n    capacityReservations:\n" + RESERVATION,  # not reserved
+        "third\n" + P5 + "    capacityTypes: [reserved]\n    capacityReservations:\n"
+        + RESERVATION.replace("p5.48xlarge", "x9.huge"),  # reserved-only, of an unknown type
+        "fourth\n" + P5 + "    capacityTypes: [reserved, on-demand]\n    capacityReservations:\n"
+        "      - junk\n" + RESERVATION.replace("p5.48xlarge", "g5.xlarge"),  # a malformed item, then a wrong type
+    )
+    output = run("render", write_env(tmp_path, text)).output
+    assert "$.nodePools[0].capacityTypes: node pool 'h100' buys capacity type reserved but names no" in output
+    assert "$.nodePools[1].capacityTypes: node pool 'second' names capacityReservations but does not buy" in output
+    assert ("$.nodePools[2].capacityReservations[0].instanceType: instance type 'x9.huge' is not in nimgen's GPU "
+            "instance catalog\n    hint: name the GPU instance type the reservation holds, e.g. p5.48xlarge") in output
+    assert "$.nodePools[3].capacityReservations[0]: expected object" in output
+    assert ("$.nodePools[3].capacityReservations[1].instanceType: the reservation holds g5.xlarge, which node pool "
+            "'fourth' never launches (p5.48xlarge)") in output
