@@ -103,11 +103,17 @@ def test_explicit_cache_opts_out_of_the_shared_claim(tmp_path: Path) -> None:
     assert destination in {d["namespace"] for d in applications.platform_project(env)["spec"]["destinations"]}
 
 
-def test_large_models_on_efs_warn(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("warmup", "first"), [("", "add cacheWarmup so a Job downloads it once before the model syncs; "),
+                                               ("    cacheWarmup: {profiles: [" + "a" * 64 + "]}\n", "")],
+                         ids=["without-warm-up", "with-warm-up"])
+def test_large_models_on_efs_warn(tmp_path: Path, warmup: str, first: str) -> None:
     text = VALID.replace("models:\n", STORAGE + "models:\n").replace("llama3-8b-instruct:1.0.3", "llama-3.1-70b-instruct:1.3.3")
-    result = run("render", write_env(tmp_path, text))
+    result = run("render", write_env(tmp_path, text + warmup))
     assert result.exit_code == 0, result.output
-    assert "warning: model 'llama3-8b-instruct' reads about 132 GiB of weights from the EFS cache at every start" in result.output
+    # The hint offers a warm-up only to a model that has none.
+    assert ("$.models[0]: warning: model 'llama3-8b-instruct' reads about 132 GiB of weights from the EFS cache at "
+            f"every start\n    hint: {first}give the file system Elastic or provisioned throughput; a per-replica "
+            "claim (cache: {type: claimTemplate}) avoids network reads\n") in result.output
 
 
 def test_bad_file_system_id_is_refused(tmp_path: Path) -> None:
@@ -174,8 +180,9 @@ def test_warmup_needs_a_shared_cache(tmp_path: Path, extra: str, where: str) -> 
         text += "    workload: Deployment\n    cache: {type: emptyDir}\n"
     result = run("render", write_env(tmp_path, text))
     assert result.exit_code == 1
-    assert f"$.models[0].cacheWarmup: cacheWarmup fills a shared cache, but model 'llama3-8b-instruct' has {where}" \
-        in result.output
+    assert (f"$.models[0].cacheWarmup: cacheWarmup fills a shared cache, but model 'llama3-8b-instruct' has {where}\n"
+            "    hint: set storage.modelCache (EFS) or cache: {type: existingClaim, claimName: ...}, or remove cacheWarmup"
+            ) in result.output
 
 
 def test_warmup_without_profiles_is_refused(tmp_path: Path) -> None:
