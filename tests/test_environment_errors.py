@@ -47,7 +47,8 @@ CASES = [
     ),
     pytest.param(
         VALID + "  - name: llama3-8b-instruct\n    image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3\n    nodePool: a10g\n",
-        "environments/test.yaml:12:11: $.models[1].name: duplicate model name 'llama3-8b-instruct' (also models[0])",
+        "environments/test.yaml:12:11: $.models[1].name: duplicate model name 'llama3-8b-instruct' (also models[0])\n"
+        "    hint: model names must be unique: they name the Application, Helm release and workload",
         id="duplicate-model",
     ),
     pytest.param(
@@ -251,6 +252,11 @@ CASES = [
         "$.models[0].name: model name 'test-root' is also the name of the root Application\n"
         "    hint: Argo CD would see two Applications with one name; rename the model",
         id="model-named-like-the-root-application",
+    ),
+    pytest.param(
+        VALID.replace("models:\n", "models:\n  - just a string\n").replace("name: llama3-8b-instruct", "name: test-root"),
+        "$.models[1].name: model name 'test-root' is also the name of the root Application",
+        id="models-after-a-malformed-one-are-checked",
     ),
 ]
 

@@ -116,6 +116,13 @@ def test_large_models_on_efs_warn(tmp_path: Path, warmup: str, first: str) -> No
             "claim (cache: {type: claimTemplate}) avoids network reads\n") in result.output
 
 
+def test_a_model_with_its_own_cache_reads_nothing_from_efs(tmp_path: Path) -> None:
+    text = VALID.replace("models:\n", STORAGE + "models:\n").replace("llama3-8b-instruct:1.0.3", "llama-3.1-70b-instruct:1.3.3")
+    result = run("render", write_env(tmp_path, text + "    cache: {type: claimTemplate}\n"))
+    assert result.exit_code == 0, result.output
+    assert "from the EFS cache" not in result.output
+
+
 def test_bad_file_system_id_is_refused(tmp_path: Path) -> None:
     text = VALID.replace("models:\n", STORAGE.replace("fs-0123456789abcdef0", "fs-xyz") + "models:\n")
     env = write_env(tmp_path, text)
