@@ -342,3 +342,70 @@ def test_unknown_huge_key_is_shortened(tmp_path: Path) -> None:
     output = _render_fails(tmp_path, VALID + "? " + "k" * 100_000 + "\n: 1\n")
     assert len(output) < 2000
     assert "unknown key '" + "k" * 80 + "… (100000 characters)'" in output
+
+
+# Every model-level refusal of the environment checks, where it points, what it says and the fix it offers.
+MODEL_CHECKS = {
+    "long-name": (VALID.replace("name: llama3-8b-instruct", "name: " + "a" * 53),
+                  ("9:11: $.models[0].name: name is 53 characters; as Helm release and StatefulSet name it may have "
+                  "at most 52 (Helm allows 53, and Kubernetes adds an 11-character revision hash to a 63-character "
+                  "label)\n    hint: shorten it to 52 characters or fewer")),
+    "invalid-image": (VALID.replace("meta/llama3-8b-instruct:1.0.3", "meta/Llama3:1.0.3"),
+                      ('10:12: $.models[0].image: image "nvcr.io/nim/meta/Llama3:1.0.3" is not a valid image reference: '
+                      "the repository name must be lower-case\n    hint: write registry/repository:tag or "
+                      "registry/repository@sha256:<digest>, e.g. nvcr.io/nim/meta/llama3-8b-instruct:1.0.3")),
+    "floating-tag": (VALID.replace(":1.0.3", ":latest"),
+                     ("10:12: $.models[0].image: image 'nvcr.io/nim/meta/llama3-8b-instruct:latest' is not pinned: tag "
+                     "':latest' floats: every node may pull a different NIM version\n    hint: pin a released tag "
+                     "(e.g. :1.0.3) or a digest (@sha256:...); see the model's NGC catalog page")),
+    "no-pool": (VALID.replace("    nodePool: a10g\n", ""),
+                ("9:5: $.models[0]: model 'llama3-8b-instruct' has no nodePool\n"
+                "    hint: set nodePool on the model or in modelDefaults")),
+    "min-above-max": (VALID + "    replicas: {min: 3, max: 2}\n",
+                      ("12:15: $.models[0].replicas: replicas.min (3) is greater than replicas.max (2)\n"
+                      "    hint: set min <= max; min == max means a fixed replica count")),
+    "managed-env": (VALID + "    env: {NIM_CACHE_PATH: /x}\n",
+                    ("12:11: $.models[0].env.NIM_CACHE_PATH: environment variable NIM_CACHE_PATH is managed by nimgen\n"
+                    "    hint: it follows the model cache mount")),
+    "secret-looking-env": (VALID + "    env: {HF_TOKEN: abc}\n",
+                           ("12:11: $.models[0].env.HF_TOKEN: environment variable HF_TOKEN looks like a secret and "
+                           "would be committed in plain text\n    hint: create a Secret in the cluster and reference "
+                           "it: secretEnv: {HF_TOKEN: {secret: <name>, key: <key>}}")),
+    "managed-secret-env": (VALID + "    secretEnv: {NIM_LOG_LEVEL: {secret: s, key: k}}\n",
+                           ("12:17: $.models[0].secretEnv.NIM_LOG_LEVEL: environment variable NIM_LOG_LEVEL is managed "
+                           "by nimgen\n    hint: the chart sets it")),
+    "env-and-secret-env": (VALID + "    env: {FOO: x}\n    secretEnv: {FOO: {secret: s, key: k}}\n",
+                           ("13:17: $.models[0].secretEnv.FOO: environment variable FOO is set in both env and "
+                           "secretEnv\n    hint: keep one of them")),
+    "claim-name-without-existing-claim": (
+        VALID + "    cache: {type: emptyDir, claimName: c}\n",
+        ("12:40: $.models[0].cache.claimName: claimName is used only with cache type existingClaim (type is "
+        "emptyDir)\n    hint: remove claimName, or set type: existingClaim to mount that claim")),
+    "storage-class-without-claim-template": (
+        VALID + "    workload: Deployment\n    cache: {type: emptyDir, storageClassName: gp3}\n",
+        ("13:47: $.models[0].cache.storageClassName: storageClassName is used only with cache type claimTemplate (type "
+        "is emptyDir)\n    hint: remove storageClassName, or set type: claimTemplate for a claim per replica")),
+    "claim-template-on-a-deployment": (
+        VALID + "    workload: Deployment\n    cache: {type: claimTemplate}\n",
+        ("13:12: $.models[0].cache: cache type claimTemplate needs workload StatefulSet (per-replica claims come from "
+        "claim templates)\n    hint: use workload: StatefulSet, or cache type existingClaim or emptyDir")),
+    "existing-claim-without-name": (
+        VALID + "    cache: {type: existingClaim}\n",
+        ("12:12: $.models[0].cache: cache type existingClaim needs claimName\n"
+        "    hint: name the ReadWriteMany PersistentVolumeClaim to mount")),
+    "shared-memory-as-large-as-memory": (
+        VALID + "    resources: {memory: 16Gi}\n    sharedMemory: 16Gi\n",
+        ("13:19: $.models[0].sharedMemory: sharedMemory (16Gi) must be smaller than resources.memory (16Gi)\n"
+        "    hint: /dev/shm is memory-backed and counts against the container's memory limit")),
+    "old-kubernetes": (
+        VALID.replace('"1.33"', '"1.27"'),
+        ("5:22: $.cluster.kubernetesVersion: Kubernetes 1.27 is older than the oldest version nimgen supports "
+        "(1.29)\n    hint: upgrade the cluster (EKS standard support covers recent versions only)")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_CHECKS))
+def test_every_check_says_where_what_and_how(tmp_path: Path, name: str) -> None:
+    text, expected = MODEL_CHECKS[name]
+    output = _render_fails(tmp_path, text)
+    assert output == f"error: 1 problem in environments/test.yaml\nenvironments/test.yaml:{expected}\n"

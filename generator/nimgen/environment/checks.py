@@ -203,9 +203,11 @@ def _cache_problems(model: Any, base: list[Any], add: Any) -> None:
     if kind == "existingClaim" and not cache.get("claimName"):
         add(path, "cache type existingClaim needs claimName", "name the ReadWriteMany PersistentVolumeClaim to mount")
     if kind != "existingClaim" and cache.get("claimName"):
-        add([*path, "claimName"], f"claimName is used only with cache type existingClaim (type is {kind})")
+        add([*path, "claimName"], f"claimName is used only with cache type existingClaim (type is {kind})",
+            "remove claimName, or set type: existingClaim to mount that claim")
     if kind != "claimTemplate" and cache.get("storageClassName"):
-        add([*path, "storageClassName"], f"storageClassName is used only with cache type claimTemplate (type is {kind})")
+        add([*path, "storageClassName"], f"storageClassName is used only with cache type claimTemplate (type is {kind})",
+            "remove storageClassName, or set type: claimTemplate for a claim per replica")
     if kind == "claimTemplate" and (model.get("workload") or "StatefulSet") != "StatefulSet":
         add(path, "cache type claimTemplate needs workload StatefulSet (per-replica claims come from claim templates)",
             "use workload: StatefulSet, or cache type existingClaim or emptyDir")
