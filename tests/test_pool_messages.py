@@ -223,3 +223,21 @@ def test_capacity_is_checked_past_a_model_without_pool_and_a_pool_without_limit(
     expect(output, "$.nodePools[1].gpuLimit",
            "models on node pool 'a10g' may need 2 GPUs at replicas.max plus rollout surge (llama3-8b-instruct: 2 x 1) "
            "but gpuLimit is 1", "raise gpuLimit to at least 2, or lower replicas.max (or rollout.surge) of those models")
+
+
+def _crowded(names: list[str]) -> str:
+    models = "".join(f"  - name: {name}\n    image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3\n    nodePool: a10g\n"
+                     for name in names)
+    return environment(G5.replace("gpuLimit: 16", "gpuLimit: 1")).split("models:\n")[0] + "models:\n" + models
+
+
+@pytest.mark.parametrize(("lengths", "cut"), [([41] * 7 + [43], False), ([41] * 7 + [44], True)],
+                         ids=["400-characters-whole", "401-characters-cut"])
+def test_the_list_of_a_pools_models_is_cut_at_400_characters(tmp_path: Path, lengths: list[int], cut: bool) -> None:
+    names = [f"m{i}-" + "x" * (length - 3) for i, length in enumerate(lengths)]
+    detail = ", ".join(f"{name}: 1 x 1" for name in names)
+    assert len(detail) == (401 if cut else 400)
+    output = problems(tmp_path, _crowded(names))
+    shown = f"{detail[:400]}… (401 characters)" if cut else detail
+    assert (f"$.nodePools[0].gpuLimit: models on node pool 'a10g' may need 8 GPUs at replicas.max plus rollout surge "
+            f"({shown}) but gpuLimit is 1") in output
