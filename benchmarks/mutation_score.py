@@ -163,11 +163,13 @@ def run_group(root: Path, group: Group, jobs: int, *, again: bool = False) -> di
     re-tests the mutants of the functions that changed, and the script re-tests the earlier survivors
     (new tests may kill them); every other verdict stands, as the tests that gave it still exist.
     """
-    earlier = again and (root / "mutants" / "mutmut-stats.json").is_file()
+    stats = root / "mutants" / "mutmut-stats.json"
+    earlier = again and stats.is_file()
     if earlier:
         _copy_sources(root)
         shutil.rmtree(root / "mutants" / "tests", ignore_errors=True)
         shutil.copytree(root / "tests", root / "mutants" / "tests")
+        stats.unlink()  # which tests reach which function, collected again with the tests as they are now
     else:
         workspace(root, group, jobs)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
@@ -176,6 +178,9 @@ def run_group(root: Path, group: Group, jobs: int, *, again: bool = False) -> di
     schemas = PROJECT.parent / "shared" / "crd-schemas" / "strict"
     env.setdefault("NIMGEN_CRD_SCHEMAS", str(schemas))
     env["NIMGEN_REQUIRE_SHARED_SCHEMAS"] = "1"
+    # Fixtures that share nimgen's output across tests rebuild it per test (tests/conftest.py `shared`), so that
+    # mutmut credits every test with the code it depends on, not only the first one to build the fixture.
+    env["NIMGEN_MUTATION"] = "1"
     run = ["mutmut", "run", "--max-children", str(jobs)]
     subprocess.run(run, cwd=root, env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if earlier:

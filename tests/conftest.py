@@ -9,6 +9,7 @@ import stat
 import subprocess
 import tarfile
 import zipfile
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,16 @@ from nimgen.yamlio import load_plain
 PROJECT = Path(__file__).resolve().parents[1]
 EXAMPLE_ENVIRONMENTS = PROJECT / "environments"
 EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLE_ENVIRONMENTS.glob("*.yaml") if not p.name.startswith("_"))
+
+
+def shared(scope: str) -> Callable[[str, pytest.Config], str]:
+    """The scope of a fixture that builds something from nimgen's output once, for many tests: `scope`, except
+    under mutation testing (NIMGEN_MUTATION=1). mutmut runs, for each mutant, the tests it saw reach the mutated
+    code; a shared fixture reaches that code for its first test only, so the later tests that assert on what it
+    built would never face a mutant. Rebuilt for each test, every test is credited with the code it depends on."""
+    def decide(fixture_name: str, config: pytest.Config) -> str:
+        return "function" if os.environ.get("NIMGEN_MUTATION") == "1" else scope
+    return decide
 
 
 def crd_schema_dir() -> Path | None:
@@ -60,7 +71,7 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope=shared("session"))
 def rendered_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository with every example environment rendered (shared, read-only for tests)."""
     root = make_repo(tmp_path_factory.mktemp("rendered") / "repo")

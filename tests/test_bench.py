@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import example_environment
+from conftest import example_environment, shared
 from helpers import run, tree_digest
 from kube import crd_errors, kubernetes_errors
 from nimgen import helm
@@ -44,7 +44,7 @@ def _bench(root: Path, *args: str) -> Any:
     return run("bench", root / "environments" / "prod.yaml", *args)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def prod() -> Environment:
     return example_environment("prod")
 

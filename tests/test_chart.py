@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLE_NAMES, PROJECT, example_environment, model_applications
+from conftest import EXAMPLE_NAMES, PROJECT, example_environment, model_applications, shared
 from kube import kubernetes_errors
 from nimgen import helm
 from nimgen.gitops import applications
@@ -35,7 +35,7 @@ def render_app(engine: helm.Engine, chart: Path, app: dict[str, Any], kube_versi
             for doc in load_all_plain(text)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def manifests(rendered_repo: Path, helm_engine: helm.Engine) -> dict[tuple[str, str], list[dict[str, Any]]]:
     out = {}
     for env_name in EXAMPLE_NAMES:

@@ -19,6 +19,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from conftest import shared
 from kube import crd_errors
 from nimgen.gitops.charts import coalesce
 from nimgen.helm import HelmError, engine
@@ -102,7 +103,7 @@ def container(objs: list[dict[str, Any]]) -> dict[str, Any]:
     return found
 
 
-@pytest.fixture(scope="module", params=sorted(CASES), ids=str)
+@pytest.fixture(scope=shared("module"), params=sorted(CASES), ids=str)
 def case(request: pytest.FixtureRequest) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """(values given, values after the merge, rendered objects) for each value set."""
     values = CASES[request.param]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLE_NAMES, make_repo
+from conftest import EXAMPLE_NAMES, make_repo, shared
 from helpers import run, tree_digest
 from nimgen.commands import diff as diffing
 from nimgen.commands import diffreport
@@ -43,7 +43,7 @@ def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def committed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example environments rendered and committed on `main` (copied by each test, never changed)."""
     root = make_repo(tmp_path_factory.mktemp("diff") / "repo")

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLE_NAMES, example_environment
+from conftest import EXAMPLE_NAMES, example_environment, shared
 from helpers import VALID, run, tree_digest, write_env
 from kube import crd_errors
 from nimgen import helm
@@ -38,7 +38,7 @@ def _render(engine: helm.Engine, root: Path, env_name: str) -> list[dict[str, An
     return [doc for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt") for doc in load_all_plain(text)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def objects(rendered_repo: Path, helm_engine: helm.Engine) -> dict[str, list[dict[str, Any]]]:
     return {name: _render(helm_engine, rendered_repo, name) for name in EXAMPLE_NAMES}
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import promql_parser
 import pytest
-from conftest import example_environment
+from conftest import example_environment, shared
 from helpers import VALID, monitoring_apps, run, write_env
 from kube import application_objects, crd_errors, kubernetes_errors
 from nimgen import helm
@@ -21,7 +21,7 @@ PLACEHOLDERS = {"$__rate_interval": "5m", "$namespace": "nim", "$model": "m",
                 "<<.Series>>": "SERIES", "<<.LabelMatchers>>": 'namespace="nim"', "<<.GroupBy>>": "pod"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def prod_models(rendered_repo: Path, helm_engine: helm.Engine) -> dict[str, list[dict[str, Any]]]:
     env = example_environment("prod")
     return {m.name: application_objects(helm_engine, rendered_repo, applications.by_name(env)[m.name]) for m in env.models}

@@ -6,7 +6,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-from conftest import example_environment
+from conftest import example_environment, shared
 from helpers import VALID, run, write_env
 from kube import application_objects, crd_errors, kubernetes_errors
 from nimgen import helm
@@ -40,12 +40,12 @@ def _wave(obj: dict[str, Any]) -> int:
     return int(obj["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def prod() -> Environment:
     return example_environment("prod")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def prod_objects(prod: Environment, rendered_repo: Path, helm_engine: helm.Engine) -> list[dict[str, Any]]:
     return application_objects(helm_engine, rendered_repo, applications.by_name(prod)["open-webui"])
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import example_environment
+from conftest import example_environment, shared
 from helpers import VALID, run, tree_digest, write_env
 from kube import crd_errors, kubernetes_errors
 from nimgen import helm
@@ -18,7 +18,7 @@ KEEP = "Delete=false,Prune=false"
 STORAGE = "storage:\n  modelCache:\n    efs: {fileSystemId: fs-0123456789abcdef0}\n"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def objects(rendered_repo: Path, helm_engine: helm.Engine) -> list[dict[str, Any]]:
     app = applications.by_name(example_environment("prod"))["model-storage"]
     rendered = helm_engine.template(rendered_repo / storage.CHART_PATH, app["spec"]["source"]["helm"]["valuesObject"],
