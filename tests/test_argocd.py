@@ -15,28 +15,38 @@ from nimgen.gitops import applications
 FINALIZER = "resources-finalizer.argocd.argoproj.io"
 
 
-def _all_objects() -> list[tuple[str, dict[str, Any]]]:
-    objects = []
+def _labels() -> list[str]:
+    """`env/what` of every Argo CD object nimgen builds for the examples (names only: see _object)."""
+    labels = []
     for name in EXAMPLE_NAMES:
-        env = example_environment(name)
-        objects.append((f"{name}/project", applications.app_project(env)))
-        objects.append((f"{name}/root", applications.root_application(env)))
-        objects.append((f"{name}/root-project", applications.root_project(env)))
-        objects += [(f"{name}/{m.name}", applications.by_name(env)[m.name]) for m in env.models]
-    return objects
+        labels += [f"{name}/project", f"{name}/root", f"{name}/root-project"]
+        labels += [f"{name}/{model.name}" for model in example_environment(name).models]
+    return labels
 
 
-OBJECTS = _all_objects()
-APPLICATIONS = [(label, obj) for label, obj in OBJECTS if obj["kind"] == "Application"]
+def _object(label: str) -> dict[str, Any]:
+    """The object, built when the test runs: tests then assert on nimgen's code as it is at that moment (built
+    while collecting, they would assert on what the code was then, which mutation testing changes later)."""
+    name, _, what = label.partition("/")
+    env = example_environment(name)
+    builders = {"project": applications.app_project, "root": applications.root_application,
+                "root-project": applications.root_project}
+    built: dict[str, Any] = builders[what](env) if what in builders else applications.by_name(env)[what]
+    return built
 
 
-@pytest.mark.parametrize(("label", "obj"), OBJECTS, ids=[label for label, _ in OBJECTS])
-def test_validates_against_upstream_crd_schema(crd_schemas: Path, label: str, obj: dict[str, Any]) -> None:
-    assert crd_errors(obj, crd_schemas) == []
+LABELS = _labels()
+APPLICATION_LABELS = [label for label in LABELS if not label.endswith("project")]
 
 
-@pytest.mark.parametrize(("label", "app"), APPLICATIONS, ids=[label for label, _ in APPLICATIONS])
-def test_every_application_is_fully_specified(label: str, app: dict[str, Any]) -> None:
+@pytest.mark.parametrize("label", LABELS)
+def test_validates_against_upstream_crd_schema(crd_schemas: Path, label: str) -> None:
+    assert crd_errors(_object(label), crd_schemas) == []
+
+
+@pytest.mark.parametrize("label", APPLICATION_LABELS)
+def test_every_application_is_fully_specified(label: str) -> None:
+    app = _object(label)
     spec = app["spec"]
     assert spec["project"]
     assert spec["destination"]["server"] == "https://kubernetes.default.svc"
@@ -194,3 +204,72 @@ def test_strict_crd_schema_catches_a_misspelt_field(crd_schemas: Path) -> None:
     app = applications.by_name(example_environment("prod"))[example_environment("prod").models[0].name]
     app["spec"]["syncPolicy"]["automated"]["selfheal"] = True
     assert any("selfheal" in error for error in crd_errors(app, crd_schemas))
+
+
+# ------------------------------------------------------------------ the root, the projects and their files, exactly
+
+LABELS_OF_PROD = {"app.kubernetes.io/managed-by": "nimgen", "app.kubernetes.io/part-of": "nimgen",
+                  "nimgen.io/environment": "prod"}
+RETRY = {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}, "refresh": True}
+
+
+def test_the_root_application_exactly() -> None:
+    # Auto-syncs the environment's AppProjects and Applications, prunes what leaves Git, undoes hand edits,
+    # retries with backoff (refreshing from Git), and deletes its children when it is deleted (finalizer).
+    assert applications.root_application(example_environment("prod")) == {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "prod-root", "namespace": "argocd", "labels": LABELS_OF_PROD,
+                     "annotations": {"argocd.argoproj.io/sync-wave": "0"}, "finalizers": [FINALIZER]},
+        "spec": {
+            "project": "prod-root",
+            "source": {"repoURL": "https://github.com/example/nim-gitops.git", "targetRevision": "main",
+                       "path": "argocd/prod/apps",
+                       "directory": {"recurse": True, "include": "{project.yaml,models/*.yaml,platform/*.yaml}"}},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": "argocd"},
+            "syncPolicy": {"automated": {"prune": True, "selfHeal": True}, "retry": RETRY},
+        },
+    }
+
+
+def test_a_model_application_carries_its_labels_and_the_platform_ones() -> None:
+    app = applications.by_name(example_environment("prod"))["llama3-8b-instruct"]
+    assert app["metadata"]["labels"] == {**LABELS_OF_PROD, "nimgen.io/model": "llama3-8b-instruct"}
+    assert (app["metadata"]["namespace"], app["metadata"]["finalizers"]) == ("argocd", [FINALIZER])
+    assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    assert app["spec"]["syncPolicy"]["retry"] == RETRY
+
+
+def test_the_projects_metadata_and_descriptions() -> None:
+    env = example_environment("prod")
+    root = applications.root_project(env)
+    models = applications.app_project(env)
+    platform = applications.platform_project(env)
+    assert platform is not None
+    for project in (root, models, platform):
+        assert (project["apiVersion"], project["kind"]) == ("argoproj.io/v1alpha1", "AppProject")
+        assert project["metadata"]["labels"] == LABELS_OF_PROD
+        assert project["metadata"]["finalizers"] == [FINALIZER]
+    assert root["spec"]["description"] == ("Root of environment prod, creates its AppProjects and Applications only "
+                                           "(generated by nimgen)")
+    assert models["spec"]["description"] == env.description == "Production NIM LLM serving"
+    # Resources of the project's namespaces that no Application owns are reported, not deleted.
+    assert models["spec"]["orphanedResources"] == {"warn": True}
+
+
+def test_a_project_without_description_says_whose_it_is(tmp_path: Path) -> None:
+    env = load_environment(write_env(tmp_path, VALID), tmp_path)
+    assert applications.app_project(env)["spec"]["description"] == "NIM models of environment test (generated by nimgen)"
+
+
+def test_the_files_of_the_argo_cd_objects() -> None:
+    env = example_environment("prod")
+    objects = applications.argocd_objects(env)
+    files = sorted(str(path) for path in objects)
+    assert files[:3] == ["argocd/prod/apps/models/llama-3-1-70b-instruct.yaml",
+                         "argocd/prod/apps/models/llama3-8b-instruct.yaml", "argocd/prod/apps/platform/block-storage.yaml"]
+    by_file = {str(path): obj for path, obj in objects.items()}
+    assert by_file["argocd/prod/root.yaml"] == applications.root_application(env)
+    assert by_file["argocd/prod/root-project.yaml"] == applications.root_project(env)
+    assert by_file["argocd/prod/apps/project.yaml"] == applications.app_project(env)
+    assert by_file["argocd/prod/apps/platform/project.yaml"] == applications.platform_project(env)
