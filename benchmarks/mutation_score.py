@@ -167,8 +167,14 @@ def run_group(root: Path, group: Group, jobs: int, *, again: bool = False) -> di
     earlier = again and stats.is_file()
     if earlier:
         _copy_sources(root)
-        shutil.rmtree(root / "mutants" / "tests", ignore_errors=True)
-        shutil.copytree(root / "tests", root / "mutants" / "tests")
+        # mutmut copies what the tests read into mutants/ once, when it first runs: refresh those copies too.
+        for name in (*COPIED, "generator"):
+            target, source = root / "mutants" / name, root / ("src" if name == "generator" else name)
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
         stats.unlink()  # which tests reach which function, collected again with the tests as they are now
     else:
         workspace(root, group, jobs)
