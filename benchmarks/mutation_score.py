@@ -51,9 +51,10 @@ GROUPS = (
     # track of its workers when they run (KeyError in wait_for_result): left out until that is understood.
     Group("writer", ("gitops/writer.py", "gitops/ownership.py"), ("test_writer.py", "test_ownership.py", "test_check.py")),
     Group("checks", ("environment/checks.py", "environment/poolchecks.py", "capacity.py", "components/availability.py",
-                     "components/reservations.py"),
+                     "components/reservations.py", "components/profiles.py", "components/spotfloor.py"),
           ("test_environment_errors.py", "test_capacity.py", "test_amis.py", "test_nodepools.py", "test_keda.py",
-           "test_pool_messages.py", "test_availability.py", "test_reservations.py",
+           "test_pool_messages.py", "test_availability.py", "test_reservations.py", "test_profiles.py",
+           "test_spot_floor.py",
            "test_observability.py", "test_openwebui.py", "test_storage.py", "test_components.py", "test_plan.py",
            "test_block_storage.py", "test_platform_secrets.py", "test_layering.py",
            f"{SAFETY}test_pool_gpu_demand_is_the_sum_over_its_models", f"{SAFETY}test_pool_gpu_limit_boundary_is_the_sum",
