@@ -40,6 +40,16 @@ def run(*args: str | Path) -> Result:
     return CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
 
 
+def refused(root: Path, text: str) -> str:
+    """The render's output for an environment it must refuse: exit code 1 and nothing written."""
+    env = write_env(root, text)
+    before = tree_digest(root)
+    result = run("render", env)
+    assert result.exit_code == 1, result.output
+    assert tree_digest(root) == before
+    return result.output
+
+
 def tree_digest(root: Path) -> dict[str, str]:
     """Path -> sha256 of every file under root (to prove nothing changed)."""
     return {

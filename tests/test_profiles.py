@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from conftest import example_environment
-from helpers import VALID, run, tree_digest, write_env
+from helpers import VALID, refused, run, write_env
 from nimgen import helm
 from nimgen.components import profiles
 from nimgen.environment.load import load_environment
@@ -92,15 +92,6 @@ def test_a_profile_without_warmup_only_pins_the_server(tmp_path: Path, helm_engi
 def test_no_profile_no_pin(tmp_path: Path, helm_engine: helm.Engine) -> None:
     chart_values = values(tmp_path, environment(""))
     assert "NIM_MODEL_PROFILE" not in server_env(rendered(helm_engine, chart_values))
-
-
-def refused(tmp_path: Path, text: str) -> str:
-    env = write_env(tmp_path, text)
-    before = tree_digest(tmp_path)
-    result = run("render", env)
-    assert result.exit_code == 1, result.output
-    assert tree_digest(tmp_path) == before
-    return result.output
 
 
 def test_a_warmup_with_nothing_to_download(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import pytest
 from conftest import example_environment
-from helpers import VALID, run, tree_digest, write_env
+from helpers import VALID, refused, run, write_env
 from kube import crd_errors
 from nimgen import capacity, helm
 from nimgen.commands.plan import as_json, as_text, plan
@@ -56,16 +56,6 @@ def nodepools_by_name(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def requirement(nodepool: dict[str, Any], key: str) -> dict[str, Any] | None:
     return next((r for r in nodepool["spec"]["template"]["spec"]["requirements"] if r["key"] == key), None)
-
-
-def refused(tmp_path: Path, text: str) -> str:
-    """The render's output for an environment it must refuse: exit code 1 and nothing written."""
-    env = write_env(tmp_path, text)
-    before = tree_digest(tmp_path)
-    result = run("render", env)
-    assert result.exit_code == 1, result.output
-    assert tree_digest(tmp_path) == before
-    return result.output
 
 
 # ------------------------------------------------------------------ the NodePool pair
