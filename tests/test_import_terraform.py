@@ -154,3 +154,18 @@ def test_contract_names_environment_keys_the_schema_knows() -> None:
             if "$ref" in node:
                 node = schema["$defs"][node["$ref"].rsplit("/", 1)[1]]
         assert node, output
+
+
+def test_outputs_can_come_from_stdin(repo: Path, tmp_path: Path) -> None:
+    """`terraform output -json | nimgen import-terraform - ENV_FILE`, as the README shows."""
+    from click.testing import CliRunner
+    from nimgen.cli import main
+
+    env_file = repo / "environments/prod.yaml"
+    piped = CliRunner().invoke(main, ["import-terraform", "-", str(env_file)], input=outputs(tmp_path).read_text())
+    assert piped.exit_code == 0, piped.output
+    assert "  ~ cluster.name: nim-prod -> nim-prod-eu" in piped.output
+    assert "cluster:\n  name: nim-prod-eu" in env_file.read_text()
+    broken = CliRunner().invoke(main, ["import-terraform", "-", str(env_file)], input="{not json")
+    assert broken.exit_code == 1
+    assert "<stdin>:1:2: not JSON" in broken.stderr and "terraform output -json" in broken.stderr

@@ -78,15 +78,17 @@ def test_cli_text_table() -> None:
 
 
 def test_cli_json() -> None:
-    result = run("plan", "--output", "json", EXAMPLE_ENVIRONMENTS / "dev.yaml")
+    result = run("plan", "-o", "json", EXAMPLE_ENVIRONMENTS / "dev.yaml")
     assert result.exit_code == 0
     data = json.loads(result.output)
     assert data["models"][0]["instance"] == "g5.2xlarge"
     assert data["region"] == "us-west-2"
-    assert data["pools"] == [{"pool": "a10g", "gpus_min": 1, "gpus_max": 1, "gpu_limit": 4,
-                              "on_demand_usd_min": 1.21, "on_demand_usd_max": 1.21, "reserved_instances": 0,
-                              "reserved_hourly_usd": 0.0, "on_demand_gpu_limit": 0}]
-    assert data["totals"] == {"gpus_min": 1, "gpus_max": 1, "on_demand_usd_min": 1.21, "on_demand_usd_max": 1.21}
+    # camelCase keys, as in every command's JSON.
+    assert data["pools"] == [{"pool": "a10g", "gpusMin": 1, "gpusMax": 1, "gpuLimit": 4,
+                              "onDemandUsdMin": 1.21, "onDemandUsdMax": 1.21, "reservedInstances": 0,
+                              "reservedHourlyUsd": 0.0, "onDemandGpuLimit": 0}]
+    assert data["totals"] == {"gpusMin": 1, "gpusMax": 1, "onDemandUsdMin": 1.21, "onDemandUsdMax": 1.21}
+    assert data["models"][0]["gpusPerReplica"] == 1 and "gpus_per_replica" not in data["models"][0]
 
 
 def test_pools_managed_elsewhere_plan_without_instances(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from nimgen.errors import UserError
@@ -14,9 +15,49 @@ def default_root(env_file: Path) -> Path:
     if folder.name != "environments":
         raise UserError(
             f"cannot tell where to write for {env_file}: it is not in an environments/ folder",
-            hint="keep environment files in <repository>/environments/, or pass --output DIR",
+            hint="keep environment files in <repository>/environments/, or pass --root DIR",
         )
     return folder.parent
+
+
+def find_root(start: Path) -> Path:
+    """The nearest folder at or above `start` that holds an `environments/` folder, as git finds its top level."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / "environments").is_dir():
+            return folder
+    raise UserError(f"no environments/ folder in {start} or any folder above it",
+                    hint="run nimgen inside a GitOps repository, or pass ENV_FILE arguments")
+
+
+def is_layer(path: Path) -> bool:
+    """`_defaults.yaml` and other `_*.yaml` files are layers merged under environments, not environments."""
+    return path.name.startswith("_")
+
+
+def select_environments(given: Sequence[Path], cwd: Path) -> tuple[list[Path], list[Path]]:
+    """The environment files a command works on, and the layer files it skips.
+
+    No files: every environment of the repository around `cwd`. Layer files (`environments/*.yaml` in a
+    shell matches `_defaults.yaml` too) are skipped, but a command given nothing else is refused.
+    """
+    if not given:
+        return environment_files(find_root(cwd)), []
+    layers = [path for path in given if is_layer(path)]
+    files = [path for path in given if not is_layer(path)]
+    if not files:
+        raise UserError(f"{', '.join(map(str, layers))}: only layer files given, and a layer is merged under "
+                        "every environment, not rendered on its own",
+                        hint="pass environment files such as environments/prod.yaml, or none for all of them")
+    return files, layers
+
+
+def require_environment(path: Path) -> Path:
+    """A command that takes one environment refuses a layer file with a clear message."""
+    if is_layer(path):
+        raise UserError(f"{path} is a layer merged under every environment, not an environment",
+                        hint="pass an environment file such as environments/prod.yaml")
+    return path
 
 
 def environment_files(root: Path) -> list[Path]:

@@ -3,18 +3,22 @@
 Renders in memory and compares with the files on disk, never writing. Each file that differs is
 named with what is wrong with it: missing, stale (the input or nimgen changed since the last render),
 hand-edited (changed after nimgen wrote it: its content no longer matches the recorded hash), extra
-(nimgen no longer generates it) or a conflict (someone else's file where nimgen writes).
+(nimgen no longer generates it) or a conflict (someone else's file where nimgen writes). With
+`staged`, also each rendered file a commit would leave out or carry in an older form (see
+`nimgen.gitops.staged`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from nimgen.commands.render import refuse_name_clashes
 from nimgen.environment.load import load_environments
 from nimgen.gitops import writer
-from nimgen.gitops.tree import render_environment
+from nimgen.gitops.staged import FIX, Unstaged, unstaged
+from nimgen.gitops.tree import environment_dir, render_environment
+from nimgen.jsonreport import dumps
 
 WHY: dict[writer.DriftKind, str] = {
     "missing": "not rendered yet",
@@ -29,6 +33,10 @@ WHY: dict[writer.DriftKind, str] = {
 }
 
 
+# More files than this in one fix: name their folders.
+_LONGEST_LIST = 8
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """One environment's drift."""
@@ -36,16 +44,27 @@ class CheckResult:
     env_name: str
     source: str  # the environment file, relative to the repository root
     drifts: tuple[writer.Drift, ...]
+    unstaged: tuple[Unstaged, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.drifts and not self.unstaged
 
 
-def check_files(env_files: list[Path]) -> list[CheckResult]:
-    """Each environment's drift; ConfigError (every problem at once) when an environment file is invalid."""
+def check_files(env_files: list[Path], *, staged: bool = False) -> list[CheckResult]:
+    """Each environment's drift (and, with `staged`, what git has not staged); ConfigError (every problem at
+    once) when an environment file is invalid."""
     loaded = load_environments(env_files)
     refuse_name_clashes(loaded)
     results: list[CheckResult] = []
     for env, root in loaded:
-        drifts = writer.drift(root, writer.Scope(env.name), env.source, render_environment(env))
-        results.append(CheckResult(env.name, env.source, tuple(drifts)))
+        tree = render_environment(env)
+        drifts = writer.drift(root, writer.Scope(env.name), env.source, tree)
+        left_out: list[Unstaged] = []
+        if staged:
+            inputs = [PurePosixPath(name) for name in (env.source, env.defaults_source) if name]
+            left_out = unstaged(root, [*tree, *inputs], [environment_dir(env)])
+        results.append(CheckResult(env.name, env.source, tuple(drifts), tuple(left_out)))
     return results
 
 
@@ -59,6 +78,45 @@ def as_text(results: list[CheckResult]) -> str:
             count = len(result.drifts)
             lines.append(f"{result.env_name}: {count} file{'s' if count != 1 else ''} out of date; "
                          f"fix: nimgen render {result.source}")
-        else:
+        for left_out in result.unstaged:
+            lines.append(f"{left_out.kind:<12} {left_out.path}  ({FIX[left_out.kind][0]})")
+        for command, paths in _git_fixes(result.unstaged).items():
+            lines.append(f"{result.env_name}: not staged for commit; fix: {command} {' '.join(paths)}")
+        if result.ok:
             lines.append(f"{result.env_name}: up to date")
     return "\n".join(lines) + "\n"
+
+
+def as_json(results: list[CheckResult]) -> str:
+    """The same findings for tools: per environment its files, what is wrong with each, and the fixes."""
+    return dumps({
+        "up_to_date": all(result.ok for result in results),
+        "environments": [{
+            "environment": result.env_name,
+            "source": result.source,
+            "up_to_date": result.ok,
+            "files": [{"path": str(item.path), "kind": item.kind, "why": WHY[item.kind]} for item in result.drifts]
+            + [{"path": str(item.path), "kind": item.kind, "why": FIX[item.kind][0]} for item in result.unstaged],
+            "fixes": ([f"nimgen render {result.source}"] if result.drifts else [])
+            + [f"{command} {' '.join(paths)}" for command, paths in _git_fixes(result.unstaged).items()],
+        } for result in results],
+    })
+
+
+def _git_fixes(items: tuple[Unstaged, ...]) -> dict[str, list[str]]:
+    """One git command per kind of fix, naming what it fixes (quoted for a shell where needed).
+
+    A long list names folders instead: nimgen owns each chart folder and argocd/<env>/ whole, so adding
+    the folder adds only rendered files.
+    """
+    import shlex
+
+    paths: dict[str, list[PurePosixPath]] = {}
+    for item in items:
+        paths.setdefault(FIX[item.kind][1], []).append(item.path)
+    fixes: dict[str, list[str]] = {}
+    for command, found in paths.items():
+        if len(found) > _LONGEST_LIST and command == "git add":
+            found = sorted({PurePosixPath(*path.parts[:2]) if len(path.parts) > 2 else path for path in found})
+        fixes[command] = [shlex.quote(str(path)) for path in found]
+    return fixes

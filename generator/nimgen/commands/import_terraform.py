@@ -71,10 +71,14 @@ class Skipped:
     reason: str
 
 
-def read_outputs(path: Path) -> dict[str, str]:
-    """The values of `terraform output -json` that nimgen consumes; UserError on anything unusable."""
+def read_outputs(source: Path | str) -> dict[str, str]:
+    """The values of `terraform output -json` that nimgen consumes; UserError on anything unusable.
+
+    `source` is the file, or the text itself (read from stdin by `nimgen import-terraform -`).
+    """
+    path = source if isinstance(source, Path) else "<stdin>"
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(source.read_text(encoding="utf-8") if isinstance(source, Path) else source)
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"cannot read {path}: {error}") from None
     except json.JSONDecodeError as error:
@@ -155,7 +159,7 @@ def _get(document: Any, path: tuple[str, ...]) -> Any:
     return node
 
 
-def import_terraform(outputs_file: Path, env_file: Path, *, dry_run: bool = False
+def import_terraform(outputs_file: Path | str, env_file: Path, *, dry_run: bool = False
                      ) -> tuple[list[Change], list[Skipped]]:
     """Write the Terraform outputs into `env_file` (unless `dry_run`), after checking the result is valid."""
     root = default_root(env_file)

@@ -7,12 +7,12 @@ figures with the spread's worst case, ceil(replicas / (spotPerOnDemand + 1)) rep
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from nimgen import capacity
 from nimgen.components import spotfloor
+from nimgen.jsonreport import dumps
 from nimgen.model import Environment, Model, NodePool, parse_quantity
 
 # What a node keeps for the kubelet, system daemons and eviction threshold (rough, for "likely").
@@ -230,7 +230,7 @@ def as_json(result: Plan) -> str:
         "totals": {"gpus_min": result.gpus_min, "gpus_max": result.gpus_max,
                    "on_demand_usd_min": result.on_demand_usd_min, "on_demand_usd_max": result.on_demand_usd_max},
     }
-    return json.dumps(data, indent=2) + "\n"
+    return dumps(data)
 
 
 def as_text(result: Plan) -> str:
