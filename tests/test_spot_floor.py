@@ -291,8 +291,8 @@ def test_plan_prices_the_floor_on_demand_and_the_rest_on_spot() -> None:
     [pool] = [p for p in result.pools if p.pool == "a10g"]
     assert (pool.gpu_limit, pool.on_demand_gpu_limit) == (16, 8)
     data = json.loads(as_json(result))
-    assert {key: data["models"][0][key] for key in ("on_demand_floor", "on_demand_min", "on_demand_max")} == {
-        "on_demand_floor": 1, "on_demand_min": 1, "on_demand_max": 3}
+    assert {key: data["models"][0][key] for key in ("onDemandFloor", "onDemandMin", "onDemandMax")} == {
+        "onDemandFloor": 1, "onDemandMin": 1, "onDemandMax": 3}
     text = as_text(result)
     assert ("llama3-8b-instruct      a10g  g5.2xlarge (A10G)   1             2-5 (1 on-demand)  20/24 GiB    2-5   "
             "2.42-6.06      1.70-4.61\n") in text
