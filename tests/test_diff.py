@@ -86,17 +86,22 @@ def test_added_model_summary_objects_and_formats(repo: Path, committed: Path) ->
            round(after.on_demand_usd_max - before.on_demand_usd_max, 2))  # type: ignore[operator]
     row = next(r for r in after.models if r.model == "llama3-8b-instruct-b")
     assert usd == (row.on_demand_usd_min, row.on_demand_usd_max)  # one A10G node's catalog price, x2 and x3
-    headline = f"+1 model, +2..3 GPUs, +${usd[0]:.2f}..{usd[1]:.2f}/h"
+    headline = (f"+1 model; min {before.gpus_min}→{before.gpus_min + 2}, max {before.gpus_max}→{before.gpus_max + 3} "
+                f"GPUs; $/h min {before.on_demand_usd_min:.2f}→{after.on_demand_usd_min:.2f}, "
+                f"max {before.on_demand_usd_max:.2f}→{after.on_demand_usd_max:.2f}")
 
     data = report(repo)
     summary = data["summary"]
-    assert summary["headline"] == headline
+    assert summary["headline"] == headline and data["changed"] is True
     assert [(m["name"], m["change"]) for m in summary["models"]] == [("llama3-8b-instruct-b", "added")]
-    assert summary["totals"]["delta"] == {"gpus": {"min": 2, "max": 3},
-                                          "on_demand_usd_per_hour": {"min": usd[0], "max": usd[1]}}
+    assert summary["totals"]["delta"] == {"gpusMin": 2, "gpusMax": 3,
+                                          "onDemandUsdMin": usd[0], "onDemandUsdMax": usd[1]}
     a10g = next(p for p in summary["pools"] if p["pool"] == "a10g")
-    assert (a10g["before"]["gpus_min"], a10g["before"]["gpus_max"], a10g["after"]["gpus_min"],
-            a10g["after"]["gpus_max"]) == (2, 5, 4, 8)
+    assert (a10g["before"]["gpusMin"], a10g["before"]["gpusMax"], a10g["after"]["gpusMin"],
+            a10g["after"]["gpusMax"]) == (2, 5, 4, 8)
+    # A new model restarts no GPU pod; Open WebUI's pods restart to list it.
+    assert [(w["kind"], w["name"], w["effect"]) for w in summary["replacements"]] == [
+        ("Deployment", "open-webui", "restarts pods")]
     name = "llama3-8b-instruct-b"
     kinds = ("StatefulSet", "Service", "HorizontalPodAutoscaler", "ServiceAccount", "NetworkPolicy",
              "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule")
@@ -112,7 +117,7 @@ def test_added_model_summary_objects_and_formats(repo: Path, committed: Path) ->
     container = statefulset["object"]["spec"]["template"]["spec"]["containers"][0]
     assert statefulset["group"] == "apps"
     assert container["image"] == "nvcr.io/nim/meta/llama3-8b-instruct:1.0.3"
-    assert "kube-prometheus-stack (kube-prometheus-stack 79.5.0)" in summary["not_rendered_offline"]
+    assert "kube-prometheus-stack (kube-prometheus-stack 79.5.0)" in summary["notRenderedOffline"]
 
     text = run("diff", prod(repo))
     assert text.exit_code == 0
@@ -128,11 +133,17 @@ def test_added_model_summary_objects_and_formats(repo: Path, committed: Path) ->
     assert "left out" not in markdown
 
 
-def test_image_tag_change_is_a_field_change(repo: Path) -> None:
+def test_image_tag_change_is_a_field_change_that_restarts_the_pods(repo: Path) -> None:
     text = prod(repo).read_text(encoding="utf-8")
     prod(repo).write_text(text.replace("instruct:1.0.3", "instruct:1.0.4"), encoding="utf-8")
     data = report(repo)
-    assert data["summary"]["headline"] == "1 model changed, GPUs unchanged, $/h unchanged"
+    assert data["summary"]["headline"] == "1 model changed; GPUs unchanged; $/h unchanged"
+    assert data["changed"] is True
+    image = "spec.template.spec.containers[0].image"
+    assert data["summary"]["replacements"] == [{
+        "kind": "StatefulSet", "namespace": "nim", "name": "llama3-8b-instruct", "group": "apps",
+        "effect": "restarts pods", "reason": "new image: a rolling restart of every replica",
+        "fields": [image, 'spec.template.metadata.labels["app.kubernetes.io/version"]']}]
     statefulset = next(o for o in data["objects"] if (o["kind"], o["name"]) == ("StatefulSet",
                                                                                  "llama3-8b-instruct"))
     assert statefulset["change"] == "changed" and "object" not in statefulset
@@ -144,16 +155,24 @@ def test_image_tag_change_is_a_field_change(repo: Path) -> None:
     output = run("diff", prod(repo)).output
     assert ("~ spec.template.spec.containers[0].image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3 -> "
             "nvcr.io/nim/meta/llama3-8b-instruct:1.0.4") in output
-    assert "1.0.3 -> 1.0.4" in output.split("Kubernetes objects")[0]  # the model table shows the tags
+    assert "1.0.3→1.0.4" in output.split("Kubernetes objects")[0]  # the model table shows the tags
+    lines = output.splitlines()
+    warning = lines.index("⚠ Forces replacement / restarts (1):")
+    assert lines[warning + 2].split()[:4] == ["StatefulSet", "nim/llama3-8b-instruct", image, "(+1"]
+    assert "restarts pods  new image: a rolling restart of every replica" in lines[warning + 2]
+    assert warning < lines.index(next(line for line in lines if line.startswith("MODEL")))
     markdown = run("diff", prod(repo), "--format", "markdown").output
+    assert (f"| StatefulSet nim/llama3-8b-instruct | {image} (+1 more) | restarts pods | new image: a rolling "
+            "restart of every replica |") in markdown
     assert ("- spec.template.spec.containers[0].image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3\n"
             "+ spec.template.spec.containers[0].image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.4") in markdown
 
 
 def test_removed_model_and_reformatted_file(repo: Path) -> None:
     data = report(repo)  # nothing changed yet
-    assert data["summary"]["headline"] == "no model changes, GPUs unchanged, $/h unchanged"
+    assert data["summary"]["headline"] == "no model changes; GPUs unchanged; $/h unchanged"
     assert data["objects"] == [] and data["summary"]["objects"]["added"] == 0
+    assert data["changed"] is False and data["summary"]["replacements"] == []
     # Reordered keys, flow style, no comments: the same environment, so still no change at all.
     from nimgen.yamlio import dump, load_plain
 
@@ -161,7 +180,8 @@ def test_removed_model_and_reformatted_file(repo: Path) -> None:
     document["models"] = [document["models"][0]]  # ... except the 70B model is gone
     prod(repo).write_text(dump(dict(reversed(list(document.items())))), encoding="utf-8")
     data = report(repo)
-    assert data["summary"]["headline"] == "-1 model, -8..24 GPUs, -$0.00..55.04/h"
+    assert data["summary"]["headline"] == "-1 model; min 10→2, max 29→5 GPUs; $/h min 2.42, max 61.10→6.06"
+    assert data["changed"] is True
     # A Deployment (it surges): no headless Service to remove; its warm-up Job and that Job's NetworkPolicy go too.
     assert {o["name"] for o in data["objects"] if o["change"] == "removed"} == {
         "llama-3-1-70b-instruct", "llama-3-1-70b-instruct-cache-warmup"}
@@ -195,7 +215,7 @@ def test_new_environment_is_all_added_and_markdown_is_truncated(repo: Path) -> N
                    encoding="utf-8")
     data = report(repo, env_file=new)
     assert data["base"]["exists"] is False and data["environment"] == {"before": None, "after": "staging"}
-    assert data["summary"]["headline"].startswith("new environment: +2 models, +10..29 GPUs, +$")
+    assert data["summary"]["headline"].startswith("new environment: +2 models; min 0→10, max 0→29 GPUs; $/h min 0.00→")
     assert keys(data, "changed") == set() and keys(data, "removed") == set()
     assert {"AppProject", "Application", "StatefulSet", "NodePool", "EC2NodeClass"} <= {
         o["kind"] for o in data["objects"]}
@@ -203,7 +223,7 @@ def test_new_environment_is_all_added_and_markdown_is_truncated(repo: Path) -> N
 
     markdown = run("diff", new, "--format", "markdown").output
     assert len(markdown) <= diffreport.COMMENT_LIMIT
-    assert markdown.index("**New environment: +2 models") < markdown.index("<details>")
+    assert markdown.index("**New environment: +2 models;") < markdown.index("<details>")
     left_out = int(markdown.rsplit("_Details of ", 1)[1].split(" ")[0])
     assert 0 < left_out == len(data["objects"]) - markdown.count("<details>")
     assert markdown.rstrip().endswith(
@@ -287,6 +307,3 @@ def test_field_changes_match_named_items_by_name() -> None:
     reversed_env = [{**container, "env": container["env"][::-1]}]
     reordered = {**after, "spec": {**after["spec"], "containers": reversed_env}}
     assert diffing.field_changes(after, reordered) == []
-    assert diffreport.signed_range(8, 16) == "+8..16"
-    assert diffreport.signed_range(-1.21, -6.06, "$", 2) == "-$1.21..6.06"
-    assert diffreport.signed_range(0, 0) == "0" and diffreport.signed_range(1, -1) == "+1..-1"

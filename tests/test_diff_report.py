@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
+import click
 import pytest
 from nimgen.commands import diffreport
 from nimgen.commands.diff import Diff, FieldChange, ModelChange, ObjectChange, ObjectKey, Side, field_changes
@@ -42,80 +44,110 @@ POOL_OLD = PoolPlan("a10g", 1, 2, 8, 1.0, 2.0)
 POOL_NEW = PoolPlan("a10g", 3, 6, 8, 4.5, 9.0)
 
 
-@pytest.mark.parametrize(("low", "high", "unit", "digits", "text"), [
-    (0, 0, "", 0, "0"),
-    (2, 2, "", 0, "+2"),
-    (-2, -2, "", 0, "-2"),
-    (8, 16, "", 0, "+8..16"),
-    (-8, -16, "", 0, "-8..16"),
-    (0, 16, "", 0, "+0..16"),
-    (-4, 0, "", 0, "-4..0"),
-    (0, -4, "", 0, "-0..4"),
-    (1, -1, "", 0, "+1..-1"),
-    (-1, 1, "", 0, "-1..+1"),
-    (1.5, 1.5, "$", 2, "+$1.50"),
-    (-1.21, -6.06, "$", 2, "-$1.21..6.06"),
+@pytest.mark.parametrize(("low", "high", "digits", "text"), [
+    (0, 0, 0, "0"), (2, 5, 0, "2..5"), (8, 8, 0, "8"), (1.21, 3.63, 2, "1.21..3.63"), (1.5, 1.5, 2, "1.50"),
+    (None, None, 2, "unknown"), (1.0, None, 2, "1.00..unknown"), (1.004, 1.001, 2, "1.00"),
 ])
-def test_signed_range(low: float, high: float, unit: str, digits: int, text: str) -> None:
-    assert diffreport.signed_range(low, high, unit, digits) == text
+def test_span(low: float | None, high: float | None, digits: int, text: str) -> None:
+    assert diffreport.span(low, high, digits) == text
+
+
+def _bounds(low: float | None, high: float | None) -> dict[str, float | None]:
+    return {"gpusMin": low, "gpusMax": high}
+
+
+@pytest.mark.parametrize(("old", "new", "digits", "text"), [
+    ((1, 5), (1, 5), 0, "1..5"),  # unchanged: the range
+    ((8, 8), (8, 8), 0, "8"),
+    (None, (2, 3), 0, "2..3"),  # one side only: that side's range
+    ((2, 3), None, 0, "2..3"),
+    ((1, 5), (2, 3), 0, "min 1→2, max 5→3"),  # both bounds change
+    ((1, 5), (2, 5), 0, "min 1→2, max 5"),  # one bound: an arrow only there, the bounds named
+    ((1, 5), (1, 3), 0, "min 1, max 5→3"),
+    ((8, 8), (16, 16), 0, "8→16"),  # one figure each side
+    ((1, 1), (1, 2), 0, "min 1, max 1→2"),
+    ((1.21, 3.63), (2.42, 3.63), 2, "min 1.21→2.42, max 3.63"),
+    ((1.0, 2.0), (1.001, 2.0), 2, "1.00..2.00"),  # equal as shown
+    ((1.0, 2.0), (None, None), 2, "min 1.00→unknown, max 2.00→unknown"),
+    ((None, None), (None, None), 2, "unknown"),
+])
+def test_between(old: tuple[float | None, float | None] | None, new: tuple[float | None, float | None] | None,
+                 digits: int, text: str) -> None:
+    assert diffreport.between(old and _bounds(*old), new and _bounds(*new), "gpus", digits) == text
+    assert diffreport.between(None, None, "gpus") == ""
 
 
 def test_summary_sums_every_model_and_pool_and_signs_the_delta() -> None:
     result = _diff(_plan(A, pools=(POOL_OLD,)), _plan(A, B, pools=(POOL_NEW,)),
                    models=(ModelChange("b", "added", None, B, ("", "img:2")),))
     data = diffreport.summary(result)
-    assert data["headline"] == "+1 model, +2..4 GPUs, +$3.50..7.00/h"
+    assert data["headline"] == "+1 model; min 1→3, max 2→6 GPUs; $/h min 1.00→4.50, max 2.00→9.00"
     assert data["totals"] == {
-        "before": {"gpus": {"min": 1, "max": 2}, "on_demand_usd_per_hour": {"min": 1.0, "max": 2.0}},
-        "after": {"gpus": {"min": 3, "max": 6}, "on_demand_usd_per_hour": {"min": 4.5, "max": 9.0}},
-        "delta": {"gpus": {"min": 2, "max": 4}, "on_demand_usd_per_hour": {"min": 3.5, "max": 7.0}},
+        "before": {"gpusMin": 1, "gpusMax": 2, "onDemandUsdMin": 1.0, "onDemandUsdMax": 2.0},
+        "after": {"gpusMin": 3, "gpusMax": 6, "onDemandUsdMin": 4.5, "onDemandUsdMax": 9.0},
+        "delta": {"gpusMin": 2, "gpusMax": 4, "onDemandUsdMin": 3.5, "onDemandUsdMax": 7.0},
     }
     [model] = data["models"]
     assert model["name"] == "b" and model["change"] == "added" and model["others"] == []
     assert model["image"] == {"before": None, "after": "img:2"}
-    assert model["before"] is None and model["after"]["gpus_max"] == 4
-    assert model["delta"] == {"gpus": {"min": 2, "max": 4}, "on_demand_usd_per_hour": {"min": 3.5, "max": 7.0}}
+    assert model["before"] is None and model["after"]["gpusMax"] == 4
+    assert list(model["after"])[:5] == ["model", "pool", "instance", "gpu", "gpusPerReplica"]
+    assert model["delta"] == {"gpusMin": 2, "gpusMax": 4, "onDemandUsdMin": 3.5, "onDemandUsdMax": 7.0}
     [pool] = data["pools"]
-    assert pool["pool"] == "a10g" and pool["before"]["gpu_limit"] == 8
-    assert pool["delta"] == {"gpus": {"min": 2, "max": 4}, "on_demand_usd_per_hour": {"min": 3.5, "max": 7.0}}
+    assert pool["pool"] == "a10g" and pool["before"]["gpuLimit"] == 8
+    assert pool["delta"] == {"gpusMin": 2, "gpusMax": 4, "onDemandUsdMin": 3.5, "onDemandUsdMax": 7.0}
     assert data["objects"] == {"added": 0, "changed": 0, "removed": 0, "unchanged": 0}
-    assert data["not_rendered_offline"] == []
+    assert data["notRenderedOffline"] == [] and data["replacements"] == []
 
 
 def test_an_unknown_price_on_either_side_is_unknown_never_zero() -> None:
     unpriced = _row("c", "h200", (8, 8), (None, None))
     for before, after in ((_plan(A), _plan(A, unpriced)), (_plan(A, unpriced), _plan(A))):
         data = diffreport.summary(_diff(before, after))
-        assert data["totals"]["delta"]["on_demand_usd_per_hour"] is None
-        assert data["headline"].endswith("$/h unknown (a price is not in the catalog)")
+        assert data["totals"]["delta"] == {"gpusMin": 8 if after.models[1:] else -8,
+                                           "gpusMax": 8 if after.models[1:] else -8,
+                                           "onDemandUsdMin": None, "onDemandUsdMax": None}
+        assert data["headline"].endswith("; $/h unknown (a price is not in the catalog)")
     one_sided = _row("d", "a10g", (1, 1), (1.0, None))
-    assert diffreport.summary(_diff(_plan(A), _plan(A, one_sided)))["totals"]["after"]["on_demand_usd_per_hour"] is None
+    data = diffreport.summary(_diff(_plan(A), _plan(A, one_sided)))
+    assert (data["totals"]["after"]["onDemandUsdMin"], data["totals"]["after"]["onDemandUsdMax"]) == (2.0, None)
+    assert (data["totals"]["delta"]["onDemandUsdMin"], data["totals"]["delta"]["onDemandUsdMax"]) == (1.0, None)
+    assert data["headline"].endswith("; $/h unknown (a price is not in the catalog)")
 
 
 def test_a_side_without_a_plan_counts_as_zero() -> None:
     data = diffreport.summary(_diff(None, _plan(A, pools=(POOL_OLD,))))
-    assert data["headline"] == "new environment: no model changes, +1..2 GPUs, +$1.00..2.00/h"
-    assert data["totals"]["before"] == {"gpus": {"min": 0, "max": 0}, "on_demand_usd_per_hour": {"min": 0.0, "max": 0.0}}
+    assert data["headline"] == \
+        "new environment: no model changes; min 0→1, max 0→2 GPUs; $/h min 0.00→1.00, max 0.00→2.00"
+    assert data["totals"]["before"] == {"gpusMin": 0, "gpusMax": 0, "onDemandUsdMin": 0.0, "onDemandUsdMax": 0.0}
     assert data["pools"][0]["before"] is None
     gone = diffreport.summary(_diff(_plan(A), None))
-    assert gone["headline"] == "environment removed: no model changes, -1..2 GPUs, -$1.00..2.00/h"
+    assert gone["headline"] == \
+        "environment removed: no model changes; min 1→0, max 2→0 GPUs; $/h min 1.00→0.00, max 2.00→0.00"
 
 
 @pytest.mark.parametrize(("models", "plans", "headline"), [
-    ((), (_plan(A), _plan(A)), "no model changes, GPUs unchanged, $/h unchanged"),
+    ((), (_plan(A), _plan(A)), "no model changes; GPUs unchanged; $/h unchanged"),
     ((ModelChange("b", "removed", B, None, ("x", "")),), (_plan(A, B), _plan(A)),
-     "-1 model, -2..4 GPUs, -$3.50..7.00/h"),
+     "-1 model; min 3→1, max 6→2 GPUs; $/h min 4.50→1.00, max 9.00→2.00"),
     ((ModelChange("a", "added", None, A, ("", "x")), ModelChange("b", "added", None, B, ("", "x"))),
-     (_plan(), _plan(A, B)), "+2 models, +3..6 GPUs, +$4.50..9.00/h"),
+     (_plan(), _plan(A, B)), "+2 models; min 0→3, max 0→6 GPUs; $/h min 0.00→4.50, max 0.00→9.00"),
     ((ModelChange("a", "changed", A, A, ("x", "y")),), (_plan(A), _plan(A)),
-     "1 model changed, GPUs unchanged, $/h unchanged"),
+     "1 model changed; GPUs unchanged; $/h unchanged"),
     ((ModelChange("a", "changed", A, A, ("x", "y")), ModelChange("b", "changed", B, B, ("x", "y"))),
-     (_plan(A, B), _plan(A, B)), "2 models changed, GPUs unchanged, $/h unchanged"),
+     (_plan(A, B), _plan(A, B)), "2 models changed; GPUs unchanged; $/h unchanged"),
+    ((ModelChange("a", "added", None, A, ("", "x")), ModelChange("b", "removed", B, None, ("x", "")),
+      ModelChange("c", "changed", A, A, ("x", "y"))), (_plan(B, A), _plan(A, A)),
+     "+1 model, -1 model, 1 model changed; min 3→2, max 6→4 GPUs; $/h min 4.50→2.00, max 9.00→4.00"),
     ((ModelChange("a", "changed", A, replace(A, gpus_min=2, gpus_max=2), ("x", "x")),),
-     (_plan(A), _plan(replace(A, gpus_min=2, gpus_max=2))), "1 model changed, +1..0 GPUs, $/h unchanged"),
-    ((), (_plan(A), _plan(replace(A, gpus_min=2, gpus_max=3))), "no model changes, +1 GPU, $/h unchanged"),
-    ((), (_plan(A), _plan(replace(A, gpus_min=3, gpus_max=4))), "no model changes, +2 GPUs, $/h unchanged"),
-    ((), (_plan(A), _plan(replace(A, gpus_min=0, gpus_max=1))), "no model changes, -1 GPU, $/h unchanged"),
+     (_plan(A), _plan(replace(A, gpus_min=2, gpus_max=2))), "1 model changed; min 1→2, max 2 GPUs; $/h unchanged"),
+    ((), (_plan(A), _plan(replace(A, gpus_min=2, gpus_max=3))),
+     "no model changes; min 1→2, max 2→3 GPUs; $/h unchanged"),
+    ((), (_plan(A), _plan(replace(A, gpus_min=1, gpus_max=4))), "no model changes; min 1, max 2→4 GPUs; $/h unchanged"),
+    ((), (_plan(replace(A, gpus_min=8, gpus_max=8)), _plan(replace(A, gpus_min=16, gpus_max=16))),
+     "no model changes; 8→16 GPUs; $/h unchanged"),
+    ((), (_plan(A), _plan(replace(A, on_demand_usd_min=1.21))),
+     "no model changes; GPUs unchanged; $/h min 1.00→1.21, max 2.00"),
 ])
 def test_headline(models: tuple[ModelChange, ...], plans: tuple[Plan, Plan], headline: str) -> None:
     assert diffreport.summary(_diff(*plans, models=models))["headline"] == headline
@@ -133,7 +165,7 @@ def test_object_counts_and_external_charts() -> None:
     result.after.external.update({"kps (kube-prometheus-stack 1.0)", "adapter (prometheus-adapter 2.0)"})
     data = diffreport.summary(result)
     assert data["objects"] == {"added": 2, "changed": 1, "removed": 1, "unchanged": 7}
-    assert data["not_rendered_offline"] == ["adapter (prometheus-adapter 2.0)", "kps (kube-prometheus-stack 1.0)"]
+    assert data["notRenderedOffline"] == ["adapter (prometheus-adapter 2.0)", "kps (kube-prometheus-stack 1.0)"]
 
 
 def test_change_lines() -> None:
@@ -179,8 +211,16 @@ def test_text_report() -> None:
                    models=(ModelChange("b", "added", None, B, ("", "img:2")),))
     result.after.external.add("kps (kube-prometheus-stack 1.0)")
     lines = diffreport.as_text(result).splitlines()
-    assert lines[:2] == ["nimgen diff environments/e.yaml: base 0123456789ab (origin/main) -> work tree",
-                         "+1 model, +2..4 GPUs, +$3.50..7.00/h"]
+    assert lines[:2] == ["nimgen diff environments/e.yaml: base 0123456789ab (origin/main) → work tree",
+                         "+1 model; min 1→3, max 2→6 GPUs; $/h min 1.00→4.50, max 2.00→9.00"]
+    assert lines[3:10] == [
+        "MODEL  CHANGE  POOL  GPUS/REPLICA  REPLICAS  IMAGE  GPUS  ON-DEMAND $/H",
+        "b      added   a10g  1             2..4      img:2  2..4  3.50..7.00",
+        "",
+        "POOL   GPUS              GPU LIMIT  ON-DEMAND $/H",
+        "a10g   min 1→3, max 2→6  8          min 1.00→4.50, max 2.00→9.00",
+        "total  min 1→3, max 2→6             min 1.00→4.50, max 2.00→9.00",
+        ""]
     assert "Kubernetes objects: 1 added, 1 changed, 0 removed, 3 unchanged" in lines
     assert lines.index("~ Service nim/b (from Application b)") + 1 == lines.index("    ~ a: 1 -> 2")
     assert "+ Application argocd/b (applied by hand)" in lines
@@ -188,7 +228,7 @@ def test_text_report() -> None:
                           "  kps (kube-prometheus-stack 1.0)"]
     same_label = _diff(_plan(A), _plan(A), base=Base("0123456789abcdef0123", "0123456789abcdef0123"))
     assert diffreport.as_text(same_label).splitlines()[0] == \
-        "nimgen diff environments/e.yaml: base 0123456789ab -> work tree"
+        "nimgen diff environments/e.yaml: base 0123456789ab → work tree"
 
 
 def test_markdown_keeps_the_summary_and_leaves_out_details_that_do_not_fit() -> None:
@@ -230,7 +270,9 @@ def test_json_report_keeps_only_the_sides_each_change_has() -> None:
                    {"path": "b", "change": "removed", "before": 1},
                    {"path": "c", "change": "added", "after": 1}]}
     assert data["objects"][1]["object"] == {"x": 1} and data["objects"][1]["fields"] == []
-    assert data["summary"]["headline"] == "no model changes, GPUs unchanged, $/h unchanged"
+    assert data["summary"]["headline"] == "no model changes; GPUs unchanged; $/h unchanged"
+    assert data["changed"] is True and list(data) == ["file", "base", "environment", "changed", "summary", "objects"]
+    assert json.loads(diffreport.as_json(_diff(_plan(A), _plan(A))))["changed"] is False
     new = json.loads(diffreport.as_json(_diff(None, _plan(A))))
     assert new["base"]["exists"] is False and new["environment"] == {"before": None, "after": "e"}
 
@@ -298,14 +340,6 @@ def test_model_changes_name_every_other_changed_setting() -> None:
 
 
 # Edge cases the mutation run showed untested (benchmarks/mutation_score.py --group diff).
-@pytest.mark.parametrize(("low", "high", "unit", "digits", "text"), [
-    (0.5, 0.5, "$", 2, "+$0.50"), (-0.5, -0.5, "$", 2, "-$0.50"), (0.25, 0.75, "$", 2, "+$0.25..0.75"),
-    (-0.25, 0.75, "$", 2, "-$0.25..+0.75"), (0.5, -0.5, "$", 2, "+$0.50..-0.50"),
-])
-def test_signed_range_below_one(low: float, high: float, unit: str, digits: int, text: str) -> None:
-    assert diffreport.signed_range(low, high, unit, digits) == text
-
-
 def test_field_changes_of_maps_lists_and_odd_keys() -> None:
     assert field_changes({"a": 1, "b": 2}, {"a": 1}) == [FieldChange("b", "removed", before=2)]
     assert field_changes({"a": 1}, "x") == [FieldChange("", "changed", {"a": 1}, "x")]
@@ -335,7 +369,7 @@ def test_delta_rounds_to_cents() -> None:
     priced = _row("a", "a10g", (1, 1), (1.0, 1.0))
     data = diffreport.summary(_diff(_plan(priced), _plan(replace(priced, on_demand_usd_min=1.2345,
                                                                   on_demand_usd_max=1.2345))))
-    assert data["totals"]["delta"]["on_demand_usd_per_hour"] == {"min": 0.23, "max": 0.23}
+    assert data["totals"]["delta"] == {"gpusMin": 0, "gpusMax": 0, "onDemandUsdMin": 0.23, "onDemandUsdMax": 0.23}
 
 
 def test_inline_quotes_keep_unicode_and_dates() -> None:
@@ -375,3 +409,111 @@ def test_json_text_layout() -> None:
     assert text.startswith('{\n  "file": "environments/e.yaml",\n  "base": {\n    "ref": "origin/main",')
     assert '"k": "é"' in text
     assert json.loads(text)["environment"] == {"before": "e", "after": None}
+
+
+# Whether anything changes (--exit-code), colour on a terminal, the warnings of diffeffects.py.
+IMAGE = "spec.template.spec.containers[0].image"
+
+
+def _statefulset(image: str) -> dict[str, Any]:
+    return {"kind": "StatefulSet", "spec": {"template": {"spec": {"containers": [{"name": "nim", "image": image}]}}}}
+
+
+def _colourful() -> Diff:
+    """One object of each change, a model, and a StatefulSet whose new image restarts its pods."""
+    key = ObjectKey("ConfigMap", "nim", "c", "")
+    sts = ObjectKey("StatefulSet", "nim", "m", "apps")
+    old, new = _statefulset("nim:1"), _statefulset("nim:2")
+    objects = (ObjectChange(key, "added", "app", None, {"k": 1}),
+               ObjectChange(replace(key, name="d"), "removed", "app", {"k": 1}, None),
+               ObjectChange(sts, "changed", "m", old, new, tuple(field_changes(old, new))))
+    return _diff(_plan(A), _plan(A, B), objects=objects, unchanged=1,
+                 models=(ModelChange("b", "added", None, B, ("", "img:2")),))
+
+
+def test_changed_is_any_object_added_removed_or_changed() -> None:
+    assert _diff(_plan(A), _plan(A)).changed is False
+    key = ObjectKey("ConfigMap", "nim", "c", "")
+    for change in (ObjectChange(key, "added", "a", None, {"k": 1}), ObjectChange(key, "removed", "a", {"k": 1}, None),
+                   ObjectChange(key, "changed", "a", {"k": 1}, {"k": 2}, (FieldChange("k", "changed", 1, 2),))):
+        result = _diff(_plan(A), _plan(A), objects=(change,))  # no model, GPU or price changes: still a change
+        assert result.changed is True
+        assert diffreport.summary(result)["headline"] == "no model changes; GPUs unchanged; $/h unchanged"
+    assert _diff(None, _plan(A)).changed is False  # the summary differs, but no object does
+    assert _colourful().changed is True
+
+
+def test_text_without_colour_has_no_escapes_and_with_colour_only_adds_them() -> None:
+    result = _colourful()
+    plain, coloured = diffreport.as_text(result), diffreport.as_text(result, color=True)
+    assert "\x1b" not in plain and "\x1b" not in diffreport.as_text(result, color=False)
+    assert click.unstyle(coloured) == plain  # same text, same alignment: colour only wraps it
+    lines = dict(zip(plain.splitlines(), coloured.splitlines()))
+    green, red, yellow, bold = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[1m"
+    assert lines["+ ConfigMap nim/c (from Application app)"].startswith(green)
+    assert lines["    + k: 1"] == f"    {green}+ k: 1\x1b[0m"
+    assert lines["- ConfigMap nim/d (from Application app)"].startswith(red)
+    assert lines["    - k: 1"] == f"    {red}- k: 1\x1b[0m"
+    assert lines["~ StatefulSet nim/m (from Application m)"].startswith(yellow)
+    assert lines[f"    ~ {IMAGE}: nim:1 -> nim:2"] == f"    {yellow}~ {IMAGE}: nim:1 -> nim:2\x1b[0m"
+    for heading in (plain.splitlines()[0], plain.splitlines()[1], "⚠ Forces replacement / restarts (1):",
+                    "Kubernetes objects: 1 added, 1 changed, 1 removed, 1 unchanged"):
+        assert lines[heading] == f"{bold}{heading}\x1b[0m"
+    header = next(line for line in lines if line.startswith("MODEL"))
+    assert lines[header].startswith(f"{bold}MODEL\x1b[0m  ")
+    row = next(line for line in lines if line.startswith("b  "))
+    assert f"{green}added\x1b[0m" in lines[row]
+    warning = next(line for line in lines if line.startswith("StatefulSet nim/m"))
+    assert f"{yellow}{bold}restarts pods\x1b[0m" in lines[warning]
+    assert "\x1b" not in diffreport.as_markdown(result) + diffreport.as_json(result)
+
+
+def test_warnings_come_first_in_every_format() -> None:
+    result = _colourful()
+    lines = diffreport.as_text(result).splitlines()
+    start = lines.index("⚠ Forces replacement / restarts (1):")
+    assert start == 3 and lines[start + 1].split() == ["OBJECT", "FIELD", "EFFECT", "WHY"]
+    assert lines[start + 2].split("  ")[0] == "StatefulSet nim/m"
+    assert f"  {IMAGE}  restarts pods  new image: a rolling restart of every replica" in lines[start + 2]
+    assert lines.index(next(line for line in lines if line.startswith("MODEL"))) > start + 2
+
+    markdown = diffreport.as_markdown(result)
+    assert "**⚠ Forces replacement / restarts (1)**\n\n| Object | Field | Effect | Why |\n|---|---|---|---|\n" \
+        f"| StatefulSet nim/m | {IMAGE} | restarts pods | new image: a rolling restart of every replica |\n" in markdown
+    assert markdown.index("⚠") < markdown.index("| Model |") < markdown.index("<details>")
+
+    data = json.loads(diffreport.as_json(result))
+    assert data["summary"]["replacements"] == [
+        {"kind": "StatefulSet", "namespace": "nim", "name": "m", "group": "apps", "effect": "restarts pods",
+         "reason": "new image: a rolling restart of every replica", "fields": [IMAGE]}]
+    assert list(data["summary"]) == ["headline", "replacements", "models", "pools", "totals", "objects",
+                                     "notRenderedOffline"]
+    assert "⚠" not in diffreport.as_text(_diff(_plan(A), _plan(A)))
+
+
+def test_a_warning_names_its_first_field_and_counts_the_rest() -> None:
+    assert diffreport._fields({"fields": ["a", "b", "c"]}) == "a (+2 more)"
+    assert diffreport._fields({"fields": ["a"]}) == "a"
+    assert diffreport._fields({"fields": []}) == "(deleted)"
+    key = ObjectKey("NodePool", "", "p|q", "karpenter.sh")
+    result = _diff(_plan(A), _plan(A), objects=(ObjectChange(key, "removed", "pools", {"kind": "NodePool"}, None),))
+    assert "| NodePool p\\|q | (deleted) | replaces nodes | NodePool deleted:" in diffreport.as_markdown(result)
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {key for item in value.values() for key in _keys(item)}
+    return {key for item in value for key in _keys(item)} if isinstance(value, list) else set()
+
+
+def test_json_keys_are_camel_case_except_inside_objects() -> None:
+    old, new = {"spec": {"snake_key": 1}}, {"spec": {"snake_key": 2}}
+    objects = (*_colourful().objects, ObjectChange(ObjectKey("X", "", "x", ""), "added", "a", None, {"a_b": 1}),
+               ObjectChange(ObjectKey("Y", "", "y", ""), "changed", "a", old, new, tuple(field_changes(old, new))))
+    data = json.loads(diffreport.as_json(replace(_colourful(), objects=objects)))
+    outside = {**data, "objects": [{key: value for key, value in item.items() if key not in ("object", "fields")}
+                                   for item in data["objects"]]}
+    assert not [key for key in _keys(outside) if "_" in key]
+    assert {"gpusMin", "onDemandUsdMax", "gpusPerReplica", "replicasMin", "notRenderedOffline"} <= _keys(outside)
+    assert data["objects"][-2]["object"] == {"a_b": 1}  # the manifests themselves are never renamed
+    assert data["objects"][-1]["fields"][0]["path"] == "spec.snake_key"

@@ -2,7 +2,8 @@
 
 Both sides are rendered by this nimgen (the base is read through git, never checked out), expanded
 into the Kubernetes objects Argo CD applies and compared as parsed data: key order, YAML formatting
-and header comments never show up. The reports are in diffreport.py.
+and header comments never show up. The reports are in diffreport.py; what the changes restart or
+replace (pods, nodes, objects with immutable fields) in diffeffects.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nimgen import helm
+from nimgen.commands.diffeffects import Replacement, replacements
 from nimgen.commands.plan import ModelPlan, Plan, plan
 from nimgen.environment.load import load_environment
 from nimgen.errors import UserError
@@ -96,6 +98,16 @@ class Diff:
     models: tuple[ModelChange, ...]
     objects: tuple[ObjectChange, ...]
     unchanged: int
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything Argo CD applies changes: an object added, removed or changed (`--exit-code`)."""
+        return bool(self.objects)
+
+    @property
+    def replacements(self) -> tuple[Replacement, ...]:
+        """What the changes restart or replace: pods, nodes, objects with immutable fields."""
+        return replacements(self.objects)
 
 
 def diff(env_file: Path, base_ref: str | None = None, engine: helm.Engine | None = None) -> Diff:

@@ -1,6 +1,8 @@
 """Reports of `nimgen diff`: text for terminals, JSON for tools, Markdown sized for a pull-request comment.
 
 Data and change lines are built here; the layout of tables and summaries lives in templates/diff-*.j2.
+Ranges read `lo..hi`; a change shows old→new on each bound that changes, and names the bounds then.
+JSON keys are camelCase, like Kubernetes objects and the environment file.
 """
 
 from __future__ import annotations
@@ -9,26 +11,57 @@ import difflib
 import html
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
+import click
+
 from nimgen.commands.diff import SIGNS, Diff, FieldChange, ObjectChange
+from nimgen.commands.diffeffects import Replacement
 from nimgen.commands.plan import ModelPlan, Plan, PoolPlan
 from nimgen.templating import render_text
 from nimgen.yamlio import dump
 
 COMMENT_LIMIT = 65_536  # GitHub's maximum comment length, in characters
 MAX_TABLE_ROWS = 50  # keeps the Markdown summary bounded however many models change
+# Colours of the text report on a terminal, like git and terraform.
+STYLES: dict[str, dict[str, Any]] = {
+    "added": {"fg": "green"}, "removed": {"fg": "red"}, "changed": {"fg": "yellow"},
+    "heading": {"bold": True},
+    "replaces the object": {"fg": "red", "bold": True}, "replaces nodes": {"fg": "red", "bold": True},
+    "restarts pods": {"fg": "yellow", "bold": True},
+}
+_SIGNED = {sign: change for change, sign in SIGNS.items()}
 
 
-def signed_range(low: float, high: float, unit: str = "", digits: int = 0) -> str:
-    """"+8..16", "-$1.21..6.06", "+2", "0", "+1..-1": one sign for the pair when both share it."""
-    sign, text = {True: "-", False: "+"}, [f"{abs(value):.{digits}f}" for value in (low, high)]
-    if low == high:
-        return f"{sign[low < 0] if low else ''}{unit}{text[0]}"
-    if (low < 0) == (high < 0) or 0 in (low, high):
-        return f"{sign[min(low, high) < 0]}{unit}{text[0]}..{text[1]}"
-    return f"{sign[low < 0]}{unit}{text[0]}..{sign[high < 0]}{text[1]}"
+def _figure(value: float | None, digits: int) -> str:
+    return "unknown" if value is None else f"{value:.{digits}f}"
+
+
+def span(low: float | None, high: float | None, digits: int = 0) -> str:
+    """A range as `lo..hi`, one figure when both are equal: "2..5", "8", "1.21..3.63", "unknown"."""
+    low_text, high_text = _figure(low, digits), _figure(high, digits)
+    return low_text if low_text == high_text else f"{low_text}..{high_text}"
+
+
+def between(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, name: str, digits: int = 0) -> str:
+    """`name`Min..`name`Max from old to new, with old→new on each bound that changes and only there.
+
+    "2..5" (unchanged, or one side only), "8→16" (one figure each side), "min 1→2, max 5" and
+    "min 1→2, max 5→3": the bounds are named as soon as one changes, so an arrow never reads as a range's.
+    """
+    if old is None or new is None:
+        row = new if new is not None else old
+        return "" if row is None else span(row[f"{name}Min"], row[f"{name}Max"], digits)
+    low, high, new_low, new_high = (_figure(row[f"{name}{end}"], digits)
+                                    for row in (old, new) for end in ("Min", "Max"))
+    if (low, high) == (new_low, new_high):
+        return low if low == high else f"{low}..{high}"
+    if low == high and new_low == new_high:
+        return f"{low}→{new_low}"
+    bounds = [text if text == now else f"{text}→{now}" for text, now in ((low, new_low), (high, new_high))]
+    return f"min {bounds[0]}, max {bounds[1]}"
 
 
 _AMBIGUOUS = re.compile(r"-?[0-9][0-9_.eE+-]*|true|false|yes|no|on|off|null|~", re.IGNORECASE)
@@ -72,32 +105,42 @@ def object_lines(item: ObjectChange, arrows: bool = False) -> list[str]:
     return _block(SIGNS[item.change], "", item.after if item.change == "added" else item.before)
 
 
-def _range(row: ModelPlan | PoolPlan | Plan | None) -> dict[str, Any]:
-    """GPUs and On-Demand $/h at min-max replicas: zero without a row, $/h None when a price is unknown."""
+FIGURES = ("gpusMin", "gpusMax", "onDemandUsdMin", "onDemandUsdMax")
+
+
+def _camel(row: ModelPlan | PoolPlan | None) -> dict[str, Any] | None:
+    """A plan row with camelCase keys (`gpus_min` -> `gpusMin`)."""
+    return None if row is None else {re.sub("_([a-z0-9])", lambda m: m[1].upper(), key): value
+                                     for key, value in asdict(row).items()}
+
+
+def _figures(row: ModelPlan | PoolPlan | Plan | None) -> dict[str, Any]:
+    """GPUs and On-Demand $/h at min and max replicas: zero without a row, a price None when unknown."""
     if row is None:
-        return {"gpus": {"min": 0, "max": 0}, "on_demand_usd_per_hour": {"min": 0.0, "max": 0.0}}
-    low, high = row.on_demand_usd_min, row.on_demand_usd_max
-    return {"gpus": {"min": row.gpus_min, "max": row.gpus_max},
-            "on_demand_usd_per_hour": None if low is None or high is None else {"min": low, "max": high}}
+        return {"gpusMin": 0, "gpusMax": 0, "onDemandUsdMin": 0.0, "onDemandUsdMax": 0.0}
+    return dict(zip(FIGURES, (row.gpus_min, row.gpus_max, row.on_demand_usd_min, row.on_demand_usd_max)))
 
 
 def _delta(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    usd = (old["on_demand_usd_per_hour"], new["on_demand_usd_per_hour"])
-    return {"gpus": {end: new["gpus"][end] - old["gpus"][end] for end in ("min", "max")},
-            "on_demand_usd_per_hour": None if None in usd else {end: round(usd[1][end] - usd[0][end], 2)
-                                                                for end in ("min", "max")}}
+    """new - old for each figure (cents for prices); None where either side is unknown."""
+    return {key: None if old[key] is None or new[key] is None else new[key] - old[key]
+            if key.startswith("gpus") else round(new[key] - old[key], 2) for key in FIGURES}
+
+
+def _replacement(item: Replacement) -> dict[str, Any]:
+    return {**asdict(item.key), "effect": item.effect, "reason": item.reason, "fields": list(item.fields)}
 
 
 def summary(result: Diff) -> dict[str, Any]:
-    """The summary as plain data: what `--format json` prints and the templates lay out."""
-    def sides(old: Any, new: Any) -> dict[str, Any]:
-        return {"before": asdict(old) if old else None, "after": asdict(new) if new else None,
-                "delta": _delta(_range(old), _range(new))}
+    """The summary as plain data (camelCase keys): what `--format json` prints and the templates lay out."""
+    def sides(old: ModelPlan | PoolPlan | None, new: ModelPlan | PoolPlan | None) -> dict[str, Any]:
+        return {"before": _camel(old), "after": _camel(new), "delta": _delta(_figures(old), _figures(new))}
 
-    totals = {"before": _range(result.before.plan), "after": _range(result.after.plan)}
+    totals = {"before": _figures(result.before.plan), "after": _figures(result.after.plan)}
     old = {row.pool: row for row in result.before.plan.pools} if result.before.plan else {}
     new = {row.pool: row for row in result.after.plan.pools} if result.after.plan else {}
     data = {
+        "replacements": [_replacement(item) for item in result.replacements],
         "models": [{"name": m.name, "change": m.change, "others": list(m.others),
                     "image": {"before": m.images[0] or None, "after": m.images[1] or None},
                     **sides(m.before, m.after)}
@@ -107,7 +150,7 @@ def summary(result: Diff) -> dict[str, Any]:
         "totals": {**totals, "delta": _delta(totals["before"], totals["after"])},
         "objects": {**{kind: sum(item.change == kind for item in result.objects)
                        for kind in ("added", "changed", "removed")}, "unchanged": result.unchanged},
-        "not_rendered_offline": sorted(result.before.external | result.after.external),
+        "notRenderedOffline": sorted(result.before.external | result.after.external),
     }
     new_or_gone = "new environment: " if result.before.env is None else "environment removed: " if \
         result.after.env is None else ""
@@ -115,39 +158,64 @@ def summary(result: Diff) -> dict[str, Any]:
 
 
 def headline(data: dict[str, Any]) -> str:
-    """The whole change in one line, e.g. "+1 model, +8..16 GPUs, +$55.04..110.08/h"."""
+    """The whole change in one line: "+1 model; min 10→12, max 29→32 GPUs; $/h min 12.10→14.52, max 35.09"."""
     counts = [(sum(m["change"] == change for m in data["models"]), text) for change, text in
               (("added", "+{} model{}"), ("removed", "-{} model{}"), ("changed", "{} model{} changed"))]
-    parts = [text.format(count, "" if count == 1 else "s") for count, text in counts if count]
-    parts = parts or ["no model changes"]
-    gpus, usd = data["totals"]["delta"]["gpus"], data["totals"]["delta"]["on_demand_usd_per_hour"]
-    unit = "GPU" if gpus["min"] == gpus["max"] and abs(gpus["min"]) == 1 else "GPUs"
-    parts.append(f"{signed_range(gpus['min'], gpus['max'])} {unit}" if gpus["min"] or gpus["max"]
-                 else "GPUs unchanged")
-    parts.append("$/h unknown (a price is not in the catalog)" if usd is None else "$/h unchanged"
-                 if not (usd["min"] or usd["max"]) else f"{signed_range(usd['min'], usd['max'], '$', 2)}/h")
-    return ", ".join(parts)
+    models = ", ".join(text.format(count, "" if count == 1 else "s") for count, text in counts if count)
+    old, new = data["totals"]["before"], data["totals"]["after"]
+    gpus, usd = between(old, new, "gpus"), between(old, new, "onDemandUsd", 2)
+    return "; ".join([
+        models or "no model changes",
+        f"{gpus} GPUs" if "→" in gpus else "GPUs unchanged",
+        "$/h unknown (a price is not in the catalog)" if None in (*old.values(), *new.values()) else
+        f"$/h {usd}" if "→" in usd else "$/h unchanged",
+    ])
 
 
 def _table(text: str) -> str:
-    """Align tab-separated lines into columns."""
+    """Align tab-separated lines into columns (by their visible width: cells may carry colour)."""
     rows = [line.split("\t") for line in text.strip("\n").splitlines()]
-    widths = [max(len(row[i]) if i < len(row) else 0 for row in rows) for i in range(max(map(len, rows)))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-                     for row in rows)
+    sizes = [[len(click.unstyle(cell)) for cell in row] for row in rows]
+    widths = [max(row[i] if i < len(row) else 0 for row in sizes) for i in range(max(map(len, rows)))]
+    return "\n".join("  ".join(cell + " " * (width - size) for cell, size, width in zip(row, row_sizes, widths))
+                     .rstrip() for row, row_sizes in zip(rows, sizes))
 
 
-def _render(template: str, result: Diff, **extra: Any) -> str:
+def _fields(item: Mapping[str, Any]) -> str:
+    """The fields of a warning in one cell: the first, and how many more."""
+    fields: list[str] = item["fields"]
+    if not fields:
+        return "(deleted)"
+    return fields[0] + (f" (+{len(fields) - 1} more)" if len(fields) > 1 else "")
+
+
+def _render(template: str, result: Diff, paint: Callable[[str, str], str] | None = None, **extra: Any) -> str:
     env, base = result.after.env or result.before.env, result.base
     return render_text(template, result=result, summary=summary(result), name=env.name if env else "",
                        base=base.short, base_label="" if base.label == base.commit else base.label,
-                       signs=SIGNS, signed=signed_range, table=_table, lines=object_lines,
-                       max_rows=MAX_TABLE_ROWS, **extra)
+                       signs=SIGNS, between=between, table=_table, lines=object_lines, fields=_fields,
+                       paint=paint or (lambda text, _style: text), max_rows=MAX_TABLE_ROWS, **extra)
 
 
-def as_text(result: Diff) -> str:
-    """The report for a terminal: summary, tables, then every object change in full."""
-    return _render("diff-text.j2", result)
+def _painter(color: bool) -> Callable[[str, str], str]:
+    """paint(text, style): the text in the style's colour (see STYLES), or as it is without colour.
+
+    The style "line" colours a diff line by its sign: + green, - red, ~ yellow.
+    """
+    def paint(text: str, style: str) -> str:
+        if style == "line":
+            style = _SIGNED.get(text[:1], "")
+        return click.style(text, **STYLES[style]) if color and text and style in STYLES else text
+
+    return paint
+
+
+def as_text(result: Diff, *, color: bool = False) -> str:
+    """The report for a terminal: summary, warnings, tables, then every object change in full.
+
+    With `color`, additions are green, removals red, changes yellow and headings bold (ANSI escapes).
+    """
+    return _render("diff-text.j2", result, _painter(color))
 
 
 def _details(item: ObjectChange) -> str:
@@ -178,7 +246,7 @@ def as_markdown(result: Diff, limit: int = COMMENT_LIMIT) -> str:
 
 
 def as_json(result: Diff) -> str:
-    """Summary, objects and field changes for machines (stable order)."""
+    """Whether anything changes, the summary, objects and field changes (camelCase keys, stable order)."""
     kept = {"added": {"path", "change", "after"}, "removed": {"path", "change", "before"}}
     objects = [{"change": item.change, **asdict(item.key), "application": item.application,
                 "fields": [{key: value for key, value in asdict(change).items()
@@ -191,5 +259,5 @@ def as_json(result: Diff) -> str:
                      "exists": result.before.env is not None},
             "environment": {"before": result.before.env.name if result.before.env else None,
                             "after": result.after.env.name if result.after.env else None},
-            "summary": summary(result), "objects": objects}
+            "changed": result.changed, "summary": summary(result), "objects": objects}
     return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
