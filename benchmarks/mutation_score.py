@@ -72,7 +72,8 @@ GROUPS = (
            f"{SAFETY}test_gpu_pod_without_the_pools_toleration_fits_no_nodepool",
            f"{SAFETY}test_gpu_pod_with_the_pools_toleration_fits", f"{SAFETY}test_service_selects_no_pod_of_another_namespace",
            f"{SAFETY}test_service_selects_the_pods_of_its_own_namespace")),
-    Group("diff", ("commands/diff.py", "commands/diffreport.py"), ("test_diff_report.py", "test_diff.py", "test_safety_guards.py")),
+    Group("diff", ("commands/diff.py", "commands/diffreport.py", "commands/diffeffects.py"),
+          ("test_diff_report.py", "test_diff.py", "test_diff_effects.py", "test_safety_guards.py")),
 )
 _RESULT = re.compile(r"^\s*nimgen\.(?P<module>[\w.]+)\.x_(?P<rest>\S+): (?P<status>.+)$")
 # nimgen.<module>.x_<function>__mutmut_<n>; methods are xǁ<Class>ǁ<method>.

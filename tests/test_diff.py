@@ -68,8 +68,8 @@ def prod(root: Path) -> Path:
 
 
 def report(root: Path, *args: str, env_file: Path | None = None) -> Any:
-    """`nimgen diff --format json`, parsed."""
-    result = run("diff", env_file or prod(root), "--format", "json", *args)
+    """`nimgen diff -o json`, parsed."""
+    result = run("diff", env_file or prod(root), "-o", "json", *args)
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
 
@@ -125,7 +125,7 @@ def test_added_model_summary_objects_and_formats(repo: Path, committed: Path) ->
     assert f"+ StatefulSet nim/{name} (from Application {name})" in text.output
     assert text.output.count("Not rendered offline") == 1
 
-    markdown = run("diff", prod(repo), "--format", "markdown").output
+    markdown = run("diff", prod(repo), "-o", "markdown").output
     order = [markdown.index(part) for part in (headline, "| Model |", "| Pool |", "<details>")]
     assert order == sorted(order)
     assert f"<details><summary>+ added: StatefulSet nim/{name}</summary>" in markdown
@@ -161,7 +161,7 @@ def test_image_tag_change_is_a_field_change_that_restarts_the_pods(repo: Path) -
     assert lines[warning + 2].split()[:4] == ["StatefulSet", "nim/llama3-8b-instruct", image, "(+1"]
     assert "restarts pods  new image: a rolling restart of every replica" in lines[warning + 2]
     assert warning < lines.index(next(line for line in lines if line.startswith("MODEL")))
-    markdown = run("diff", prod(repo), "--format", "markdown").output
+    markdown = run("diff", prod(repo), "-o", "markdown").output
     assert (f"| StatefulSet nim/llama3-8b-instruct | {image} (+1 more) | restarts pods | new image: a rolling "
             "restart of every replica |") in markdown
     assert ("- spec.template.spec.containers[0].image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3\n"
@@ -202,7 +202,7 @@ def test_work_tree_is_untouched(repo: Path) -> None:
 
     files, status, head = work_tree(), git(repo, "status", "--porcelain"), git(repo, "rev-parse", "HEAD")
     for output_format in ("text", "json", "markdown"):
-        assert run("diff", prod(repo), "--format", output_format).exit_code == 0
+        assert run("diff", prod(repo), "-o", output_format).exit_code == 0
     assert run("diff", prod(repo), "--base", "main~0").exit_code == 0
     assert work_tree() == files
     assert git(repo, "status", "--porcelain") == status and git(repo, "rev-parse", "HEAD") == head
@@ -221,13 +221,13 @@ def test_new_environment_is_all_added_and_markdown_is_truncated(repo: Path) -> N
         o["kind"] for o in data["objects"]}
     assert data["summary"]["objects"]["added"] == len(data["objects"]) > 30
 
-    markdown = run("diff", new, "--format", "markdown").output
+    markdown = run("diff", new, "-o", "markdown").output
     assert len(markdown) <= diffreport.COMMENT_LIMIT
     assert markdown.index("**New environment: +2 models;") < markdown.index("<details>")
     left_out = int(markdown.rsplit("_Details of ", 1)[1].split(" ")[0])
     assert 0 < left_out == len(data["objects"]) - markdown.count("<details>")
     assert markdown.rstrip().endswith(
-        "run `nimgen diff environments/staging.yaml --format text` to see them all._")
+        "run `nimgen diff environments/staging.yaml --output text` to see them all._")
 
 
 def test_markdown_truncates_details_never_the_summary(repo: Path) -> None:
@@ -242,7 +242,7 @@ def test_markdown_truncates_details_never_the_summary(repo: Path) -> None:
         shown = short.count("<details>")
         assert 0 < shown < len(result.objects)
         assert (f"_Details of {len(result.objects) - shown} objects left out to stay under {limit:,} "
-                "characters; run `nimgen diff environments/prod.yaml --format text --base main` to see them "
+                "characters; run `nimgen diff environments/prod.yaml --output text --base main` to see them "
                 "all._") in short
     assert diffreport.as_markdown(result) == full  # deterministic
 

@@ -245,13 +245,13 @@ def test_markdown_keeps_the_summary_and_leaves_out_details_that_do_not_fit() -> 
     short = diffreport.as_markdown(result, limit=limit)
     assert short.count("<details>") == 2
     assert short.endswith("\n_Details of 1 object left out to stay under "
-                          f"{limit:,} characters; run `nimgen diff environments/e.yaml --format text "
+                          f"{limit:,} characters; run `nimgen diff environments/e.yaml --output text "
                           "--base origin/main` to see them all._\n")
     assert len(short) <= limit
     none_fit = diffreport.as_markdown(result, limit=len(head))
     assert none_fit.count("<details>") == 0 and "Details of 3 objects left out" in none_fit
     merge = replace(result, base=Base("0123456789abcdef0123", "merge base of HEAD and main"))
-    assert "--format text`" in diffreport.as_markdown(merge, limit=len(head))
+    assert "--output text`" in diffreport.as_markdown(merge, limit=len(head))
 
 
 def test_json_report_keeps_only_the_sides_each_change_has() -> None:
@@ -396,7 +396,7 @@ def test_markdown_fences_and_budget_boundary() -> None:
     assert "\n```diff\n" in full and "````" not in full and full.endswith("</details>\n")
     head = full[:full.index("<details>")]
     note_size = len(f"\n_Details of 1 object left out to stay under {10**6:,} characters; run `nimgen diff "
-                    "environments/e.yaml --format text --base origin/main` to see them all._\n")
+                    "environments/e.yaml --output text --base origin/main` to see them all._\n")
     exact = len(full) + note_size - len(f"{10**6:,}") + len(f"{len(full) + note_size:,}")
     assert diffreport.as_markdown(result, limit=exact).count("<details>") == 1  # a block that fits exactly
     assert diffreport.as_markdown(result, limit=exact - 1).count("<details>") == 0

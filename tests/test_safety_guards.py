@@ -288,40 +288,40 @@ def unpriced_diff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_diff_shows_an_unknown_price_as_unknown_never_zero(unpriced_diff: Path) -> None:
-    result = run("diff", unpriced_diff, "--format", "json")
+    result = run("diff", unpriced_diff, "-o", "json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)["summary"]
-    assert summary["headline"] == "+1 model, +16 GPUs, $/h unknown (a price is not in the catalog)"
+    assert summary["headline"] == "+1 model; min 10→26, max 29→45 GPUs; $/h unknown (a price is not in the catalog)"
     [model] = summary["models"]
     assert (model["name"], model["change"]) == ("llama-3-1-70b-h200", "added")
     assert model["after"]["instance"] == "p5e.48xlarge"
-    assert (model["after"]["on_demand_usd_min"], model["after"]["on_demand_usd_max"]) == (None, None)
-    assert model["delta"] == {"gpus": {"min": 16, "max": 16}, "on_demand_usd_per_hour": None}
+    assert (model["after"]["onDemandUsdMin"], model["after"]["onDemandUsdMax"]) == (None, None)
+    assert model["delta"] == {"gpusMin": 16, "gpusMax": 16, "onDemandUsdMin": None, "onDemandUsdMax": None}
     h200 = next(pool for pool in summary["pools"] if pool["pool"] == "h200")
     assert h200["before"] is None
-    assert (h200["after"]["on_demand_usd_min"], h200["after"]["on_demand_usd_max"]) == (None, None)
-    assert h200["delta"]["on_demand_usd_per_hour"] is None
+    assert (h200["after"]["onDemandUsdMin"], h200["after"]["onDemandUsdMax"]) == (None, None)
+    assert (h200["delta"]["onDemandUsdMin"], h200["delta"]["onDemandUsdMax"]) == (None, None)
     totals = summary["totals"]
-    assert totals["before"]["on_demand_usd_per_hour"]["min"] > 0  # prod's own models are priced
-    assert totals["after"]["on_demand_usd_per_hour"] is None
-    assert totals["delta"]["on_demand_usd_per_hour"] is None
+    assert totals["before"]["onDemandUsdMin"] > 0  # prod's own models are priced
+    assert (totals["after"]["onDemandUsdMin"], totals["after"]["onDemandUsdMax"]) == (None, None)
+    assert (totals["delta"]["onDemandUsdMin"], totals["delta"]["onDemandUsdMax"]) == (None, None)
 
     text = run("diff", unpriced_diff)
     assert text.exit_code == 0, text.output
     lines = text.output.splitlines()
-    assert lines[1] == "+1 model, +16 GPUs, $/h unknown (a price is not in the catalog)"
+    assert lines[1] == "+1 model; min 10→26, max 29→45 GPUs; $/h unknown (a price is not in the catalog)"
     [model_row] = [line for line in lines if line.startswith("llama-3-1-70b-h200 ")]
-    assert model_row.split()[-2:] == ["+16", "unknown"], model_row
+    assert model_row.split()[-2:] == ["16", "unknown"], model_row
     [pool_row] = [line for line in lines if line.startswith("h200 (new)")]
     assert pool_row.split()[-1] == "unknown", pool_row
     [total_row] = [line for line in lines if line.startswith("total ")]
-    assert total_row.endswith("-> unknown"), total_row
+    assert total_row.endswith("→unknown"), total_row
     for row in (model_row, pool_row, total_row):
         assert "$0" not in row and "0.00" not in row.rpartition(" ")[2], row
 
-    markdown = run("diff", unpriced_diff, "--format", "markdown").output
-    assert "**+1 model, +16 GPUs, $/h unknown (a price is not in the catalog)**" in markdown
-    assert "| h200 (new) | 16-16 | 16 | unknown |" in markdown
+    markdown = run("diff", unpriced_diff, "-o", "markdown").output
+    assert "**+1 model; min 10→26, max 29→45 GPUs; $/h unknown (a price is not in the catalog)**" in markdown
+    assert "| h200 (new) | 16 | 16 | unknown |" in markdown
 
 
 # ---------------------------------------------------------------- 7. the AppProjects admit exactly these kinds

@@ -47,10 +47,8 @@ def global_options(command: F) -> F:
 
 def colour_on_stdout() -> bool:
     """Whether text for stdout may carry colour: a terminal, and neither --no-color nor NO_COLOR."""
-    ctx = click.get_current_context()
-    if ctx.color is not None:
-        return ctx.color
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    # click's own test: what click.echo uses to decide whether to strip colour from the same stream.
+    return not click.utils.should_strip_ansi(sys.stdout, click.get_current_context().color)  # type: ignore[attr-defined]
 
 
 def format_option(*choices: str, help_text: str) -> Callable[[F], F]:

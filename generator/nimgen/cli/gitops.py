@@ -212,10 +212,8 @@ def _origin_url(directory: Path) -> str:
                    "comment carries several environments).")
 @click.option("--exit-code", is_flag=True,
               help="Exit 1 when anything Argo CD applies changes and 0 when nothing does, like git diff --exit-code.")
-@click.option("--format", "legacy_format", type=click.Choice(["text", "markdown", "json"]), default=None, hidden=True)
 @global_options
-def diff(env_file: Path, base_ref: str | None, output_format: str, limit: int, exit_code: bool,
-         legacy_format: str | None) -> None:
+def diff(env_file: Path, base_ref: str | None, output_format: str, limit: int, exit_code: bool) -> None:
     """Show what the change to ENV_FILE since REF does to the cluster: models, GPUs, $/h, every object.
 
     Renders ENV_FILE as of REF (read through git; the work tree is never touched) and as in the work
@@ -228,16 +226,13 @@ def diff(env_file: Path, base_ref: str | None, output_format: str, limit: int, e
 
     with error_boundary():
         result = compute(require_environment(env_file), base_ref)
-        output_format = legacy_format or output_format  # TEMP
         if output_format == "markdown":
             click.echo(diffreport.as_markdown(result, limit=limit), nl=False)
         elif output_format == "json":
             click.echo(diffreport.as_json(result), nl=False)
         else:
-            import inspect  # TEMP
-            extra = {"color": colour_on_stdout()} if "color" in inspect.signature(diffreport.as_text).parameters else {}
-            click.echo(diffreport.as_text(result, **extra), nl=False)
-    if exit_code and getattr(result, "changed", True):
+            click.echo(diffreport.as_text(result, color=colour_on_stdout()), nl=False)
+    if exit_code and result.changed:
         sys.exit(EXIT_USER_ERROR)
 
 

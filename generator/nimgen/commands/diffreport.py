@@ -20,6 +20,7 @@ import click
 from nimgen.commands.diff import SIGNS, Diff, FieldChange, ObjectChange
 from nimgen.commands.diffeffects import Replacement
 from nimgen.commands.plan import ModelPlan, Plan, PoolPlan
+from nimgen.jsonreport import camel
 from nimgen.templating import render_text
 from nimgen.yamlio import dump
 
@@ -110,8 +111,7 @@ FIGURES = ("gpusMin", "gpusMax", "onDemandUsdMin", "onDemandUsdMax")
 
 def _camel(row: ModelPlan | PoolPlan | None) -> dict[str, Any] | None:
     """A plan row with camelCase keys (`gpus_min` -> `gpusMin`)."""
-    return None if row is None else {re.sub("_([a-z0-9])", lambda m: m[1].upper(), key): value
-                                     for key, value in asdict(row).items()}
+    return None if row is None else {camel(key): value for key, value in asdict(row).items()}
 
 
 def _figures(row: ModelPlan | PoolPlan | Plan | None) -> dict[str, Any]:
@@ -132,7 +132,7 @@ def _replacement(item: Replacement) -> dict[str, Any]:
 
 
 def summary(result: Diff) -> dict[str, Any]:
-    """The summary as plain data (camelCase keys): what `--format json` prints and the templates lay out."""
+    """The summary as plain data (camelCase keys): what `--output json` prints and the templates lay out."""
     def sides(old: ModelPlan | PoolPlan | None, new: ModelPlan | PoolPlan | None) -> dict[str, Any]:
         return {"before": _camel(old), "after": _camel(new), "delta": _delta(_figures(old), _figures(new))}
 
@@ -228,7 +228,7 @@ def _details(item: ObjectChange) -> str:
 def as_markdown(result: Diff, limit: int = COMMENT_LIMIT) -> str:
     """A PR comment: the whole summary, then per-object details while they fit in `limit` characters."""
     head = _render("diff-summary.md.j2", result)
-    command = f"nimgen diff {result.file} --format text"
+    command = f"nimgen diff {result.file} --output text"
     command += "" if result.base.label.startswith("merge base") else f" --base {result.base.label}"
 
     def note(count: int) -> str:
