@@ -93,6 +93,6 @@ def test_missing_validate_extra_is_a_message(monkeypatch: pytest.MonkeyPatch, tm
     for name in [m for m in sys.modules if m.startswith("nimgen.validation")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.chdir(tmp_path)
-    result = run("validate")
+    result = run("validate", "environments/prod.yaml")  # the extra is looked for before any file is read
     assert result.exit_code == 1
     assert result.output == "error: nimgen validate needs jsonschema_rs\n  hint: pip install 'nimgen[validate]'\n"

@@ -1,4 +1,12 @@
-"""`nimgen validate`: check the committed tree as Argo CD will apply it (the engine is `nimgen.validation`)."""
+"""`nimgen validate`: check the committed tree as Argo CD will apply it (the engine is `nimgen.validation`).
+
+CRD schemas come from --schema-location, else $NIMGEN_SCHEMA_LOCATION (comma-separated), else the public CRD
+catalog, fetched once into $XDG_CACHE_HOME/nimgen/schemas. Air-gapped, point either at a folder in kubeconform's
+{group}/{kind}_{version}.json layout (a checkout of github.com/datreeio/CRDs-catalog will do): validate then needs
+no network. A location that cannot be reached is asked once per run and reported once, with every kind it left
+unchecked (an error; a notice with --ignore-missing-schemas). A tree that is not what rendering gives now is a
+warning up front (`nimgen check` is the command that fails on it; see nimgen.validation.staleness).
+"""
 
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 Severity = Literal["error", "warning", "notice"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "notice")
+# Findings that qualify the whole report (a stale tree, CRD schemas that could not be fetched): said first.
+UP_FRONT = ("stale", "schema-location")
 
 
 def object_ref(obj: dict[str, Any]) -> str:
@@ -16,7 +18,7 @@ def object_ref(obj: dict[str, Any]) -> str:
     meta = meta if isinstance(meta, dict) else {}  # a malformed document still gets a name in its finding
     name = meta.get("name") or meta.get("generateName") or "<unnamed>"
     namespace = meta.get("namespace")
-    kind = obj.get("kind") or "<no kind>"
+    kind = obj.get("kind") if isinstance(obj.get("kind"), str) and obj.get("kind") else "<no kind>"
     return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
 
 
@@ -64,12 +66,17 @@ class Report:
     unevaluated_rules: set[tuple[str, str, str]] = field(default_factory=set)
     # Per environment, how an empty cluster comes up (closure.order): wave, Application, creates, waitsFor.
     bootstrap: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Schema locations that did not answer (location -> why), and the (apiVersion, kind)s left unchecked because of
+    # them, with how many objects each: said once for the run, not once per object.
+    unreachable: dict[str, str] = field(default_factory=dict)
+    unchecked: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
 
     def sorted_findings(self) -> list[Finding]:
-        return sorted(set(self.findings), key=Finding.sort_key)
+        """Every finding once: those of UP_FRONT first, then by place."""
+        return sorted(set(self.findings), key=lambda f: (f.check not in UP_FRONT, *f.sort_key()))
 
     def count(self, severity: Severity) -> int:
         return sum(1 for finding in set(self.findings) if finding.severity == severity)

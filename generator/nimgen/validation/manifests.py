@@ -1,13 +1,14 @@
 """The committed Argo CD tree as the root Application reads it: documents, each checked for the shape of an object.
 
 Anything that is not a Kubernetes object at all (invalid YAML, a list or a scalar where an object belongs, an
-empty document, no metadata, an Application whose spec is not a mapping) becomes a finding placed at its file
-and line, and stays out of the manifests the other checks read: they may rely on that shape.
+empty document, no apiVersion or kind, no metadata, an Application whose spec is not a mapping) becomes a
+finding placed at its file and line, and stays out of the manifests the other checks read: they may rely on
+that shape. A kustomize Kustomization is said to be one, with what Argo CD does with it where it lies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from typing import Any
 import yaml
 
 from nimgen.model import Environment
-from nimgen.validation.findings import Finding, object_ref
+from nimgen.validation import kustomize
+from nimgen.validation.findings import Finding, Severity, object_ref
 from nimgen.validation.yamldocs import AliasBombError, documents
 
 APPLICATION = ("argoproj.io/v1alpha1", "Application")
@@ -43,33 +45,40 @@ class TreeError(Exception):
     """The committed tree cannot be read as Argo CD would (missing folder, broken YAML)."""
 
 
-def _what(value: Any) -> str:
+def yaml_type(value: Any) -> str:
+    """What a YAML value is, in YAML's words: mapping, list, string, null, int, ..."""
     return {dict: "mapping", list: "list", str: "string", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def shape_problem(obj: dict[str, Any]) -> tuple[str, str] | None:
     """(field, message) of the first thing that makes a mapping no Kubernetes object, or None."""
+    for key in ("apiVersion", "kind"):
+        value = obj.get(key)
+        if value is None or value == "":
+            return key, f"has no {key}"
+        if not isinstance(value, str):
+            return key, f"{key} is a {yaml_type(value)}, not a string"
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict):
-        return "metadata", "has no metadata" if metadata is None else f"metadata is a {_what(metadata)}, not a mapping"
+        return "metadata", "has no metadata" if metadata is None else f"metadata is a {yaml_type(metadata)}, not a mapping"
     name = metadata.get("name") or metadata.get("generateName")
     if name is None or name == "":
         return "metadata.name", "has no metadata.name"
     if not isinstance(name, str):
-        return "metadata.name", f"metadata.name is a {_what(name)}, not a string"
+        return "metadata.name", f"metadata.name is a {yaml_type(name)}, not a string"
     if "namespace" in metadata and not isinstance(metadata["namespace"], str):
         return "metadata.namespace", "metadata.namespace is not a string"
     for key in ("labels", "annotations"):
         if metadata.get(key) is not None and not isinstance(metadata[key], dict):
-            return f"metadata.{key}", f"metadata.{key} is a {_what(metadata[key])}, not a mapping"
+            return f"metadata.{key}", f"metadata.{key} is a {yaml_type(metadata[key])}, not a mapping"
     spec = obj.get("spec")
     if spec is not None and not isinstance(spec, dict):
-        return "spec", f"spec is a {_what(spec)}, not a mapping"
+        return "spec", f"spec is a {yaml_type(spec)}, not a mapping"
     if (obj.get("apiVersion"), obj.get("kind")) == APPLICATION:
         if spec is None:
             return "spec", "Application has no spec"
         if spec.get("source") is not None and not isinstance(spec["source"], dict):
-            return "spec.source", f"spec.source is a {_what(spec['source'])}, not a mapping"
+            return "spec.source", f"spec.source is a {yaml_type(spec['source'])}, not a mapping"
         sources = spec.get("sources")
         if sources is not None and not (isinstance(sources, list) and all(isinstance(s, dict) for s in sources)):
             return "spec.sources", "spec.sources is not a list of mappings"
@@ -114,19 +123,29 @@ def _reading_order(path: Path, apps: Path) -> tuple[int, str]:
     return (0 if len(relative.parts) == 1 or relative.parts[0] == "platform" else 1, relative.as_posix())
 
 
+# What to say of a Kustomization found in a file: (severity, message), or None when it is already said.
+OnKustomization = Callable[[str], "tuple[Severity, str] | None"]
+
+
 class _Reader:
     """Reads files into an ArgoTree, turning every unreadable document into a located finding."""
 
     def __init__(self, root: Path, env: Environment) -> None:
         self.root, self.env, self.tree = root, env, ArgoTree()
 
-    def problem(self, file: str, line: int, message: str, application: str, obj: str = "") -> None:
+    def problem(self, file: str, line: int, message: str, application: str, obj: str = "",
+                severity: Severity = "error", hint: str = "") -> None:
         self.tree.findings.append(Finding(
-            "error", "tree", message, environment=self.env.name, application=application, obj=obj, file=file,
-            line=line, hint="Argo CD cannot apply this as it stands; nimgen writes one Kubernetes object per document: "
-                            f"fix or remove it (run 'nimgen render {self.env.source}' for nimgen's own files)"))
+            severity, "tree", message, environment=self.env.name, application=application, obj=obj, file=file,
+            line=line, hint=hint or "Argo CD cannot apply this as it stands; nimgen writes one Kubernetes object per "
+                                    f"document: fix or remove it (run 'nimgen render {self.env.source}' for nimgen's "
+                                    "own files)"))
 
-    def read(self, path: Path, application: str) -> list[Applied]:
+    def kustomization_hint(self) -> str:
+        return (f"remove it: nimgen writes argocd/{self.env.name}/ from {self.env.source}; describe the change there "
+                f"and run 'nimgen render {self.env.source}'")
+
+    def read(self, path: Path, application: str, on_kustomization: OnKustomization) -> list[Applied]:
         relative = path.relative_to(self.root).as_posix()
         try:
             text = path.read_text(encoding="utf-8")
@@ -147,10 +166,17 @@ class _Reader:
         nodes: list[yaml.Node] | None = None
         for index, doc in enumerate(docs):
             problem: tuple[str, str] | None
+            if kustomize.is_kustomization(doc, path.name):
+                said = on_kustomization(relative)
+                if said is not None:
+                    nodes = _nodes(text) if nodes is None else nodes
+                    self.problem(relative, _line(nodes, index), said[1], application, severity=said[0],
+                                 hint=self.kustomization_hint())
+                continue
             if doc is None:
                 problem = ("", f"document {index + 1} is empty: nimgen never writes one, so the file was edited")
             elif not isinstance(doc, dict):
-                problem = ("", f"document {index + 1} is a {_what(doc)}, not a Kubernetes object")
+                problem = ("", f"document {index + 1} is a {yaml_type(doc)}, not a Kubernetes object")
             else:
                 problem = shape_problem(doc)
             if problem is None:
@@ -162,12 +188,27 @@ class _Reader:
         return found
 
 
+def _root_tool(reader: _Reader, root_app: dict[str, Any] | None, apps: Path) -> str:
+    """The kustomization file that makes Argo CD build apps/ with Kustomize (reported here), or ""."""
+    source = ((root_app or {}).get("spec") or {}).get("source")
+    if root_app is None or not isinstance(source, dict) or kustomize.explicit_tools(source):
+        return ""
+    tool, file = kustomize.detected_tool(apps)
+    if tool != "kustomize":
+        return ""
+    relative = (apps / file).relative_to(reader.root).as_posix()
+    reader.problem(relative, 0, kustomize.detected_in_root(root_app, f"argocd/{reader.env.name}/apps", file),
+                   reader.tree.root_name, hint=reader.kustomization_hint())
+    return relative
+
+
 def read_argocd(root: Path, env: Environment) -> ArgoTree:
     """What is applied by hand (root.yaml with the root Application, and any other manifest beside it, such as
     the root's AppProject), then every manifest under argocd/<env>/apps/ (the root Application's recursive
     directory)."""
     reader = _Reader(root, env)
     folder = root / "argocd" / env.name
+    folder_name = f"argocd/{env.name}"
     if not folder.is_dir():
         reader.problem(f"argocd/{env.name}", 0, f"argocd/{env.name}/ does not exist", "")
         return reader.tree
@@ -178,23 +219,33 @@ def read_argocd(root: Path, env: Environment) -> ArgoTree:
     by_hand = sorted((p for p in folder.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file()),
                      key=lambda path: (path != root_file, path.name))
     for path in by_hand:
-        reader.tree.manifests += reader.read(path, "")
-    reader.tree.root_name = next((str(a.obj["metadata"]["name"]) for a in reader.tree.manifests
-                                  if (a.obj.get("apiVersion"), a.obj.get("kind")) == APPLICATION), "")
+        reader.tree.manifests += reader.read(path, "", lambda _: ("warning", kustomize.beside_root(folder_name)))
+    root_app = next((a.obj for a in reader.tree.manifests if (a.obj.get("apiVersion"), a.obj.get("kind")) == APPLICATION),
+                    None)
+    reader.tree.root_name = str(root_app["metadata"]["name"]) if root_app else ""
     if root_file.is_file() and not reader.tree.root_name:
         reader.problem(root_file.relative_to(root).as_posix(), 0, "holds no root Application: nothing would "
                        f"apply argocd/{env.name}/apps/", "")
     files = sorted((p for p in apps.rglob("*") if p.suffix in MANIFEST_SUFFIXES and p.is_file()),
                    key=lambda path: _reading_order(path, apps)) if apps.is_dir() else []
+    detected = _root_tool(reader, root_app, apps) if apps.is_dir() else ""
+    apps_name = f"argocd/{env.name}/apps"
+
+    def in_apps(relative: str) -> tuple[Severity, str] | None:
+        if relative == detected:
+            return None  # said once, by _root_tool
+        return kustomize.in_apps(root_app, apps_name, relative.removeprefix(apps_name + "/"))
+
     for path in files:
-        reader.tree.manifests += reader.read(path, reader.tree.root_name or NO_ROOT)
+        reader.tree.manifests += reader.read(path, reader.tree.root_name or NO_ROOT, in_apps)
     return reader.tree
 
 
 def iter_argocd_manifests(root: Path, env: Environment) -> Iterator[Applied]:
     """The manifests of read_argocd; TreeError for the first thing that could not be read (for `nimgen diff`)."""
     tree = read_argocd(root, env)
-    if tree.findings:
-        first = tree.findings[0]
+    errors = [finding for finding in tree.findings if finding.severity == "error"]
+    if errors:
+        first = errors[0]
         raise TreeError(f"{first.location or first.file}: {first.message}")
     yield from tree.manifests

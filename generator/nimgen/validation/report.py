@@ -7,7 +7,10 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 
 from nimgen.validation import closure
-from nimgen.validation.findings import SEVERITIES, Finding, Report
+from nimgen.validation.findings import SEVERITIES, UP_FRONT, Finding, Report
+
+# The JUnit suite and test case of findings about the whole run rather than one environment.
+RUN_SUITE, RUN_CASE = "(all environments)", "(run)"
 
 
 def summary(report: Report) -> str:
@@ -31,12 +34,21 @@ def _where(finding: Finding) -> str:
     return place.strip()
 
 
+def _line(finding: Finding) -> str:
+    where = _where(finding)
+    return f"{finding.severity}: {where + ': ' if where else ''}[{finding.check}] {finding.message}"
+
+
+def _text_lines(findings: list[Finding]) -> list[str]:
+    return [line for f in findings for line in [_line(f), *([f"    hint: {f.hint}"] if f.hint else [])]]
+
+
 def as_text(report: Report) -> str:
-    lines = [line for env, steps in report.bootstrap.items() for line in closure.order_text(env, steps)]
-    for finding in report.sorted_findings():
-        lines.append(f"{finding.severity}: {_where(finding)}: [{finding.check}] {finding.message}")
-        if finding.hint:
-            lines.append(f"    hint: {finding.hint}")
+    """What qualifies the whole report first (UP_FRONT), then the bootstrap order, the findings and the summary."""
+    findings = report.sorted_findings()
+    lines = [*_text_lines([f for f in findings if f.check in UP_FRONT]),
+             *[line for env, steps in report.bootstrap.items() for line in closure.order_text(env, steps)],
+             *_text_lines([f for f in findings if f.check not in UP_FRONT])]
     if report.unevaluated_rules:
         lines.append(f"{len(report.unevaluated_rules)} CEL rules of the CRD schemas could not be evaluated "
                      "(listed with --output json); they are neither passed nor failed")
@@ -52,19 +64,25 @@ def as_json(report: Report) -> str:
         "findings": [finding.as_dict() for finding in report.sorted_findings()],
         "unevaluatedCelRules": [{"schema": schema, "rule": rule, "reason": reason}
                                 for schema, rule, reason in sorted(report.unevaluated_rules)],
+        "unreachableSchemaLocations": [{"location": location, "reason": reason}
+                                       for location, reason in sorted(report.unreachable.items())],
+        "uncheckedKinds": [{"apiVersion": api_version, "kind": kind, "objects": count}
+                           for (api_version, kind), count in sorted(report.unchecked.items())],
         "bootstrap": report.bootstrap,
     }
     return json.dumps(document, indent=2) + "\n"
 
 
 def as_junit(report: Report) -> str:
-    """One test suite per environment, one test case per Application (and one for the environment itself)."""
+    """One test suite per environment, one test case per Application (and one for the environment itself), and a
+    suite of its own for findings about the whole run (CRD schemas that could not be fetched)."""
     by_case: dict[tuple[str, str], list[Finding]] = defaultdict(list)
     for finding in report.sorted_findings():
-        by_case[(finding.environment, finding.application or "(environment)")].append(finding)
-    suites = ET.Element("testsuites", name="nimgen validate", tests=str(max(report.applications, 1)),
-                        failures=str(report.count("error")))
-    for environment in report.environments:
+        by_case[(finding.environment or RUN_SUITE,
+                 finding.application or ("(environment)" if finding.environment else RUN_CASE))].append(finding)
+    suites = ET.Element("testsuites", name="nimgen validate", failures=str(report.count("error")))
+    run_wide = [RUN_SUITE] if any(env == RUN_SUITE for env, _ in by_case) else []
+    for environment in [*run_wide, *report.environments]:
         cases = sorted({name for env, name in [*by_case, *report.checked] if env == environment})
         suite = ET.SubElement(suites, "testsuite", name=environment)
         failures = 0
@@ -75,13 +93,13 @@ def as_junit(report: Report) -> str:
             if errors:
                 failures += 1
                 failure = ET.SubElement(case, "failure", message=f"{len(errors)} error(s)", type="nimgen")
-                failure.text = "\n".join(f"{_where(f)}: [{f.check}] {f.message}" for f in errors)
+                failure.text = "\n".join(_text_lines(errors))
             others = [f for f in found if f.severity != "error"]
             if others:
-                ET.SubElement(case, "system-out").text = "\n".join(
-                    f"{f.severity}: {_where(f)}: [{f.check}] {f.message}" for f in others)
+                ET.SubElement(case, "system-out").text = "\n".join(_text_lines(others))
         suite.set("tests", str(len(cases or ["(environment)"])))
         suite.set("failures", str(failures))
+    suites.set("tests", str(sum(int(suite.get("tests", "0")) for suite in suites)))
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 

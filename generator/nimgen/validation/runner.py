@@ -19,10 +19,11 @@ from nimgen.validation import (
     ownership,
     paths,
     policy,
+    staleness,
 )
 from nimgen.validation.findings import Finding, Report, Severity, object_ref
 from nimgen.validation.manifests import Applied, is_application, read_argocd
-from nimgen.validation.schemas import MissingSchema, SchemaLocation, Schemas
+from nimgen.validation.schemas import MissingSchema, SchemaLocation, Schemas, UnreachableSchema
 from nimgen.validation.sources import AppResult, Renderer, chart_cache_of
 
 
@@ -42,10 +43,12 @@ class _Checker:
         self.options = options
         self._schemas: dict[str, Schemas] = {}
         self._cel: dict[tuple[str, str, str], Any] = {}
+        self.unreachable: dict[str, str] = {}  # shared by every Schemas: a location that did not answer is asked once
 
     def schemas(self, kubernetes_version: str) -> Schemas:
         if kubernetes_version not in self._schemas:
-            self._schemas[kubernetes_version] = Schemas(kubernetes_version, list(self.options.locations))
+            self._schemas[kubernetes_version] = Schemas(kubernetes_version, list(self.options.locations),
+                                                        self.unreachable)
         return self._schemas[kubernetes_version]
 
     def check(self, env: Environment, applied: Applied, report: Report) -> bool:
@@ -59,6 +62,10 @@ class _Checker:
             return False
         try:
             errors = schemas.errors(obj)
+        except UnreachableSchema:
+            # Said once for the run (schema_location_findings), with every kind it left unchecked.
+            report.unchecked[(api_version, kind)] = report.unchecked.get((api_version, kind), 0) + 1
+            return True
         except MissingSchema as missing:
             severity: Severity = "notice" if self.options.ignore_missing_schemas else "error"
             report.add(Finding(severity, "schema", str(missing), hint="give --schema-location DIR (or set "
@@ -136,7 +143,8 @@ def _environment(env: Environment, root: Path, options: Options, engine: helm.En
             renderer.submit(item)
         # Checked while Helm renders on the worker threads, then each result as it arrives.
         for finding in [*tree.findings, *ownership.check(env, root), *paths.check(env, root, manifests),
-                        *assignments.check(env, root, manifests), *chartvalues.check(env, manifests, chart_cache)]:
+                        *assignments.check(env, root, manifests), *chartvalues.check(env, manifests, chart_cache),
+                        *staleness.check(env, root)]:
             report.add(finding)
         valid = [item for item in manifests if checker.check(env, item, report)]
         for result in renderer.results():
@@ -168,4 +176,35 @@ def validate(env_files: list[Path], options: Options, engine: helm.Engine | None
     for env, root in loaded:
         report.environments.append(env.name)
         _environment(env, root, options, engine, checker, scanned, report)
+    report.unreachable = dict(checker.unreachable)
+    for finding in schema_location_findings(report, options.ignore_missing_schemas):
+        report.add(finding)
     return report
+
+
+OFFLINE_HINT = ("offline or air-gapped: give --schema-location DIR or set NIMGEN_SCHEMA_LOCATION=DIR, a folder of "
+                "{group}/{kind}_{version}.json files (kubeconform's layout, e.g. a checkout of "
+                "github.com/datreeio/CRDs-catalog)")
+
+
+def schema_location_findings(report: Report, ignore_missing_schemas: bool) -> list[Finding]:
+    """One finding for the run when a remote schema location did not answer: which, why, and every kind it left
+    unchecked (an error, a notice with --ignore-missing-schemas; a notice when other locations held them all)."""
+    if not report.unreachable:
+        return []
+    where = " and ".join(f"{location} ({reason})" for location, reason in sorted(report.unreachable.items()))
+    plural = "s" if len(report.unreachable) > 1 else ""
+    if not report.unchecked:
+        return [Finding("notice", "schema-location", f"cannot reach the schema location{plural} {where}; the other "
+                        "locations held every schema the run needed", hint=OFFLINE_HINT)]
+    by_version: dict[str, list[str]] = {}
+    for api_version, kind in sorted(report.unchecked):
+        by_version.setdefault(api_version, []).append(kind)
+    kinds = "; ".join(f"{', '.join(names)} ({api_version})" for api_version, names in by_version.items())
+    objects = sum(report.unchecked.values())
+    severity: Severity = "notice" if ignore_missing_schemas else "error"
+    return [Finding(severity, "schema-location", f"cannot reach the schema location{plural} {where}, so "
+                    f"{objects} object{'s' if objects != 1 else ''} of {len(report.unchecked)} "
+                    f"kind{'s' if len(report.unchecked) != 1 else ''} went unchecked against a CRD schema: {kinds}",
+                    hint=OFFLINE_HINT + ("" if ignore_missing_schemas else
+                                         "; or pass --ignore-missing-schemas to make this a notice"))]

@@ -40,6 +40,19 @@ class MissingSchema(Exception):
     """No location holds a schema for a kind; the message says where nimgen looked."""
 
 
+class UnreachableSchema(MissingSchema):
+    """No location answered with the schema, and a remote one could not be asked: the kind is unchecked, not
+    known to be missing."""
+
+
+class _Unreachable(Exception):
+    """A remote location that did not answer (offline, refused, timed out, or an HTTP error other than 404)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def cache_dir() -> Path:
     """Where fetched schemas are kept: $XDG_CACHE_HOME/nimgen/schemas (~/.cache/nimgen/schemas)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -105,10 +118,9 @@ def _fetch(url: str) -> Any | None:
     except urllib.error.HTTPError as error:
         if error.code == 404:
             return None
-        raise MissingSchema(f"fetching {url} failed: HTTP {error.code}") from None
+        raise _Unreachable(f"HTTP {error.code} for {url}") from None
     except (urllib.error.URLError, TimeoutError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise MissingSchema(f"cannot fetch {url} ({reason}); offline?") from None
+        raise _Unreachable(str(getattr(error, "reason", error))) from None
     schema = json.loads(body)
     cached.parent.mkdir(parents=True, exist_ok=True)
     temporary = cached.with_suffix(".tmp")
@@ -141,7 +153,8 @@ def _minor(version: str) -> tuple[int, int]:
 class Schemas:
     """Compiled validators for one Kubernetes version: built-in kinds, then CRDs from the locations in order."""
 
-    def __init__(self, kubernetes_version: str, locations: list[SchemaLocation]) -> None:
+    def __init__(self, kubernetes_version: str, locations: list[SchemaLocation],
+                 unreachable: dict[str, str] | None = None) -> None:
         self.requested_version = kubernetes_version
         sets = _builtin_sets()
         wanted = _minor(kubernetes_version)
@@ -150,8 +163,11 @@ class Schemas:
         self.version = ".".join(map(str, _minor(usable[-1])))
         self._builtin_dir = _builtin_root() / f"v{usable[-1]}-local-strict"
         self.locations = locations
+        # Remote locations that did not answer -> why, shared by a run's Schemas: each is asked once, not per kind.
+        self.unreachable = unreachable if unreachable is not None else {}
         self._validators: dict[tuple[str, str], Any] = {}
         self._crd_schemas: dict[tuple[str, str], dict[str, Any]] = {}
+        self._missing: dict[tuple[str, str], MissingSchema] = {}  # looked for once per kind, found nowhere
 
     @cached_property
     def _builtin_files(self) -> frozenset[str]:
@@ -179,16 +195,31 @@ class Schemas:
     def crd_schema(self, api_version: str, kind: str) -> dict[str, Any]:
         """The raw CRD schema (for its CEL rules); MissingSchema when no location has it."""
         key = (api_version, kind)
+        if key in self._missing:
+            raise self._missing[key]
         if key not in self._crd_schemas:
-            self._crd_schemas[key] = self._find_crd(api_version, kind)
+            try:
+                self._crd_schemas[key] = self._find_crd(api_version, kind)
+            except MissingSchema as missing:
+                self._missing[key] = missing
+                raise
         return self._crd_schemas[key]
 
     def _find_crd(self, api_version: str, kind: str) -> dict[str, Any]:
         tried: list[str] = []
+        silent: list[str] = []
         for location in self.locations:
             where = location.resolve(api_version, kind, self.version)
             if location.remote:
-                schema = _fetch(where)
+                if location.template in self.unreachable:
+                    silent.append(location.template)
+                    continue
+                try:
+                    schema = _fetch(where)
+                except _Unreachable as error:
+                    self.unreachable[location.template] = error.reason
+                    silent.append(location.template)
+                    continue
                 if schema is not None:
                     return dict(schema)
             else:
@@ -197,6 +228,8 @@ class Schemas:
                     loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
                     return loaded
             tried.append(where)
+        if silent:
+            raise UnreachableSchema(f"no schema for {kind} ({api_version}): {', '.join(silent)} cannot be reached")
         raise MissingSchema(f"no schema for {kind} ({api_version}); looked in: {', '.join(tried) or 'nowhere'}")
 
     def validator(self, api_version: str, kind: str) -> Any:

@@ -20,6 +20,7 @@ import yaml
 
 from nimgen import helm
 from nimgen.model import Environment
+from nimgen.validation import kustomize
 from nimgen.validation.manifests import (
     APPLICATION,
     Applied,
@@ -27,6 +28,7 @@ from nimgen.validation.manifests import (
     is_application,
     iter_argocd_manifests,
     shape_problem,
+    yaml_type,
 )
 from nimgen.validation.paths import inside
 from nimgen.validation.yamldocs import documents
@@ -193,6 +195,11 @@ def _local_chart(applied: Applied, root: Path, source: dict[str, Any]) -> Render
         what = "is a file, not a folder" if chart.exists() else "does not exist in the repository"
         return RenderJob(applied, None, {}, error=f"{relative} {what}: Argo CD cannot generate the Application's "
                                                   "manifests")
+    tool, file = kustomize.detected_tool(chart)
+    if tool == "kustomize" and not kustomize.explicit_tools(source):
+        if (chart / "Chart.yaml").is_file():
+            return RenderJob(applied, None, {}, error=kustomize.chart_as_kustomize(relative, file))
+        return RenderJob(applied, None, {}, notice=f"{relative} is a kustomize folder ({file}): not rendered by validate")
     if not (chart / "Chart.yaml").is_file():
         if "helm" in source or (chart / "templates").is_dir() or (chart / "values.yaml").is_file():
             return RenderJob(applied, None, {}, error=f"{relative} has no Chart.yaml: Argo CD cannot render it as a "
@@ -310,7 +317,10 @@ class Renderer:
         for index, doc in enumerate(docs):
             if doc is None:
                 continue  # Helm leaves empty documents where a condition rendered nothing
-            problem = shape_problem(doc) if isinstance(doc, dict) else ("", f"is a {type(doc).__name__}, not an object")
+            if kustomize.is_kustomization(doc, path.rpartition("/")[2]):
+                result.issues.append(Issue(kustomize.in_chart(path, index + 1), file))
+                continue
+            problem = shape_problem(doc) if isinstance(doc, dict) else ("", f"is a {yaml_type(doc)}, not an object")
             if problem:
                 result.issues.append(Issue(f"{path} document {index + 1}: {problem[1]}", file))
             else:
