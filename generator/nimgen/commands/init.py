@@ -8,6 +8,7 @@ rendered right away, so `nimgen check` and `nimgen validate` pass on it before t
 from __future__ import annotations
 
 import tempfile
+from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,10 +27,67 @@ WATCHED = ("environments/**", "charts/**", "argocd/**", str(WORKFLOW))
 HEADER = "# Created by nimgen init; yours to edit.\n"
 # Top-level folders `nimgen render` adds.
 RENDERED = ("charts", "argocd")
+# The actions the workflow uses, pinned to the commit of a release tag (a tag can be moved), with the tag in a
+# comment beside the commit (Dependabot updates both).
+ACTIONS = {
+    "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
+    "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
+}
+# Why the workflow's job may write to pull requests, written beside the permission.
+PULL_REQUESTS_WRITE = "to post the diff as a comment (gh pr comment)"
+
+
+def default_nimgen_spec() -> str:
+    """What the new repository's CI installs unless --nimgen-spec says otherwise: this nimgen, from the Git
+    repository its package metadata names ("Source"), at the tag of its version; no package index has nimgen.
+
+    e.g. `nimgen[validate] @ git+https://github.com/nimgen-dev/nimgen@v0.1.0`
+    """
+    hint = "pass --nimgen-spec with what CI should pip install, e.g. nimgen[validate] @ git+<URL>@<tag>"
+    try:
+        meta = metadata("nimgen")
+    except PackageNotFoundError:
+        raise UserError("nimgen runs without its package metadata, so its source repository is unknown",
+                        hint=hint) from None
+    urls = {}
+    for entry in meta.get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        urls["".join(char for char in label if char.isalnum()).lower()] = url.strip()
+    source = urls.get("source", "").rstrip("/")
+    if not source:
+        raise UserError("nimgen's package metadata names no Source repository (an install older than this "
+                        "version? reinstall nimgen)", hint=hint)
+    return f"nimgen[validate] @ git+{source}@v{meta['Version']}"
+
+
+def _uses(action: str) -> str:
+    commit, _tag = ACTIONS[action]
+    return f"{action}@{commit}"
+
+
+def _line_comments(text: str) -> str:
+    """The dumped workflow with its comments: the release tag beside each pinned action, the reason beside the
+    job's write permission (the YAML dumper writes data, not comments)."""
+    comments = {f"uses: {_uses(action)}": tag for action, (_commit, tag) in ACTIONS.items()}
+    comments["pull-requests: write"] = PULL_REQUESTS_WRITE
+    unused = set(comments)
+    lines = []
+    for line in text.splitlines():
+        content = line.strip().removeprefix("- ")
+        if content in comments:
+            line += f" # {comments[content]}"
+            unused.discard(content)
+        lines.append(line)
+    assert not unused, f"no line of the workflow is {sorted(unused)}"
+    return "\n".join(lines) + "\n"
 
 
 def workflow(nimgen_spec: str, default_branch: str) -> dict[str, Any]:
-    """GitHub Actions: check and validate every push and pull request; comment the diff on pull requests."""
+    """GitHub Actions: check and validate every push and pull request; comment the diff on pull requests.
+
+    It passes zizmor (GitHub Actions' security linter): actions pinned to commits, no Git credentials left in
+    the checkout, and values from the event reach the scripts through the environment, never spliced in.
+    """
     diff_script = (
         "set -euo pipefail\n"
         ": > diff.md\n"
@@ -37,7 +95,7 @@ def workflow(nimgen_spec: str, default_branch: str) -> dict[str, Any]:
         "# All environments share one comment, and a comment holds at most 65,536 characters.\n"
         "limit=$(( 65000 / $(echo \"$envs\" | wc -l) ))\n"
         "for env in $envs; do\n"
-        '  nimgen diff "$env" --base "origin/$BASE_REF" --format markdown --limit "$limit" >> diff.md\n'
+        '  nimgen diff "$env" --base "origin/$BASE_REF" --output markdown --limit "$limit" >> diff.md\n'
         "done\n"
         "# One comment per pull request, edited on each push.\n"
         'gh pr comment "$PR" --edit-last --body-file diff.md || gh pr comment "$PR" --body-file diff.md\n'
@@ -52,12 +110,14 @@ def workflow(nimgen_spec: str, default_branch: str) -> dict[str, Any]:
         "concurrency": {"group": "nimgen-${{ github.ref }}", "cancel-in-progress": True},
         "jobs": {
             "nimgen": {
+                "name": "nimgen",
                 "runs-on": "ubuntu-latest",
                 "permissions": {"contents": "read", "pull-requests": "write"},
                 "steps": [
-                    # Full history: nimgen diff reads the base side through git.
-                    {"uses": "actions/checkout@v4", "with": {"fetch-depth": 0}},
-                    {"uses": "actions/setup-python@v5", "with": {"python-version": "3.12"}},
+                    # Full history: nimgen diff reads the base side through git. No step pushes, so the token
+                    # is not left in .git/config.
+                    {"uses": _uses("actions/checkout"), "with": {"fetch-depth": 0, "persist-credentials": False}},
+                    {"uses": _uses("actions/setup-python"), "with": {"python-version": "3.12"}},
                     {"name": "Install nimgen", "run": 'pip install "$NIMGEN_SPEC"',
                      "env": {"NIMGEN_SPEC": nimgen_spec}},
                     {"name": "Rendered files are current", "run": "nimgen check"},
@@ -102,26 +162,29 @@ def _check_settings(repo_url: str, cluster_prefix: str, region: str, kubernetes_
 
 
 def scaffold_files(*, repo_url: str, cluster_prefix: str, region: str, kubernetes_version: str,
-                   nimgen_spec: str, default_branch: str = "main") -> dict[PurePosixPath, str]:
-    """The files `nimgen init` creates before rendering."""
+                   nimgen_spec: str | None = None, default_branch: str = "main") -> dict[PurePosixPath, str]:
+    """The files `nimgen init` creates before rendering; CI installs `nimgen_spec` (default_nimgen_spec() when
+    None)."""
     _check_settings(repo_url, cluster_prefix, region, kubernetes_version)
+    if nimgen_spec is None:
+        nimgen_spec = default_nimgen_spec()
     context = {"repo_url": repo_url, "cluster_prefix": cluster_prefix, "region": region,
                "kubernetes_version": kubernetes_version}
     files = {PurePosixPath("environments") / f"{name}.yaml": render_text(f"init/{name}.yaml.j2", **context)
              for name in ("_defaults", *ENVIRONMENTS)}
     files[PurePosixPath("README.md")] = render_text("init/README.md.j2", **context)
-    files[WORKFLOW] = HEADER + dump(workflow(nimgen_spec, default_branch))
+    files[WORKFLOW] = HEADER + _line_comments(dump(workflow(nimgen_spec, default_branch)))
     files[PRE_COMMIT] = HEADER + dump(pre_commit_config())
     return files
 
 
-def init_repository(target: Path, **settings: str) -> list[PurePosixPath]:
+def init_repository(target: Path, *, nimgen_spec: str | None = None, **settings: str) -> list[PurePosixPath]:
     """Create and render the repository beside `target`, then move it in: a failure leaves `target` as it was.
 
     Returns every file created, relative to `target`.
     """
     target.mkdir(parents=True, exist_ok=True)
-    files = scaffold_files(**settings)
+    files = scaffold_files(nimgen_spec=nimgen_spec, **settings)
     ours = {PurePosixPath(path.parts[0]) for path in files} | {PurePosixPath(name) for name in RENDERED}
     clashes = sorted(ours & {PurePosixPath(entry.name) for entry in target.iterdir()})
     if clashes:
