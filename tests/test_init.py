@@ -160,8 +160,6 @@ def test_nimgen_spec_option_is_what_ci_installs(tmp_path: Path) -> None:
     assert installed_by({WORKFLOW: (tmp_path / "repo" / str(WORKFLOW)).read_text()}) == spec
 
 
-@pytest.mark.xfail(reason="the command line passes nimgen[validate]==<version> until it leaves the default to "
-                          "init_repository (nimgen_spec=None)")
 def test_init_command_writes_the_default_spec(initialised: Path) -> None:
     workflow = (initialised / str(WORKFLOW)).read_text()
     assert installed_by({WORKFLOW: workflow}) == default_nimgen_spec()
@@ -177,7 +175,7 @@ def test_pre_commit_files_are_valid_for_pre_commit() -> None:
 def test_pre_commit_hook_runs_nimgen_check(initialised: Path, tmp_path: Path) -> None:
     config = load_config(str(initialised / ".pre-commit-config.yaml"))
     [hook] = config["repos"][0]["hooks"]
-    assert hook["entry"] == "nimgen check" and hook["pass_filenames"] is False
+    assert hook["entry"] == "nimgen check --index" and hook["pass_filenames"] is False
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run([*GIT, "init", "-q"], cwd=initialised, check=True)

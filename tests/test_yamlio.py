@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nimgen import yamlio
 from nimgen.errors import ConfigError
 from nimgen.yamlio import dump, load_located, load_plain
 
@@ -86,3 +93,55 @@ def test_long_keys_are_shortened_in_messages() -> None:
         load_located(f"? {key}\n: 1\n? {key}\n: 2\n", "f.yaml")
     assert len(str(caught.value)) < 1000
     assert "(100000 characters)" in str(caught.value)
+
+
+# The fast path of dump: byte-identical to PyYAML's emitter with the same settings, for any data.
+_KEYS = st.one_of(st.sampled_from(["apiVersion", "kind", "a b", "a: b", "yes", "on", "-x", "x" * 130, "", "1",
+                                   "é", "a:b", "ns/name", "#c", "k" * 122, "k" * 123, "k" * 127]),
+                  st.text(max_size=8), st.text(alphabet="ab :-_./#'\"\n", max_size=8))
+_STRINGS = st.one_of(
+    st.sampled_from(["", " ", "yes", "No", "null", "~", "y", "1.0", "1e3", "0x1F", "2026-12-01", "a: b", "a #b",
+                     "- x", "x\n", "\nx", "x\n\n", " lead\nx", "trail \nx", "a\tb", "{{ .Values.x }}", "*a", "&a",
+                     "!t", "%x", "@x", "`x", "|", ">", "'", '"', "x" * 1100, ("word " * 300).strip(),
+                     "line\n" * 50, "é\nü", "\u2028", "\x85", "a\r\nb", "  \n", "x\n  y\n", "=", "<<"]),
+    st.text(max_size=20),
+    st.text(alphabet="aZ09 :-_./#'\"\n\t{}[],&*!|>%@`", max_size=30),
+)
+_LEAVES = st.one_of(_STRINGS, st.integers(min_value=-(2**70), max_value=2**70), st.booleans(), st.none(),
+                    st.floats(allow_nan=True, allow_infinity=True))
+_DATA = st.recursive(_LEAVES, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                      st.dictionaries(_KEYS, inner, max_size=4)), max_leaves=30)
+
+
+@settings(derandomize=True, deadline=None, max_examples=int(os.environ.get("NIMGEN_DUMP_EXAMPLES", "1500")))
+@given(st.one_of(st.dictionaries(_KEYS, _DATA, min_size=1, max_size=5), st.lists(_DATA, min_size=1, max_size=5)))
+def test_fast_dump_writes_what_pyyaml_writes(data: Any) -> None:
+    assert yamlio.dump(data) == yamlio._pyyaml_dump(data)
+
+
+def test_fast_dump_takes_the_fast_path_for_kubernetes_objects() -> None:
+    """The shapes nimgen builds never fall back: the speed of render rests on it."""
+    doc = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "m", "labels": {"app": "m"}},
+           "spec": {"replicas": 2, "template": {"spec": {"containers": [
+               {"name": "nim", "image": "nvcr.io/nim/meta/llama3-8b-instruct:1.0.3", "args": ["--port", "8000"],
+                "env": [{"name": "NIM_MAX_MODEL_LEN", "value": "8192"}],
+                "command": ["python3", "-c", "import time\nprint('drain')\n"]}], "tolerations": [],
+               "nodeSelector": {}}}}}
+    assert yamlio._fast_dump(doc) == yamlio._pyyaml_dump(doc)
+
+
+def test_fast_dump_leaves_what_pyyaml_aliases_to_pyyaml() -> None:
+    shared = {"a": 1}
+    doc = {"x": shared, "y": shared}
+    assert yamlio._fast_dump(doc) is None
+    assert yamlio.dump(doc) == yamlio._pyyaml_dump(doc) and "&id001" in yamlio.dump(doc)
+
+
+def test_dump_all_separates_documents_as_pyyaml_does() -> None:
+    documents = [{"a": 1}, [1, "x\n"], {"b": {"c": []}}]
+    expected = yaml.dump_all(documents, Dumper=yamlio._Dumper, sort_keys=False, default_flow_style=False,
+                             allow_unicode=True, width=4096)
+    assert yamlio.dump_all(documents) == expected
+    assert yamlio.dump_all([{"a": 1}, "scalar"]) == yaml.dump_all(
+        [{"a": 1}, "scalar"], Dumper=yamlio._Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
+        width=4096)

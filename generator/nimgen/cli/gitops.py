@@ -128,9 +128,11 @@ def plan(env_file: Path, output_format: str) -> None:
 @click.command()
 @env_files_argument()
 @click.option("--schema-location", "schema_locations", multiple=True, metavar="LOCATION",
-              help="CRD schemas: a folder in {group}/{kind}_{version}.json layout, or a path/URL template in "
-                   "kubeconform syntax ({{.Group}}, {{.ResourceKind}}, {{.ResourceAPIVersion}}). Repeatable. "
-                   "Default: $NIMGEN_SCHEMA_LOCATION, else the public CRD catalog (fetched once, cached).")
+              help="CRD schemas: a folder in {group}/{kind}_{version}.json layout (kubeconform's; e.g. a checkout of "
+                   "github.com/datreeio/CRDs-catalog), or a path/URL template in kubeconform syntax ({{.Group}}, "
+                   "{{.ResourceKind}}, {{.ResourceAPIVersion}}). Repeatable. Default: $NIMGEN_SCHEMA_LOCATION "
+                   "(comma-separated), else the public CRD catalog (fetched once, cached). Offline or air-gapped: "
+                   "point either at such a folder.")
 @click.option("--chart-cache", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Folder of `helm pull` archives (<chart>-<version>.tgz) to render external charts from. "
                    "Default: the repository's charts/upstream/, when it exists.")
@@ -143,7 +145,10 @@ def validate(env_files: tuple[Path, ...], schema_locations: tuple[str, ...], cha
 
     Renders every Application's chart as Argo CD does, validates each manifest against Kubernetes'
     schemas (strict) and the CRD schemas (with their CEL rules where they can be evaluated), then
-    checks the links between objects and serving-safety policy. Exit 1 when anything is an error.
+    checks the links between objects and serving-safety policy. Offline or air-gapped, give
+    --schema-location DIR or set NIMGEN_SCHEMA_LOCATION=DIR; a location that cannot be reached is reported
+    once, with the kinds it left unchecked. A tree that is not what rendering gives now is a warning (`nimgen
+    check` fails on it). Exit 1 when anything is an error.
     """
     from nimgen.commands.validate import validate_files
 
@@ -164,7 +169,7 @@ def validate(env_files: tuple[Path, ...], schema_locations: tuple[str, ...], cha
 @click.option("--region", default="us-west-2", show_default=True, help="AWS region of the clusters.")
 @click.option("--kubernetes-version", default="1.33", show_default=True, help="EKS Kubernetes version.")
 @click.option("--nimgen-spec", metavar="REQUIREMENT", default=None,
-              help="What CI installs with pip. Default: nimgen[validate]==<this version>.")
+              help="What CI installs with pip. Default: nimgen[validate] @ git+<nimgen's Source URL>@v<this version>.")
 @global_options
 def init(directory: Path, repo_url: str | None, cluster_prefix: str, region: str, kubernetes_version: str,
          nimgen_spec: str | None) -> None:
@@ -173,14 +178,13 @@ def init(directory: Path, repo_url: str | None, cluster_prefix: str, region: str
     The result passes `nimgen check` and `nimgen validate` at once. Nothing is written unless all of
     it can be; existing files are never replaced.
     """
-    import nimgen
     from nimgen.commands.init import init_repository
 
     with error_boundary():
         url = repo_url or _origin_url(directory)
         created = init_repository(directory, repo_url=url, cluster_prefix=cluster_prefix, region=region,
                                   kubernetes_version=kubernetes_version,
-                                  nimgen_spec=nimgen_spec or f"nimgen[validate]=={nimgen.__version__}")
+                                  nimgen_spec=nimgen_spec)
         click.echo(f"created {len(created)} files in {directory}: environments/ (dev, prod), charts/, argocd/, "
                    "README.md, .github/workflows/nimgen.yml, .pre-commit-config.yaml")
         click.echo("next: fill in the cluster facts in environments/*.yaml, run 'nimgen render', commit, push")

@@ -135,7 +135,8 @@ def workflow(nimgen_spec: str, default_branch: str) -> dict[str, Any]:
 def pre_commit_config() -> dict[str, Any]:
     """pre-commit: `nimgen check` whenever an environment or a rendered file is committed."""
     return {"repos": [{"repo": "local", "hooks": [{
-        "id": "nimgen-check", "name": "nimgen check (rendered files are current)", "entry": "nimgen check",
+        "id": "nimgen-check", "name": "nimgen check (rendered files are current and staged)",
+        "entry": "nimgen check --index",
         "language": "system", "pass_filenames": False, "files": "^(environments|charts|argocd)/"}]}]}
 
 
