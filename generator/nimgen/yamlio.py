@@ -10,6 +10,7 @@ as literal blocks.
 from __future__ import annotations
 
 import functools
+import io
 import math
 import re
 from typing import Any
@@ -267,9 +268,32 @@ class _Fallback(Exception):
 _CONTEXT_FREE = 1024
 
 
+# PyYAML's own scalar analysis and implicit-type resolution, outside a dump: for a one-line string they decide
+# alone between plain and single-quoted style (Emitter.choose_scalar_style), which is most of nimgen's strings.
+_ANALYZER = yaml.emitter.Emitter(io.StringIO(), allow_unicode=True)
+_RESOLVER = yaml.resolver.Resolver()
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _one_line_form(value: str) -> str | None:
+    """A one-line string after `key: ` or `- ` as PyYAML writes it, when plain or single-quoted; else None."""
+    analysis = _ANALYZER.analyze_scalar(value)
+    if analysis.multiline or len(value) > _CONTEXT_FREE:
+        return None
+    if analysis.allow_block_plain and _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG:  # type: ignore[no-untyped-call]
+        return value
+    if analysis.allow_single_quoted:
+        return "'" + value.replace("'", "''") + "'"
+    return None
+
+
 @functools.lru_cache(maxsize=65_536, typed=True)
 def _scalar_form(value: Any) -> tuple[str, tuple[str, ...] | None]:
     """(what follows `key: ` or `- `, the literal block's lines without indentation or None), as PyYAML writes it."""
+    if type(value) is str and "\n" not in value:
+        quick = _one_line_form(value)
+        if quick is not None:
+            return quick, None
     text = _pyyaml_dump({"k": value})
     # YAML's other line breaks make PyYAML break and indent inside quotes: the indentation depends on depth.
     if not text.startswith("k: ") or "\n..." in text or any(mark in text for mark in "\r\x85\u2028\u2029"):
