@@ -20,6 +20,10 @@ from nimgen.commands.render import render_files
 from nimgen.environment.load import load_environment
 from nimgen.yamlio import load_plain
 
+# Each test sees check render what it checks: an earlier test's render (or a mutant's, under mutation testing,
+# where every mutant shares one package) must not stand in for it. tests/test_rendercache.py turns reuse on.
+os.environ["NIMGEN_NO_CACHE"] = "1"
+
 PROJECT = Path(__file__).resolve().parents[1]
 EXAMPLE_ENVIRONMENTS = PROJECT / "environments"
 EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLE_ENVIRONMENTS.glob("*.yaml") if not p.name.startswith("_"))

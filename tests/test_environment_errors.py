@@ -409,3 +409,14 @@ def test_every_check_says_where_what_and_how(tmp_path: Path, name: str) -> None:
     text, expected = MODEL_CHECKS[name]
     output = _render_fails(tmp_path, text)
     assert output == f"error: 1 problem in environments/test.yaml\nenvironments/test.yaml:{expected}\n"
+
+
+def test_the_environment_schema_is_a_valid_draft_2020_12_schema() -> None:
+    """Checked here rather than on every run (it costs a tenth of a second of each command)."""
+    import jsonschema
+    from nimgen.environment.schema import environment_schema
+
+    jsonschema.Draft202012Validator.check_schema(environment_schema())
+    broken = {**environment_schema(), "type": "mapping"}
+    with pytest.raises(jsonschema.SchemaError):
+        jsonschema.Draft202012Validator.check_schema(broken)

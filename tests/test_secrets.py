@@ -14,7 +14,14 @@ import pytest
 from conftest import make_repo
 from helpers import run, tree_digest
 from nimgen.environment.load import load_environment
-from nimgen.secrets import DETECTORS, URL_CREDENTIALS, find_secrets, may_hold_secrets, secret_in_text
+from nimgen.secrets import (
+    DETECTORS,
+    URL_CREDENTIALS,
+    find_secrets,
+    may_hold_secrets,
+    secret_in_text,
+    text_may_hold_secrets,
+)
 
 URL = URL_CREDENTIALS
 NGC, HF, AWS, GITHUB = "an NGC API key", "a Hugging Face token", "an AWS access key id", "a GitHub token"
@@ -112,6 +119,17 @@ def test_credential_is_found_wherever_it_sits(text: str, what: str) -> None:
     document = {"spec": {"values": [{"note": text}]}}
     assert may_hold_secrets(document)  # the quick filter never hides what the walk finds
     assert list(find_secrets(document)) == [(("spec", "values", 0, "note"), what)]
+    # Nor the quick filter of rendered files, the line alone or in a file of other lines.
+    assert text_may_hold_secrets(text) and text_may_hold_secrets(f"kind: ConfigMap\ndata:\n  x: {text}\n")
+
+
+@pytest.mark.parametrize(("text", "may"), [
+    ("apiVersion: v1\nkind: Service\n", False), ("url: https://github.com/example/x.git\n", False),
+    # A telltale may match more than its detector finds: such files are read line by line.
+    ("ssh://git@github.com/example/x.git", True), ("use_hf_transfer: true", True), ("HF_HOME: /cache", True)])
+def test_the_file_filter_clears_files_without_a_telltale(text: str, may: bool) -> None:
+    assert text_may_hold_secrets(text) is may
+    assert secret_in_text(text) is None
 
 
 def test_every_detector_has_cases() -> None:

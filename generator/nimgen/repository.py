@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
-from nimgen.errors import UserError
+from nimgen.errors import ConfigError, Location, Problem, UserError
 
 
 def default_root(env_file: Path) -> Path:
@@ -72,3 +73,30 @@ def environment_files(root: Path) -> list[Path]:
 def display_path(path: Path, root: Path) -> str:
     """`path` relative to `root` in POSIX form (what headers and messages show)."""
     return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+
+
+class Named(Protocol):
+    """An environment (or a cached render of one) by its name and file."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+
+def refuse_name_clashes(loaded: Sequence[tuple[Named, Path]]) -> None:
+    """Two environment files of one repository that share a `name:` would write one argocd/<name>/."""
+    seen: dict[tuple[Path, str], Named] = {}
+    problems = []
+    for env, root in loaded:
+        key = (root.resolve(), env.name)
+        if key in seen:
+            problems.append(
+                Problem(Location(env.source, 1, 1), "$.name",
+                        f"environment name '{env.name}' is also used by {seen[key].source}",
+                        "each environment writes argocd/<name>/; give every environment its own name")
+            )
+        seen[key] = env
+    if problems:
+        raise ConfigError(problems)

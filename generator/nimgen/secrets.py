@@ -143,6 +143,16 @@ def may_hold_secrets(data: Any) -> bool:
     return _KEY_TELLTALE.search(text) is not None or any(d.telltale.search(text) for d in DETECTORS)
 
 
+def text_may_hold_secrets(text: str) -> bool:
+    """Whether any line of a rendered file is worth asking secret_in_text about (never false when one is).
+
+    The detectors' telltales are substrings of what they find, lower-cased: one scan of the whole file
+    clears the thousand files of a large tree that hold nothing secret-looking.
+    """
+    lowered = text.lower()
+    return any(detector.telltale.search(lowered) for detector in DETECTORS)
+
+
 def secret_in_text(text: str) -> str | None:
     """What credential a piece of text holds, if any."""
     for detector in DETECTORS:

@@ -87,20 +87,24 @@ def render(env_files: tuple[Path, ...], root: Path | None, dry_run: bool, lock_t
 @click.option("--index", "staged", is_flag=True,
               help="Also check what is being committed: every rendered file staged as it is on disk (for "
                    "pre-commit and git hooks).")
+@click.option("--no-cache", "no_cache", is_flag=True,
+              help="Render every environment, even one whose inputs an earlier render or check has seen "
+                   "(as NIMGEN_NO_CACHE=1 does).")
 @format_option("text", "json", help_text="Drifted files for people, or JSON for tools.")
 @global_options
-def check(env_files: tuple[Path, ...], staged: bool, output_format: str) -> None:
+def check(env_files: tuple[Path, ...], staged: bool, no_cache: bool, output_format: str) -> None:
     """Check that the committed charts/ and argocd/<env>/ are what rendering gives now (no ENV_FILE: all).
 
     Renders in memory and writes nothing. Lists every file that is missing, stale, hand-edited,
     extra or in nimgen's way, with the command that fixes it; with --index, also every rendered file
     that is untracked or not staged, with the `git add` that fixes it. Exit 1 when any is. Fast enough
-    for a pre-commit hook.
+    for a pre-commit hook: an environment whose inputs (its file, its layer, this nimgen) an earlier render
+    or check has seen is not rendered again; the files on disk are always read.
     """
     from nimgen.commands.check import as_json, as_text, check_files
 
     with error_boundary():
-        results = check_files(environments(env_files), staged=staged)
+        results = check_files(environments(env_files), staged=staged, reuse=not no_cache)
         click.echo(as_json(results) if output_format == "json" else as_text(results), nl=False)
     if not all(result.ok for result in results):
         sys.exit(EXIT_USER_ERROR)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from nimgen.commands.render import refuse_name_clashes
-from nimgen.environment.load import load_environments
-from nimgen.gitops import writer
+from nimgen.gitops import rendercache, writer
 from nimgen.gitops.staged import FIX, Unstaged, unstaged
-from nimgen.gitops.tree import environment_dir, render_environment
 from nimgen.jsonreport import dumps
+from nimgen.repository import default_root, display_path, refuse_name_clashes
 
 WHY: dict[writer.DriftKind, str] = {
     "missing": "not rendered yet",
@@ -32,6 +31,10 @@ WHY: dict[writer.DriftKind, str] = {
     "interrupted": "a render was interrupted before it finished; render completes it",
 }
 
+
+if TYPE_CHECKING:
+    from nimgen.gitops.tree import Tree
+    from nimgen.model import Environment
 
 # More files than this in one fix: name their folders.
 _LONGEST_LIST = 8
@@ -51,21 +54,58 @@ class CheckResult:
         return not self.drifts and not self.unstaged
 
 
-def check_files(env_files: list[Path], *, staged: bool = False) -> list[CheckResult]:
+def check_files(env_files: list[Path], *, staged: bool = False, reuse: bool = True) -> list[CheckResult]:
     """Each environment's drift (and, with `staged`, what git has not staged); ConfigError (every problem at
-    once) when an environment file is invalid."""
-    loaded = load_environments(env_files)
-    refuse_name_clashes(loaded)
+    once) when an environment file is invalid.
+
+    With `reuse`, an environment whose inputs are those of an earlier render or check (see
+    `nimgen.gitops.rendercache`) is not loaded or rendered again: its tree is known by its files' digests,
+    and what is on disk is read and compared as always.
+    """
+    place = rendercache.folder() if reuse else None
+    known: dict[Path, tuple[rendercache.Entry, Path]] = {}
+    keys: dict[Path, str | None] = {}
+    for env_file in env_files:
+        root = default_root(env_file)
+        entry_key = rendercache.key(env_file, display_path(env_file, root)) if place is not None else None
+        keys[env_file] = entry_key
+        found = rendercache.load(place, entry_key) if place is not None and entry_key is not None else None
+        if found is not None:
+            known[env_file] = (found, root)
+    misses = [env_file for env_file in env_files if env_file not in known]
+    for env_file, (env, root) in zip(misses, load_environments(misses) if misses else []):
+        entry = rendercache.Entry(env.name, env.source, env.defaults_source,
+                                  writer.tree_digests(render_environment(env)))
+        known[env_file] = (entry, root)
+        entry_key = keys[env_file]
+        if place is not None and entry_key is not None and rendercache.key(env_file, env.source) == entry_key:
+            rendercache.store(place, entry_key, entry)  # unless the file changed while it was rendered
+    ordered = [known[env_file] for env_file in env_files]
+    refuse_name_clashes(ordered)
+    reads = writer.Reads()
     results: list[CheckResult] = []
-    for env, root in loaded:
-        tree = render_environment(env)
-        drifts = writer.drift(root, writer.Scope(env.name), env.source, tree)
+    for entry, root in ordered:
+        drifts = writer.drift_by_digest(root, writer.Scope(entry.name), entry.source, entry.digests, reads)
         left_out: list[Unstaged] = []
         if staged:
-            inputs = [PurePosixPath(name) for name in (env.source, env.defaults_source) if name]
-            left_out = unstaged(root, [*tree, *inputs], [environment_dir(env)])
-        results.append(CheckResult(env.name, env.source, tuple(drifts), tuple(left_out)))
+            inputs = [PurePosixPath(name) for name in (entry.source, entry.defaults_source) if name]
+            left_out = unstaged(root, [*entry.digests, *inputs], [PurePosixPath("argocd") / entry.name])
+        results.append(CheckResult(entry.name, entry.source, tuple(drifts), tuple(left_out)))
     return results
+
+
+def load_environments(env_files: list[Path]) -> list[tuple[Environment, Path]]:
+    """Load and validate (imported only when an environment must be rendered: the hook's common case needs not)."""
+    from nimgen.environment.load import load_environments as load
+
+    return load(env_files)
+
+
+def render_environment(env: Environment) -> Tree:
+    """Render in memory (imported only when needed, as `load_environments`)."""
+    from nimgen.gitops.tree import render_environment as render
+
+    return render(env)
 
 
 def as_text(results: list[CheckResult]) -> str:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from nimgen.commands.plan import Plan, plan
 from nimgen.environment.load import load_environment
-from nimgen.errors import ConfigError, Location, Problem
-from nimgen.gitops import writer
+from nimgen.errors import ConfigError, Problem
+from nimgen.gitops import rendercache, writer
 from nimgen.gitops.tree import Tree, render_environment
 from nimgen.model import Environment
-from nimgen.repository import default_root
+from nimgen.repository import default_root, display_path, refuse_name_clashes
 
 
 @dataclass(frozen=True)
@@ -30,45 +30,44 @@ def render_files(env_files: list[Path], *, output: Path | None = None, dry_run: 
 
     Writes hold the repository's lock, so concurrent renders of one repository wait for each other.
     """
-    loaded: list[tuple[Environment, Path, Tree]] = []
+    loaded: list[tuple[Environment, Path, Tree, Path, str | None]] = []
     problems: list[Problem] = []
     for env_file in env_files:
         root = output if output is not None else default_root(env_file)
+        key_before = rendercache.key(env_file, display_path(env_file, root))
         try:
             env = load_environment(env_file, root)
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        loaded.append((env, root, render_environment(env)))
+        loaded.append((env, root, render_environment(env), env_file, key_before))
     if problems:
         raise ConfigError(problems)
-    refuse_name_clashes([(env, root) for env, root, _ in loaded])
+    refuse_name_clashes([(env, root) for env, root, *_ in loaded])
     results = []
-    for env, root, tree in loaded:
+    for env, root, tree, env_file, key_before in loaded:
         if dry_run:
             changes = writer.write(root, writer.Scope(env.name), env.source, tree, dry_run=True)
         else:
             with writer.repository_lock(root, lock_timeout):
                 changes = writer.write(root, writer.Scope(env.name), env.source, tree)
         results.append(RenderResult(env.name, root, changes, env.warnings))
+        if not dry_run:
+            remember(env, tree, env_file, key_before)
     return results
 
 
-def refuse_name_clashes(loaded: list[tuple[Environment, Path]]) -> None:
-    """Two environment files of one repository that share a `name:` would write one argocd/<name>/."""
-    seen: dict[tuple[Path, str], Environment] = {}
-    problems = []
-    for env, root in loaded:
-        key = (root.resolve(), env.name)
-        if key in seen:
-            problems.append(
-                Problem(Location(env.source, 1, 1), "$.name",
-                        f"environment name '{env.name}' is also used by {seen[key].source}",
-                        "each environment writes argocd/<name>/; give every environment its own name")
-            )
-        seen[key] = env
-    if problems:
-        raise ConfigError(problems)
+def remember(env: Environment, tree: Tree, env_file: Path, key_before: str | None) -> None:
+    """Keep the digests of a tree just rendered, so that the next check of the same input need not render.
+
+    `key_before` is the key taken before loading: an input that changed while it was rendered gives another
+    key now, and nothing is kept.
+    """
+    place = rendercache.folder()
+    if place is None or key_before is None or rendercache.key(env_file, env.source) != key_before:
+        return
+    rendercache.store(place, key_before, rendercache.Entry(env.name, env.source, env.defaults_source,
+                                                           writer.tree_digests(tree)))
 
 
 def plan_environment(env_file: Path) -> Plan:

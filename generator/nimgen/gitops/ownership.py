@@ -14,6 +14,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from nimgen.errors import UserError
@@ -40,12 +41,13 @@ class Scope:
     env_name: str
     bench: bool = False
 
-    @property
+    # Cached: a check of a large tree asks for them once per file.
+    @cached_property
     def record(self) -> PurePosixPath:
         """Where this scope's ownership record lives."""
         return self.folder / RECORD_NAME
 
-    @property
+    @cached_property
     def folder(self) -> PurePosixPath:
         """The environment's folder (or its bench folder) that this record owns."""
         base = PurePosixPath("argocd") / self.env_name
@@ -53,6 +55,10 @@ class Scope:
 
     def roots(self) -> tuple[PurePosixPath, ...]:
         """Every folder this record may write in: its own, and (for render) the charts nimgen ships."""
+        return self._roots
+
+    @cached_property
+    def _roots(self) -> tuple[PurePosixPath, ...]:
         if self.bench:
             return (self.folder,)
         charts = (*shipped_charts(), *sorted(RETIRED_CHARTS))  # retired: so that render deletes their old files
@@ -163,26 +169,53 @@ def _excerpt(text: str, limit: int = 80) -> str:
     return shown + (f"... ({len(text)} characters)" if len(text) > limit else "")
 
 
-def _symlink_reason(root: Path, relative: PurePosixPath) -> str | None:
+# What one check of many environments has already looked at: they share charts/, so each folder is looked at
+# once. Keyed by what was asked; a plain dict the caller creates per run (the disk may change between runs).
+Memo = dict[tuple[object, ...], object]
+
+
+def _lstat_mode(probe: Path, memo: Memo | None) -> int | OSError:
+    key = ("lstat", probe)
+    if memo is not None and key in memo:
+        return memo[key]  # type: ignore[return-value]
+    try:
+        found: int | OSError = probe.lstat().st_mode
+    except OSError as exc:
+        found = exc
+    if memo is not None:
+        memo[key] = found
+    return found
+
+
+def _symlink_reason(root: Path, relative: PurePosixPath, memo: Memo | None = None) -> str | None:
     """Why a path cannot be used because of a symlink on the way (None when it can)."""
+    key = ("symlink", root, relative)
+    if memo is not None and key in memo:
+        return memo[key]  # type: ignore[return-value]
+    reason = _first_symlink(root, relative, memo)
+    if memo is not None:
+        memo[key] = reason
+    return reason
+
+
+def _first_symlink(root: Path, relative: PurePosixPath, memo: Memo | None) -> str | None:
     probe = root
     for part in relative.parts:
         probe = probe / part
-        try:
-            mode = probe.lstat().st_mode
-        except (FileNotFoundError, NotADirectoryError):  # nothing further down can be a symlink
+        mode = _lstat_mode(probe, memo)
+        if isinstance(mode, (FileNotFoundError, NotADirectoryError)):  # nothing further down can be a symlink
             return None
-        except OSError as exc:
-            return f"cannot inspect {probe}: {exc.strerror}"
+        if isinstance(mode, OSError):
+            return f"cannot inspect {probe}: {mode.strerror}"
         if stat.S_ISLNK(mode):
             shown = probe.relative_to(root).as_posix()
             return f"goes through the symlink {shown} (nimgen never writes through symlinks)"
     return None
 
 
-def refuse_symlinks(root: Path, *paths: PurePosixPath) -> None:
+def refuse_symlinks(root: Path, *paths: PurePosixPath, memo: Memo | None = None) -> None:
     """OwnershipError when any of `paths` (relative to root) has a symlink at any level."""
-    found = sorted({reason for path in paths if (reason := _symlink_reason(root, path))})
+    found = sorted({reason for path in paths if (reason := _symlink_reason(root, path, memo))})
     if found:
         raise OwnershipError("refusing to write through a symlink:\n" + "\n".join(f"  {line}" for line in found),
                              hint="replace the symlink with a real folder (or remove it), then render again")
@@ -199,13 +232,42 @@ def source_of(root: Path, scope: Scope) -> str | None:
     return match.group("source") if match else None
 
 
-def leftovers(root: Path, scope: Scope) -> list[PurePosixPath]:
+def leftovers(root: Path, scope: Scope, memo: Memo | None = None) -> list[PurePosixPath]:
     """Staging files of an interrupted write and empty folders in the scope's folders (deepest first)."""
     found: list[PurePosixPath] = []
     for top in scope.roots():
-        base = root / top
-        if _symlink_reason(root, top) or not base.is_dir():
+        if top == scope.folder:
+            found.extend(_leftovers_in(root, scope, top, memo))
             continue
+        # A chart folder: the same for every environment of the repository, so walked once per run.
+        key = ("leftovers", root, top)
+        if memo is None or key not in memo:
+            walked = _leftovers_in(root, scope, top, memo)
+            if memo is None:
+                found.extend(walked)
+                continue
+            memo[key] = walked
+        found.extend(memo[key])  # type: ignore[arg-type]
+    return found
+
+
+def _leftovers_in(root: Path, scope: Scope, top: PurePosixPath, memo: Memo | None) -> list[PurePosixPath]:
+    """`leftovers` under one of the scope's folders."""
+    found: list[PurePosixPath] = []
+    base = root / top
+    if _symlink_reason(root, top, memo) or not base.is_dir():
+        return found
+    for directory, folders, files in os.walk(base, topdown=False):  # never follows symlinks
+        here = PurePosixPath(Path(directory).relative_to(root).as_posix())
+        if not scope.bench and here.parts[: len(scope.folder.parts) + 1] == (*scope.folder.parts, BENCH_FOLDER):
+            continue
+        found.extend(here / name for name in sorted(files) if name.endswith(STAGE_SUFFIX))
+        remaining = [name for name in files if not name.endswith(STAGE_SUFFIX)]
+        empty_children = {p.name for p in found if p.parent == here}
+        if here != top and not remaining and all(name in empty_children for name in folders):
+            found.append(here)
+    return found
+    if True:
         for directory, folders, files in os.walk(base, topdown=False):  # never follows symlinks
             here = PurePosixPath(Path(directory).relative_to(root).as_posix())
             if not scope.bench and here.parts[: len(scope.folder.parts) + 1] == (*scope.folder.parts, BENCH_FOLDER):

@@ -103,7 +103,7 @@ def _readme(env: Environment, parts: applications.Parts) -> str:
 
 def _refuse_secrets(tree: Tree) -> None:
     """No rendered file may carry a credential (nimgen only references secrets): refuse with file and line."""
-    found = [f"{path}:{number}: {what}" for path, text in sorted(tree.items())
+    found = [f"{path}:{number}: {what}" for path, text in sorted(tree.items()) if secrets.text_may_hold_secrets(text)
              for number, line in enumerate(text.splitlines(), start=1)
              if (what := secrets.secret_in_text(line))]
     if found:
@@ -130,6 +130,6 @@ def _check_values(chart: str, values_by_release: dict[str, dict[str, object]]) -
         raise RenderError(f"values for '{release}' do not match charts/{chart}/values.schema.json: {details}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled_values_validator(chart: str) -> jsonschema_rs.Draft7Validator:
     return jsonschema_rs.Draft7Validator(chart_values_schema(chart), validate_formats=False)

@@ -17,6 +17,7 @@ names and `render` sweeps.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -37,8 +38,24 @@ from nimgen.gitops.ownership import (
 )
 from nimgen.gitops.repolock import lock_path, repository_lock
 
-__all__ = ["RECORD_NAME", "Change", "Drift", "DriftKind", "Scope", "content_hash", "create_files", "drift",
-           "lock_path", "replace_file", "repository_lock", "write"]
+__all__ = [
+    "RECORD_NAME",
+    "Change",
+    "Drift",
+    "DriftKind",
+    "Reads",
+    "Scope",
+    "content_hash",
+    "create_files",
+    "digest",
+    "drift",
+    "drift_by_digest",
+    "lock_path",
+    "replace_file",
+    "repository_lock",
+    "tree_digests",
+    "write",
+]
 
 Action = Literal["create", "update", "delete", "identical"]
 
@@ -79,27 +96,33 @@ def _refuse_takeover(root: Path, scope: Scope, source: str) -> None:
                  f"if {owner} was renamed to {source}, delete {owner}")
 
 
-def _owned_by_others(root: Path, scope: Scope) -> set[PurePosixPath]:
+def _owned_by_others(root: Path, scope: Scope, reads: Reads | None = None) -> set[PurePosixPath]:
     """Files other environments' render records own (shared charts must outlive the environment that drops them)."""
+    if reads is not None:
+        return reads.owned_by_others(root, scope)
     owned: set[PurePosixPath] = set()
-    argocd = root / "argocd"
-    if scope.bench or argocd.is_symlink() or not argocd.is_dir():
-        return owned
-    for folder in sorted(argocd.iterdir()):
-        other = Scope(folder.name)
-        if folder.name == scope.env_name or folder.is_symlink() or not (root / other.record).is_file():
-            continue
+    for other in _other_scopes(root, scope):
         owned |= set(read_record(root, other).entries)
     return owned
 
 
-def _read_state(root: Path, scope: Scope, source: str,
-                tree: dict[PurePosixPath, str]) -> tuple[Record, set[PurePosixPath]]:
+def _other_scopes(root: Path, scope: Scope) -> list[Scope]:
+    """The scopes of the other environments that have a record under argocd/."""
+    argocd = root / "argocd"
+    if scope.bench or argocd.is_symlink() or not argocd.is_dir():
+        return []
+    return [Scope(folder.name) for folder in sorted(argocd.iterdir())
+            if folder.name != scope.env_name and not folder.is_symlink() and (root / Scope(folder.name).record).is_file()]
+
+
+def _read_state(root: Path, scope: Scope, source: str, tree: dict[PurePosixPath, str],
+                reads: Reads | None = None) -> tuple[Record, set[PurePosixPath]]:
     """Refuse what nimgen must not touch; then this scope's record and the files other records own."""
     _check_tree(scope, tree)
-    ownership.refuse_symlinks(root, scope.folder, *tree)
+    ownership.refuse_symlinks(root, scope.folder, *tree, memo=reads.memo if reads else None)
     _refuse_takeover(root, scope, source)
-    return read_record(root, scope), _owned_by_others(root, scope)
+    record = reads.record(root, scope) if reads else read_record(root, scope)
+    return record, _owned_by_others(root, scope, reads)
 
 
 def _plan(root: Path, scope: Scope, source: str, tree: dict[PurePosixPath, str], command: str) -> _Plan:
@@ -149,7 +172,8 @@ def write(root: Path, scope: Scope, source: str, tree: dict[PurePosixPath, str],
     record = scope.record
     to_write = [c.path for c in plan.changes if c.action in ("create", "update") and c.path != record]
     to_delete = [c.path for c in plan.changes if c.action == "delete" and c.path not in plan.leftovers]
-    staged = _stage(root, scope, [(root / path, plan.files[path]) for path in to_write])
+    updates = {c.path for c in plan.changes if c.action == "update"}
+    staged = _stage(root, scope, [(root / path, plan.files[path], path in updates) for path in to_write])
     if to_write or to_delete:
         # Until the swap completes, the record lists old and new files alike, with unknown hashes for those
         # in flux: whatever a crash leaves is named by `check` and deleted or rewritten by the next render.
@@ -183,19 +207,27 @@ def write(root: Path, scope: Scope, source: str, tree: dict[PurePosixPath, str],
     return plan.changes
 
 
-def _stage(root: Path, scope: Scope, items: list[tuple[Path, str]]) -> list[tuple[Path, Path]]:
-    """Write every file beside its target; on failure remove what was staged and created, and raise."""
+def _stage(root: Path, scope: Scope, items: list[tuple[Path, str, bool]]) -> list[tuple[Path, Path]]:
+    """Write every file beside its target; on failure remove what was staged and created, and raise.
+
+    A file that will replace one on disk (`durable`) reaches the disk before the swap, so that a power
+    loss cannot leave an empty file where the old one was. A new file replaces nothing: should a power
+    loss empty it, its content no longer matches the record's hash, `check` names it and the next render
+    rewrites it. Skipping the flush keeps a first render of a thousand models from waiting on a thousand
+    disk writes.
+    """
     staged: list[tuple[Path, Path]] = []
     created_dirs: list[Path] = []
     try:
-        for target, text in items:
+        for target, text, durable in items:
             created_dirs.extend(_make_parents(target.parent))
             stage = target.with_name(f".{target.name}{STAGE_SUFFIX}")
             staged.append((stage, target))
             with open(stage, "wb") as handle:
                 handle.write(text.encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
     except OSError as exc:
         _unstage(staged)
         for directory in reversed(created_dirs):
@@ -232,19 +264,80 @@ class Drift:
     kind: DriftKind
 
 
+def digest(data: bytes) -> str:
+    """The full SHA-256 of a file's bytes: what `drift` compares (the record keeps a short form for people)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def tree_digests(tree: dict[PurePosixPath, str]) -> dict[PurePosixPath, str]:
+    """`digest` of each rendered file."""
+    return {path: digest(text.encode("utf-8")) for path, text in tree.items()}
+
+
+class Reads:
+    """What one check of several environments reads from disk, each read once: the charts/ files and the
+    other environments' records are shared by every environment of a repository."""
+
+    def __init__(self) -> None:
+        self._files: dict[Path, bytes | None] = {}
+        self._records: dict[tuple[Path, str], ownership.Record] = {}
+        self.memo: ownership.Memo = {}
+
+    def file(self, path: Path) -> bytes | None:
+        """The bytes of a plain file (not a symlink); None for anything else."""
+        if path not in self._files:
+            try:
+                self._files[path] = None if path.is_symlink() or not path.is_file() else path.read_bytes()
+            except OSError:
+                self._files[path] = None
+        return self._files[path]
+
+    def record(self, root: Path, scope: Scope) -> ownership.Record:
+        key = (root, scope.folder.as_posix())
+        if key not in self._records:
+            self._records[key] = read_record(root, scope)
+        return self._records[key]
+
+    def owned_by_others(self, root: Path, scope: Scope) -> set[PurePosixPath]:
+        """`_owned_by_others`, from one count of every record's entries (not a union per environment)."""
+        if scope.bench:
+            return set()
+        key = ("owners", root)
+        if key not in self.memo:
+            tally: dict[PurePosixPath, int] = {}
+            every = _other_scopes(root, Scope(""))
+            for other in every:
+                for path in self.record(root, other).entries:
+                    tally[path] = tally.get(path, 0) + 1
+            self.memo[key] = (tally, {other.env_name for other in every})
+        counts: dict[PurePosixPath, int]
+        named: set[str]
+        counts, named = self.memo[key]  # type: ignore[misc]
+        own = self.record(root, scope).entries if scope.env_name in named else {}
+        return {path for path, count in counts.items() if count > (1 if path in own else 0)}
+
+
 def drift(root: Path, scope: Scope, source: str, tree: dict[PurePosixPath, str]) -> list[Drift]:
     """How the files under `root` differ from `tree` (plus its ownership record); reads, never writes."""
-    record, others = _read_state(root, scope, source, tree)
-    files = dict(tree)
-    files[scope.record] = record_text(source, tree)
+    return drift_by_digest(root, scope, source, tree_digests(tree))
+
+
+def drift_by_digest(root: Path, scope: Scope, source: str, digests: dict[PurePosixPath, str],
+                    reads: Reads | None = None) -> list[Drift]:
+    """`drift` of a rendered tree known by its files' digests (a check that reuses an earlier render)."""
+    reads = reads or Reads()
+    record, others = _read_state(root, scope, source, dict.fromkeys(digests, ""), reads)
+    short = {path: "sha256:" + value[:16] for path, value in digests.items()}
+    expected = dict(digests)
+    expected[scope.record] = digest(record_text(source, dict.fromkeys(digests, ""), hashes=short).encode("utf-8"))
     found: list[Drift] = []
-    for relative, text in sorted(files.items()):
+    for relative, wanted in sorted(expected.items()):
         target = root / relative
-        if not target.is_file() or target.is_symlink():
+        current = reads.file(target)
+        if current is None:
             found.append(Drift(relative, "conflict" if target.exists() or target.is_symlink() else "missing"))
             continue
-        current = target.read_bytes()
-        if current == text.encode("utf-8"):
+        if digest(current) == wanted:
             continue
         if relative == scope.record and record.in_progress:
             found.append(Drift(relative, "interrupted"))
@@ -255,11 +348,11 @@ def drift(root: Path, scope: Scope, source: str, tree: dict[PurePosixPath, str])
             found.append(Drift(relative, "hand-edited"))
         else:
             found.append(Drift(relative, "stale"))
-    for relative in sorted(set(record.entries) - set(files) - others):
+    for relative in sorted(set(record.entries) - set(expected) - others):
         if (root / relative).is_file():
             found.append(Drift(relative, "extra"))
-    found.extend(Drift(path, "unowned") for path in unowned_files(root, scope, set(files) | set(record.entries)))
-    found.extend(Drift(path, "leftover") for path in ownership.leftovers(root, scope))
+    found.extend(Drift(path, "unowned") for path in unowned_files(root, scope, set(expected) | set(record.entries)))
+    found.extend(Drift(path, "leftover") for path in ownership.leftovers(root, scope, reads.memo))
     return sorted(set(found))
 
 
