@@ -73,11 +73,13 @@ class InProcessEngine:
         self._lock = threading.Lock()
 
     def _chart(self, chart: Path) -> Any:
-        key = chart.resolve()
         with self._lock:
-            if key not in self._charts:
-                self._charts[key] = self._helm.Chart.load(str(key))
-            return self._charts[key]
+            if chart not in self._charts:  # keyed as given too: resolving a path costs a system call per part
+                key = chart.resolve()
+                if key not in self._charts:
+                    self._charts[key] = self._helm.Chart.load(str(key))
+                self._charts[chart] = self._charts[key]
+            return self._charts[chart]
 
     def template(
         self, chart: Path, values: dict[str, Any], *, release: str, namespace: str, kube_version: str,

@@ -81,8 +81,16 @@ def _group(api_version: str) -> str:
     return api_version.rpartition("/")[0]
 
 
+def _label_keys(labels: Any) -> list[tuple[object, object]]:
+    """The (key, value) pairs a selector can be looked up by (hashable ones: a malformed manifest may hold others)."""
+    if not isinstance(labels, dict):
+        return []
+    return [(key, value) for key, value in labels.items() if isinstance(value, (str, int, float, bool, type(None)))]
+
+
 class _Index:
-    """The environment's objects, looked up by kind and place."""
+    """The environment's objects, looked up by kind, place and label: a thousand models' objects are matched in
+    one pass each, not each against all."""
 
     def __init__(self, env: Environment, manifests: list[Applied], results: list[AppResult]) -> None:
         self.env = env
@@ -92,17 +100,31 @@ class _Index:
         self.apps = {str(m.obj["metadata"]["name"]): m for m in manifests
                      if m.obj.get("kind") == "Application" and m.obj.get("apiVersion") == "argoproj.io/v1alpha1"}
         self.results = results
+        self._kinds: dict[object, list[Applied]] = {}
+        self._places: dict[tuple[str, object, object, object], Applied] = {}
+        for applied in self.everything:
+            obj, meta = applied.obj, applied.obj["metadata"]
+            self._kinds.setdefault(obj.get("kind"), []).append(applied)
+            place = (_group(str(obj.get("apiVersion", ""))), obj.get("kind"), meta.get("namespace", ""), meta.get("name"))
+            if all(isinstance(part, str) for part in place):
+                self._places.setdefault(place, applied)
+        self.pods_by_label: dict[tuple[object, object], list[Pod]] = {}
+        for pod in self.pods:
+            for pair in _label_keys(pod.labels):
+                self.pods_by_label.setdefault(pair, []).append(pod)
 
     def of_kind(self, kind: str) -> Iterator[Applied]:
-        return (a for a in self.everything if a.obj.get("kind") == kind)
+        return iter(self._kinds.get(kind, []))
 
     def find(self, group: str, kind: str, namespace: str, name: str) -> Applied | None:
-        for applied in self.everything:
-            meta = applied.obj["metadata"]
-            if (applied.obj.get("kind") == kind and _group(str(applied.obj.get("apiVersion", ""))) == group
-                    and meta.get("name") == name and meta.get("namespace", "") == namespace):
-                return applied
-        return None
+        return self._places.get((group, kind, namespace, name))
+
+    def pods_with(self, selector: dict[str, Any]) -> list[Pod]:
+        """Pods that may carry every label of `selector`: those with its first label (all when it has none)."""
+        pairs = _label_keys(selector)
+        if not pairs or len(pairs) != len(selector):
+            return self.pods
+        return self.pods_by_label.get(pairs[0], [])
 
     def finding(self, applied: Applied, check: str, message: str, path: str = "", hint: str = "") -> Finding:
         return Finding("error", check, message, environment=self.env.name, application=applied.application,
@@ -115,7 +137,8 @@ def _services(index: _Index) -> Iterator[Finding]:
         if not selector:
             continue
         namespace = service.obj["metadata"].get("namespace", "")
-        chosen = [p for p in index.pods if p.namespace == namespace and selector.items() <= p.labels.items()]
+        chosen = [p for p in index.pods_with(selector)
+                  if p.namespace == namespace and selector.items() <= p.labels.items()]
         if not chosen:
             yield index.finding(service, "service-selector",
                                 f"selects no pod: no pod template in namespace {namespace} has labels {selector}",
@@ -165,13 +188,22 @@ def _scale_targets(index: _Index) -> Iterator[Finding]:
 
 def _service_monitors(index: _Index) -> Iterator[Finding]:
     services = list(index.of_kind("Service"))
+    by_label: dict[tuple[object, object], list[Applied]] = {}
+    for service in services:
+        for pair in _label_keys(service.obj["metadata"].get("labels")):
+            by_label.setdefault(pair, []).append(service)
     for monitor in index.of_kind("ServiceMonitor"):
         spec = monitor.obj.get("spec") or {}
         scope = spec.get("namespaceSelector") or {}
         own = monitor.obj["metadata"].get("namespace", "")
         namespaces = None if scope.get("any") else set(scope.get("matchNames") or [own])
-        chosen = [s for s in services if (namespaces is None or s.obj["metadata"].get("namespace") in namespaces)
-                  and selects(spec.get("selector") or {}, s.obj["metadata"].get("labels") or {})]
+        selector = spec.get("selector") or {}
+        match_labels = selector.get("matchLabels") or {} if isinstance(selector, dict) else {}
+        pairs = _label_keys(match_labels)
+        # Only Services with the selector's first label can match it; without matchLabels, any can.
+        candidates = by_label.get(pairs[0], []) if pairs and len(pairs) == len(match_labels) else services
+        chosen = [s for s in candidates if (namespaces is None or s.obj["metadata"].get("namespace") in namespaces)
+                  and selects(selector, s.obj["metadata"].get("labels") or {})]
         if not chosen:
             yield index.finding(monitor, "servicemonitor", "selects no Service", "spec.selector",
                                 "match the labels of the Service that exposes the metrics port")

@@ -6,7 +6,9 @@ Argo CD applies: every other finding of the run stands, and a stale tree that is
 to fail. Whether the tree is current is `nimgen check`'s verdict, which exits 1 on it; CI runs both (the workflow
 `nimgen init` writes does), so a stale tree fails CI once, under the command that names each file. Files edited by
 hand or added beside nimgen's are errors of validate's own (the ownership check): Argo CD would apply them
-unreviewed. The render runs while Helm renders the charts on its worker threads, so it costs little wall time.
+unreviewed. The render runs while Helm renders the charts on its worker threads, so it costs little wall time,
+and not at all when `nimgen check` or `nimgen render` has just rendered the same inputs (see
+`nimgen.gitops.rendercache`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,22 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from nimgen.errors import NimgenError
-from nimgen.gitops import writer
+from nimgen.gitops import rendercache, writer
 from nimgen.gitops.tree import render_environment
 from nimgen.model import Environment
 from nimgen.validation.findings import Finding
 
 CHECK = "stale"
+
+
+def _digests(env: Environment, root: Path) -> dict[PurePosixPath, str]:
+    """The digests of the environment's tree: from an earlier render of the same inputs, else rendered now."""
+    place = rendercache.folder()
+    entry_key = rendercache.key(root / env.source, env.source) if place is not None else None
+    entry = rendercache.load(place, entry_key) if place is not None and entry_key is not None else None
+    if entry is not None and entry.name == env.name:
+        return entry.digests
+    return writer.tree_digests(render_environment(env))
 OWNERSHIP_KINDS = ("unowned", "hand-edited", "conflict")
 
 
@@ -28,7 +40,7 @@ def check(env: Environment, root: Path) -> list[Finding]:
     """One warning when the environment's committed files differ from a render of it now; none when they match."""
     fix = f"run 'nimgen render {env.source}' and commit the result; 'nimgen check {env.source}' names each file"
     try:
-        drifts = writer.drift(root, writer.Scope(env.name), env.source, render_environment(env))
+        drifts = writer.drift_by_digest(root, writer.Scope(env.name), env.source, _digests(env, root))
     except NimgenError as error:
         return [Finding("warning", CHECK, f"cannot tell whether argocd/{env.name} is current: rendering {env.source} "
                         f"fails: {error}", environment=env.name, hint=f"run 'nimgen render {env.source}' to see why")]
