@@ -81,6 +81,15 @@ def _group(api_version: str) -> str:
     return api_version.rpartition("/")[0]
 
 
+def _fewest(by_label: dict[tuple[object, object], list[Any]], labels: Any, everything: list[Any]) -> list[Any]:
+    """The objects that carry the rarest of `labels` (a superset of those that carry them all); `everything` when
+    a label cannot be looked up."""
+    pairs = _label_keys(labels)
+    if not pairs or len(pairs) != len(labels):
+        return everything
+    return min((by_label.get(pair, []) for pair in pairs), key=len)
+
+
 def _label_keys(labels: Any) -> list[tuple[object, object]]:
     """The (key, value) pairs a selector can be looked up by (hashable ones: a malformed manifest may hold others)."""
     if not isinstance(labels, dict):
@@ -120,11 +129,8 @@ class _Index:
         return self._places.get((group, kind, namespace, name))
 
     def pods_with(self, selector: dict[str, Any]) -> list[Pod]:
-        """Pods that may carry every label of `selector`: those with its first label (all when it has none)."""
-        pairs = _label_keys(selector)
-        if not pairs or len(pairs) != len(selector):
-            return self.pods
-        return self.pods_by_label.get(pairs[0], [])
+        """Pods that may carry every label of `selector`: those with its rarest label (all when it has none)."""
+        return _fewest(self.pods_by_label, selector, self.pods)
 
     def finding(self, applied: Applied, check: str, message: str, path: str = "", hint: str = "") -> Finding:
         return Finding("error", check, message, environment=self.env.name, application=applied.application,
@@ -199,9 +205,8 @@ def _service_monitors(index: _Index) -> Iterator[Finding]:
         namespaces = None if scope.get("any") else set(scope.get("matchNames") or [own])
         selector = spec.get("selector") or {}
         match_labels = selector.get("matchLabels") or {} if isinstance(selector, dict) else {}
-        pairs = _label_keys(match_labels)
-        # Only Services with the selector's first label can match it; without matchLabels, any can.
-        candidates = by_label.get(pairs[0], []) if pairs and len(pairs) == len(match_labels) else services
+        # Only Services with the selector's rarest label can match it; without matchLabels, any can.
+        candidates = _fewest(by_label, match_labels, services)
         chosen = [s for s in candidates if (namespaces is None or s.obj["metadata"].get("namespace") in namespaces)
                   and selects(selector, s.obj["metadata"].get("labels") or {})]
         if not chosen:

@@ -27,6 +27,23 @@ class _JSONLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignor
     """libyaml's safe loader building only what JSON holds, as it goes: every key a string, timestamps and
     binary left as their text (as Argo CD's YAML-to-JSON step leaves them), sets as lists."""
 
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        # The implicit tag of a plain scalar depends on its text alone; the thousands of documents Helm renders
+        # for a large environment repeat the same few thousand texts (keys above all).
+        if kind is yaml.ScalarNode and implicit == (True, False) and self.yaml_implicit_resolvers is _RESOLVERS:
+            tag = _PLAIN_TAGS.get(value)
+            if tag is None:
+                tag = _PLAIN_TAGS[value] = super().resolve(kind, value, implicit)
+                if len(_PLAIN_TAGS) > _MAX_PLAIN_TAGS:
+                    _PLAIN_TAGS.clear()
+            return tag
+        return super().resolve(kind, value, implicit)
+
+
+_RESOLVERS = _JSONLoader.yaml_implicit_resolvers
+_PLAIN_TAGS: dict[str, str] = {}
+_MAX_PLAIN_TAGS = 200_000
+
 
 def _json_map(loader: Any, node: yaml.MappingNode) -> Iterator[dict[str, Any]]:
     data: dict[str, Any] = {}
@@ -87,7 +104,7 @@ class _Unusual(Exception):
 _SCALAR_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
                 "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary",
                 "tag:yaml.org,2002:value")
-_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_MAP, _SEQ, _STR = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:str"
 
 
 def _convert(loader: Any, node: yaml.Node, built: dict[int, Any]) -> Any:
@@ -98,9 +115,12 @@ def _convert(loader: Any, node: yaml.Node, built: dict[int, Any]) -> Any:
         return known
     tag = node.tag
     if isinstance(node, yaml.ScalarNode):
-        if tag not in _SCALAR_TAGS:
+        if tag == _STR:  # most scalars: SafeConstructor.construct_yaml_str returns the text as it is
+            value = node.value
+        elif tag in _SCALAR_TAGS:
+            value = _JSONLoader.yaml_constructors[tag](loader, node)
+        else:
             raise _Unusual
-        value = _JSONLoader.yaml_constructors[tag](loader, node)
         built[id(node)] = value
         return value
     if isinstance(node, yaml.SequenceNode):
