@@ -230,3 +230,28 @@ def test_bash_completion_completes_commands_options_and_environments(repo: Path)
 def test_completion_scripts_for_zsh_and_fish(shell: str) -> None:
     result = run("completion", shell)
     assert result.exit_code == 0 and "_NIMGEN_COMPLETE" in result.output and f"{shell}_complete" in result.output
+
+
+def test_the_readme_usage_names_only_real_commands_and_options() -> None:
+    """The README's command line block is checked against each command's --help, so it cannot drift."""
+    import re
+
+    from conftest import PROJECT
+
+    readme = (PROJECT / "README.md").read_text()
+    block = readme.split("## Command line\n\n```\n", 1)[1].split("```", 1)[0]
+    usage: dict[str, str] = {}
+    command = ""
+    for line in block.splitlines():
+        if line.startswith("nimgen "):
+            command = line.split()[1]
+            usage[command] = line
+        else:
+            usage[command] += " " + line.strip()
+    assert set(usage) - {"--version"} == set(main.commands)  # type: ignore[attr-defined]
+    for name, line in usage.items():
+        if name == "--version":
+            continue
+        help_text = run(name, "--help").output
+        for option in re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", line.split(" ", 2)[2] if line.count(" ") > 1 else ""):
+            assert option in help_text, (name, option)
