@@ -255,3 +255,13 @@ def test_the_readme_usage_names_only_real_commands_and_options() -> None:
         help_text = run(name, "--help").output
         for option in re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", line.split(" ", 2)[2] if line.count(" ") > 1 else ""):
             assert option in help_text, (name, option)
+
+
+def test_json_keys_are_camel_case_with_units_spelled_out() -> None:
+    from nimgen.jsonreport import camel, camel_keys
+
+    assert [camel(k) for k in ("gpus_per_replica", "latency_s", "tokens_per_s", "ttft_p95_s", "model", "_x",
+                               "argocd/prod/x_y.yaml", "model-001")] == [
+        "gpusPerReplica", "latencySeconds", "tokensPerSecond", "ttftP95Seconds", "model", "_x",
+        "argocd/prod/x_y.yaml", "model-001"]
+    assert camel_keys({"up_to_date": [{"wall_s": 1}], 3: ("a_b",)}) == {"upToDate": [{"wallSeconds": 1}], 3: ["a_b"]}

@@ -80,8 +80,8 @@ def test_default_prompts_run_concurrently_with_consistent_summary(serve: Callabl
     assert {entry["authorization"] for entry in stub.log} == {"Bearer not-used"}
 
     summary = json.loads(results.read_text(encoding="utf-8"))["summary"]
-    assert summary["accumulated_s"] == pytest.approx(accumulated, abs=0.001)
-    assert summary["tokens_per_s"] == pytest.approx(summary["completion_tokens"] / summary["wall_s"], rel=1e-3)
+    assert summary["accumulatedSeconds"] == pytest.approx(accumulated, abs=0.001)
+    assert summary["tokensPerSecond"] == pytest.approx(summary["completionTokens"] / summary["wallSeconds"], rel=1e-3)
 
 
 def test_streaming_reports_ttft_itl_and_percentiles(serve: Callable[..., StubServer], tmp_path: Path) -> None:
@@ -100,14 +100,14 @@ def test_streaming_reports_ttft_itl_and_percentiles(serve: Callable[..., StubSer
     document = json.loads(results.read_text(encoding="utf-8"))
     rounding = 0.0002  # the JSON rounds each time to 0.1 ms
     for request in document["requests"]:
-        assert request["ok"] and request["completion_tokens"] == 6 and request["token_source"] == "usage"
-        assert 0.05 - rounding <= request["ttft_s"] <= request["latency_s"]  # the server sleeps 0.05 s first
-        assert request["itl_s"] >= 0
+        assert request["ok"] and request["completionTokens"] == 6 and request["tokenSource"] == "usage"
+        assert 0.05 - rounding <= request["ttftSeconds"] <= request["latencySeconds"]  # the server sleeps 0.05 s first
+        assert request["itlSeconds"] >= 0
         # the last of 6 content chunks arrives 5 gaps after the first, before the request ends
-        assert request["ttft_s"] + 5 * request["itl_s"] <= request["latency_s"] + 3 * rounding
+        assert request["ttftSeconds"] + 5 * request["itlSeconds"] <= request["latencySeconds"] + 3 * rounding
     summary = document["summary"]
-    ttfts = sorted(request["ttft_s"] for request in document["requests"])
-    assert ttfts[0] <= summary["ttft_p50_s"] <= summary["ttft_p95_s"] <= ttfts[-1]
+    ttfts = sorted(request["ttftSeconds"] for request in document["requests"])
+    assert ttfts[0] <= summary["ttftP50Seconds"] <= summary["ttftP95Seconds"] <= ttfts[-1]
 
 
 @pytest.mark.parametrize("tokens", [1, 5])
@@ -123,9 +123,9 @@ def test_stream_without_usage_counts_chunks(serve: Callable[..., StubServer], tm
     counted = f"completion tokens: {2 * tokens} (counted stream chunks: the server sent no usage)"
     assert counted in result.stdout
     for request in json.loads(results.read_text(encoding="utf-8"))["requests"]:
-        assert (request["completion_tokens"], request["token_source"]) == (tokens, "chunks")
-        assert 0 < request["ttft_s"] <= request["latency_s"]
-        assert (request["itl_s"] is None) is (tokens == 1)  # inter-token latency needs two content chunks
+        assert (request["completionTokens"], request["tokenSource"]) == (tokens, "chunks")
+        assert 0 < request["ttftSeconds"] <= request["latencySeconds"]
+        assert (request["itlSeconds"] is None) is (tokens == 1)  # inter-token latency needs two content chunks
 
 
 def test_a_failing_request_exits_1_naming_it_with_the_summary(serve: Callable[..., StubServer],
@@ -145,7 +145,7 @@ def test_a_failing_request_exits_1_naming_it_with_the_summary(serve: Callable[..
     document = json.loads(results.read_text(encoding="utf-8"))
     assert [r["index"] for r in document["requests"] if not r["ok"]] == [9]
     assert document["requests"][8]["error"] == "HTTP 500: CUDA out of memory (stub)"
-    assert document["summary"]["failed"] == 1 and document["summary"]["completion_tokens"] == 19 * 8
+    assert document["summary"]["failed"] == 1 and document["summary"]["completionTokens"] == 19 * 8
 
 
 def test_a_model_that_is_not_served_sends_nothing(serve: Callable[..., StubServer]) -> None:
@@ -171,18 +171,19 @@ def test_results_json_is_deterministic_and_matches(serve: Callable[..., StubServ
     text = results.read_text(encoding="utf-8")
     document = json.loads(text)
     assert text == json.dumps(document, indent=2, sort_keys=True) + "\n"
-    assert document["base_url"] == stub.url + "/v1"
-    assert document["options"] == {"api": "chat", "concurrency": 1, "max_tokens": 2, "model": MODEL,
-                                   "stream": False, "timeout_s": 120.0, "url": stub.url}
-    assert [(r["index"], r["prompt"], r["ok"], r["error"], r["completion_tokens"], r["ttft_s"], r["itl_s"])
+    assert document["baseUrl"] == stub.url + "/v1"
+    assert document["options"] == {"api": "chat", "concurrency": 1, "maxTokens": 2, "model": MODEL,
+                                   "stream": False, "timeoutSeconds": 120.0, "url": stub.url}
+    assert [(r["index"], r["prompt"], r["ok"], r["error"], r["completionTokens"], r["ttftSeconds"], r["itlSeconds"])
             for r in document["requests"]] == [
         (1, "first prompt", True, None, 2, None, None), (2, "second prompt", True, None, 2, None, None),
         (3, "third", True, None, 2, None, None)]
     summary = document["summary"]
-    assert (summary["requests"], summary["succeeded"], summary["failed"], summary["completion_tokens"]) == (3, 3, 0, 6)
-    assert summary["accumulated_s"] == pytest.approx(sum(r["latency_s"] for r in document["requests"]), abs=0.001)
-    assert summary["ttft_p50_s"] is None
-    assert number(result.stdout, "wall time") == pytest.approx(summary["wall_s"], abs=0.0006)
+    assert (summary["requests"], summary["succeeded"], summary["failed"], summary["completionTokens"]) == (3, 3, 0, 6)
+    assert summary["accumulatedSeconds"] == pytest.approx(sum(r["latencySeconds"] for r in document["requests"]),
+                                                          abs=0.001)
+    assert summary["ttftP50Seconds"] is None
+    assert number(result.stdout, "wall time") == pytest.approx(summary["wallSeconds"], abs=0.0006)
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -1,7 +1,8 @@
 """JSON reports: one shape for every command's `--output json`.
 
 Keys are camelCase, like Kubernetes objects and the environment file (`gpuLimit`), whatever the Python
-names behind them; key order is kept as built, so output is stable.
+names behind them, and a unit suffix is spelled out (`latency_s` is `latencySeconds`, `tokens_per_s`
+`tokensPerSecond`); key order is kept as built, so output is stable.
 """
 
 from __future__ import annotations
@@ -14,10 +15,16 @@ from typing import Any
 _SNAKE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$")
 
 
+_UNITS = (("_per_s", "PerSecond"), ("_s", "Seconds"))
+
+
 def camel(key: str) -> str:
-    """`gpus_per_replica` -> `gpusPerReplica`; anything else unchanged."""
+    """`gpus_per_replica` -> `gpusPerReplica`, `ttft_p95_s` -> `ttftP95Seconds`; anything else unchanged."""
     if not _SNAKE.match(key):
         return key
+    for suffix, spelled in _UNITS:
+        if key.endswith(suffix):
+            return camel(key[: -len(suffix)]) + spelled
     first, *rest = key.split("_")
     return first + "".join(part[:1].upper() + part[1:] for part in rest)
 

@@ -29,6 +29,7 @@ from nimgen.commands.smokeresponse import (
     request_errors,
 )
 from nimgen.errors import UserError
+from nimgen.jsonreport import camel_keys
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -97,7 +98,7 @@ class SmokeReport:
         return self.summary.failed == 0
 
     def to_json(self) -> str:
-        """Deterministic JSON: sorted keys, two-space indent, floats rounded to 0.1 ms."""
+        """Deterministic JSON: camelCase keys as every report (sorted), two-space indent, floats rounded to 0.1 ms."""
         requests = [
             {key: _round(value) for key, value in asdict(result).items() if key != "started"}
             for result in self.results
@@ -109,7 +110,7 @@ class SmokeReport:
             "requests": requests,
             "summary": {key: _round(value) for key, value in asdict(self.summary).items()},
         }
-        return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        return json.dumps(camel_keys(document), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def _round(value: Any) -> Any:
