@@ -49,7 +49,9 @@ GROUPS = (
     Group("secrets", ("secrets.py",), ("test_secrets.py", "test_safety_guards.py")),
     # test_init and test_import_terraform exercise create_files and replace_file too, but mutmut 3.8 loses
     # track of its workers when they run (KeyError in wait_for_result): left out until that is understood.
-    Group("writer", ("gitops/writer.py", "gitops/ownership.py"), ("test_writer.py", "test_ownership.py", "test_check.py")),
+    Group("writer", ("gitops/writer.py", "gitops/ownership.py", "gitops/drift.py", "gitops/rendercache.py",
+                     "gitops/staged.py"),
+          ("test_writer.py", "test_ownership.py", "test_check.py", "test_rendercache.py", "test_check_index.py")),
     Group("checks", ("environment/checks.py", "environment/poolchecks.py", "capacity.py", "components/availability.py",
                      "components/reservations.py", "components/profiles.py", "components/spotfloor.py"),
           ("test_environment_errors.py", "test_capacity.py", "test_amis.py", "test_nodepools.py", "test_keda.py",

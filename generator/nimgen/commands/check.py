@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from nimgen.gitops import rendercache, writer
+from nimgen.gitops import drift, rendercache, writer
 from nimgen.gitops.staged import FIX, Unstaged, unstaged
 from nimgen.jsonreport import dumps
 from nimgen.repository import default_root, display_path, refuse_name_clashes
 
-WHY: dict[writer.DriftKind, str] = {
+WHY: dict[drift.DriftKind, str] = {
     "missing": "not rendered yet",
     "stale": "out of date with its environment file",
     "hand-edited": "edited by hand after nimgen wrote it; change the environment file instead",
@@ -46,7 +46,7 @@ class CheckResult:
 
     env_name: str
     source: str  # the environment file, relative to the repository root
-    drifts: tuple[writer.Drift, ...]
+    drifts: tuple[drift.Drift, ...]
     unstaged: tuple[Unstaged, ...] = ()
 
     @property
@@ -75,17 +75,17 @@ def check_files(env_files: list[Path], *, staged: bool = False, reuse: bool = Tr
     misses = [env_file for env_file in env_files if env_file not in known]
     for env_file, (env, root) in zip(misses, load_environments(misses) if misses else []):
         entry = rendercache.Entry(env.name, env.source, env.defaults_source,
-                                  writer.tree_digests(render_environment(env)))
+                                  drift.tree_digests(render_environment(env)))
         known[env_file] = (entry, root)
         entry_key = keys[env_file]
         if place is not None and entry_key is not None and rendercache.key(env_file, env.source) == entry_key:
             rendercache.store(place, entry_key, entry)  # unless the file changed while it was rendered
     ordered = [known[env_file] for env_file in env_files]
     refuse_name_clashes(ordered)
-    reads = writer.Reads()
+    reads = drift.Reads()
     results: list[CheckResult] = []
     for entry, root in ordered:
-        drifts = writer.drift_by_digest(root, writer.Scope(entry.name), entry.source, entry.digests, reads)
+        drifts = drift.drift_by_digest(root, writer.Scope(entry.name), entry.source, entry.digests, reads)
         left_out: list[Unstaged] = []
         if staged:
             inputs = [PurePosixPath(name) for name in (entry.source, entry.defaults_source) if name]

@@ -9,6 +9,7 @@ from nimgen.commands.plan import Plan, plan
 from nimgen.environment.load import load_environment
 from nimgen.errors import ConfigError, Problem
 from nimgen.gitops import rendercache, writer
+from nimgen.gitops.drift import tree_digests
 from nimgen.gitops.tree import Tree, render_environment
 from nimgen.model import Environment
 from nimgen.repository import default_root, display_path, refuse_name_clashes
@@ -67,7 +68,7 @@ def remember(env: Environment, tree: Tree, env_file: Path, key_before: str | Non
     if place is None or key_before is None or rendercache.key(env_file, env.source) != key_before:
         return
     rendercache.store(place, key_before, rendercache.Entry(env.name, env.source, env.defaults_source,
-                                                           writer.tree_digests(tree)))
+                                                           tree_digests(tree)))
 
 
 def plan_environment(env_file: Path) -> Plan:

@@ -1,5 +1,5 @@
 """Is the committed tree what rendering the environment gives now? The question `nimgen check` answers, asked with
-the same machinery (one render in memory, `writer.drift` against the files), and said up front.
+the same machinery (one render in memory, `drift.drift` against the files), and said up front.
 
 A warning, not an error. validate answers "is what Argo CD applies valid?", and a stale tree is still exactly what
 Argo CD applies: every other finding of the run stands, and a stale tree that is valid is no reason for validate
@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from nimgen.errors import NimgenError
 from nimgen.gitops import rendercache, writer
+from nimgen.gitops.drift import drift_by_digest, tree_digests
 from nimgen.gitops.tree import render_environment
 from nimgen.model import Environment
 from nimgen.validation.findings import Finding
@@ -32,7 +33,7 @@ def _digests(env: Environment, root: Path) -> dict[PurePosixPath, str]:
     entry = rendercache.load(place, entry_key) if place is not None and entry_key is not None else None
     if entry is not None and entry.name == env.name:
         return entry.digests
-    return writer.tree_digests(render_environment(env))
+    return tree_digests(render_environment(env))
 OWNERSHIP_KINDS = ("unowned", "hand-edited", "conflict")
 
 
@@ -40,7 +41,7 @@ def check(env: Environment, root: Path) -> list[Finding]:
     """One warning when the environment's committed files differ from a render of it now; none when they match."""
     fix = f"run 'nimgen render {env.source}' and commit the result; 'nimgen check {env.source}' names each file"
     try:
-        drifts = writer.drift_by_digest(root, writer.Scope(env.name), env.source, _digests(env, root))
+        drifts = drift_by_digest(root, writer.Scope(env.name), env.source, _digests(env, root))
     except NimgenError as error:
         return [Finding("warning", CHECK, f"cannot tell whether argocd/{env.name} is current: rendering {env.source} "
                         f"fails: {error}", environment=env.name, hint=f"run 'nimgen render {env.source}' to see why")]
