@@ -9,7 +9,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nimgen import yamlio
+from nimgen import yamldump, yamlio
 from nimgen.errors import ConfigError
 from nimgen.yamlio import dump, load_located, load_plain
 
@@ -116,7 +116,7 @@ _DATA = st.recursive(_LEAVES, lambda inner: st.one_of(st.lists(inner, max_size=4
 @settings(derandomize=True, deadline=None, max_examples=int(os.environ.get("NIMGEN_DUMP_EXAMPLES", "1500")))
 @given(st.one_of(st.dictionaries(_KEYS, _DATA, min_size=1, max_size=5), st.lists(_DATA, min_size=1, max_size=5)))
 def test_fast_dump_writes_what_pyyaml_writes(data: Any) -> None:
-    assert yamlio.dump(data) == yamlio._pyyaml_dump(data)
+    assert yamlio.dump(data) == yamldump.pyyaml_dump(data)
 
 
 def test_fast_dump_takes_the_fast_path_for_kubernetes_objects() -> None:
@@ -127,21 +127,21 @@ def test_fast_dump_takes_the_fast_path_for_kubernetes_objects() -> None:
                 "env": [{"name": "NIM_MAX_MODEL_LEN", "value": "8192"}],
                 "command": ["python3", "-c", "import time\nprint('drain')\n"]}], "tolerations": [],
                "nodeSelector": {}}}}}
-    assert yamlio._fast_dump(doc) == yamlio._pyyaml_dump(doc)
+    assert yamldump.fast_dump(doc) == yamldump.pyyaml_dump(doc)
 
 
 def test_fast_dump_leaves_what_pyyaml_aliases_to_pyyaml() -> None:
     shared = {"a": 1}
     doc = {"x": shared, "y": shared}
-    assert yamlio._fast_dump(doc) is None
-    assert yamlio.dump(doc) == yamlio._pyyaml_dump(doc) and "&id001" in yamlio.dump(doc)
+    assert yamldump.fast_dump(doc) is None
+    assert yamlio.dump(doc) == yamldump.pyyaml_dump(doc) and "&id001" in yamlio.dump(doc)
 
 
 def test_dump_all_separates_documents_as_pyyaml_does() -> None:
     documents = [{"a": 1}, [1, "x\n"], {"b": {"c": []}}]
-    expected = yaml.dump_all(documents, Dumper=yamlio._Dumper, sort_keys=False, default_flow_style=False,
+    expected = yaml.dump_all(documents, Dumper=yamldump._Dumper, sort_keys=False, default_flow_style=False,
                              allow_unicode=True, width=4096)
     assert yamlio.dump_all(documents) == expected
     assert yamlio.dump_all([{"a": 1}, "scalar"]) == yaml.dump_all(
-        [{"a": 1}, "scalar"], Dumper=yamlio._Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
+        [{"a": 1}, "scalar"], Dumper=yamldump._Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
         width=4096)
