@@ -130,6 +130,12 @@ def test_fast_dump_takes_the_fast_path_for_kubernetes_objects() -> None:
     assert yamldump.fast_dump(doc) == yamldump.pyyaml_dump(doc)
 
 
+def test_fast_dump_tells_negative_zero_from_zero() -> None:
+    """Equal, with one hash, so one cache entry would serve both: -0.0 must stay -0.0 whichever comes first."""
+    for data in ([0.0, -0.0], [-0.0, 0.0], {"a": -0.0, "b": 0.0, "c": 0}):
+        assert yamldump.fast_dump(data) == yamldump.pyyaml_dump(data)
+
+
 def test_fast_dump_leaves_what_pyyaml_aliases_to_pyyaml() -> None:
     shared = {"a": 1}
     doc = {"x": shared, "y": shared}

@@ -150,7 +150,8 @@ def _emit_scalar(value: Any, indent: int, out: list[str]) -> None:
         return
     if kind not in _SCALARS:
         raise _Fallback
-    head, lines = _scalar_form(value)
+    # -0.0 == 0.0 with one hash: the cache would hand one the other's text, so a zero float goes around it.
+    head, lines = _scalar_form.__wrapped__(value) if kind is float and value == 0 else _scalar_form(value)
     if lines is None:
         out.append(head + "\n")
         return
