@@ -105,6 +105,19 @@ data "aws_iam_policy_document" "external_secrets" {
     ]
   }
 
+  # The alert receivers' secrets are the team's own (a Slack webhook, a PagerDuty key): named in the
+  # environment file and listed here. A secret's ARN ends in "-" and six random characters.
+  dynamic "statement" {
+    for_each = length(var.alerting_secret_names) > 0 ? [1] : []
+    content {
+      sid     = "ReadAlertReceiverSecrets"
+      actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+      resources = [for name in var.alerting_secret_names :
+        startswith(name, "arn:") ? name : "arn:${data.aws_partition.current.partition}:secretsmanager:${var.region}:${data.aws_caller_identity.current.account_id}:secret:${name}-??????"
+      ]
+    }
+  }
+
   statement {
     sid       = "DecryptThroughSecretsManager"
     actions   = ["kms:Decrypt"]

@@ -203,6 +203,18 @@ variable "cluster_secret_store_name" {
   }
 }
 
+variable "alerting_secret_names" {
+  description = "Secrets Manager secrets holding the Alertmanager receivers' URLs or keys, as the environment file names them (observability.alerting.receivers[].externalSecret): names or full ARNs. External Secrets may read these besides nimgen's own secrets; a receiver whose secret is missing here leaves its ExternalSecret failing and Alertmanager without its configuration."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([for name in var.alerting_secret_names :
+    can(regex("^(arn:[^:]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+|[A-Za-z0-9/_+=.@-]{1,512})$", name))])
+    error_message = "alerting_secret_names holds Secrets Manager secret names (letters, digits and /_+=.@-) or secret ARNs."
+  }
+}
+
 ################################################################################
 # Argo CD and the GitOps repository
 ################################################################################

@@ -291,6 +291,22 @@ def test_tfvars_agree_with_the_environment_file(env: str) -> None:
         assert external["key"] == name
         assert external.get("store", "aws-secrets-manager") == _attr(_variables()["cluster_secret_store_name"],
                                                                       "default")
+    # External Secrets may read every alert receiver's secret the environment names.
+    receivers = ((_environment_file(env).get("observability") or {}).get("alerting") or {}).get("receivers") or []
+    readable = set(tfvars.get("alerting_secret_names") or [])
+    assert {receiver["externalSecret"] for receiver in receivers} <= readable
+
+
+def test_external_secrets_may_read_the_alert_receivers_secrets() -> None:
+    """Each name in alerting_secret_names becomes a secret ARN (with Secrets Manager's 6-character suffix) the
+    External Secrets role may read; without names there is no statement (an empty resource list is invalid)."""
+    text = (TF_DIR / "secrets.tf").read_text()
+    statement = text.split('dynamic "statement"', 1)[1].split("\n  }\n", 1)[0]
+    assert "for_each = length(var.alerting_secret_names) > 0 ? [1] : []" in statement
+    assert '"secretsmanager:GetSecretValue"' in statement
+    assert "for name in var.alerting_secret_names" in statement
+    assert ':secret:${name}-??????"' in statement and 'startswith(name, "arn:") ? name' in statement
+    assert "alerting_secret_names" in _variables()
 
 
 # --------------------------------------------------------------------------------------------------------
