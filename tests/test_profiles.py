@@ -196,3 +196,85 @@ def test_a_profile_built_for_another_gpu(tmp_path: Path) -> None:
 def test_a_release_nimgen_does_not_know_is_not_checked(tmp_path: Path) -> None:
     text = big_model("b" * 64, image="nvcr.io/nim/meta/llama-3.1-70b-instruct:9.9.9")
     assert run("render", write_env(tmp_path, text)).exit_code == 0
+
+
+# ------------------------------------------------------------------ a selection resolved against the release's manifest
+
+SMALL_H100 = "nvcr.io/nim/meta/llama-3.1-8b-instruct:1.3.3"
+H100_BF16_TP1 = "ed4af8b6563348d37f72bfd013be44573a1c88f384ef8fb3eaf0c69e4f235c20"
+H100_FP8_TP8 = "a29dc20fff4ad67746205295ccb4af9e010f8f31207235c75e27786fb834e574"
+
+
+def selected(tmp_path: Path, text: str) -> Any:
+    """The model the environment loads to: its profile is the id the selection resolved to."""
+    return load_environment(write_env(tmp_path, text), tmp_path).models[0]
+
+
+@pytest.mark.parametrize(("selection", "expected"), [
+    # A pre-built engine for the pool's GPU first: not the buildable generic TensorRT-LLM profile.
+    ("{engine: tensorrt_llm, precision: bf16}", H100_BF16_TP8),
+    ("{precision: bf16, tensorParallel: 8}", H100_BF16_TP8),
+    ("{engine: vllm}", VLLM_BF16_TP8),
+    ("{engine: tensorrt_llm, kind: latency, precision: bf16}", H100_BF16_TP8),
+])
+def test_a_selection_resolves_to_the_one_matching_profile(tmp_path: Path, selection: str, expected: str) -> None:
+    model = selected(tmp_path, big_model(selection))
+    assert model.profile == expected
+
+
+def test_a_selection_is_pinned_and_warmed_like_an_id(tmp_path: Path, helm_engine: helm.Engine) -> None:
+    text = big_model("{engine: vllm}") + "    cacheWarmup: {}\n"
+    env = load_environment(write_env(tmp_path, text), tmp_path)
+    chart_values = applications.by_name(env)[env.models[0].name]["spec"]["source"]["helm"]["valuesObject"]
+    assert chart_values["model"]["profile"] == VLLM_BF16_TP8
+    assert chart_values["cacheWarmup"]["profiles"] == [VLLM_BF16_TP8]
+
+
+def test_an_ambiguous_selection_lists_the_candidates(tmp_path: Path) -> None:
+    text = big_model("{engine: tensorrt_llm}", image=SMALL_H100, gpus=1)
+    output = refused(tmp_path, text)
+    assert ("$.models[0].profile: 2 profiles of meta/llama-3.1-8b-instruct:1.3.3 match the selection (engine "
+            "tensorrt_llm) for this model's GPUs\n    hint: narrow it (kind: throughput or latency, tensorParallel, "
+            f"precision), or write one id: {H100_BF16_TP1} (tensorrt_llm bf16 tp1 H100 throughput); "
+            "f8b5f71dd66c36c70deac7927cbd98b1c4f78caf1abf01f768be7118e1daa278 (tensorrt_llm fp8 tp1 H100 throughput)"
+            ) in output
+    assert selected(tmp_path, big_model("{engine: tensorrt_llm, precision: bf16}", image=SMALL_H100,
+                                        gpus=1)).profile == H100_BF16_TP1
+
+
+def test_a_selection_nothing_matches(tmp_path: Path) -> None:
+    output = refused(tmp_path, big_model("{engine: vllm, precision: fp8}"))
+    assert ("$.models[0].profile: no profile of meta/llama-3.1-70b-instruct:1.3.3 matches the selection (engine vllm "
+            "precision fp8) on 8 GPU(s) of the pool\n    hint: profiles for this model's GPUs: "
+            f"{H100_BF16_TP8} (tensorrt_llm bf16 tp8 H100 latency)") in output
+
+
+def test_a_selection_for_another_tensor_parallel_size_than_the_gpus(tmp_path: Path) -> None:
+    output = refused(tmp_path, big_model("{engine: vllm, tensorParallel: 4}"))
+    assert "no profile of meta/llama-3.1-70b-instruct:1.3.3 matches the selection (engine vllm tensorParallel 4)" \
+        in output
+
+
+def test_a_selection_needs_a_release_nimgen_knows(tmp_path: Path) -> None:
+    output = refused(tmp_path, big_model("{engine: vllm}", image="nvcr.io/nim/meta/llama-3.1-70b-instruct:9.9.9"))
+    assert ("$.models[0].profile: nimgen does not know the profiles of meta/llama-3.1-70b-instruct:9.9.9, so it "
+            "cannot resolve the selection (engine vllm)\n    hint: write the profile's id, from list-model-profiles on "
+            "a node of the pool") in output
+
+
+def test_a_selection_of_another_precision_than_the_models(tmp_path: Path) -> None:
+    text = big_model("{engine: tensorrt_llm, precision: fp8}")
+    output = refused(tmp_path, text)
+    assert ("$.models[0].profile: the profile selection runs fp8, but the model's precision (which sizes its GPU "
+            "memory) is bf16\n    hint: set precision: fp8 on the model too") in output
+    assert selected(tmp_path, text + "    precision: fp8\n").profile == H100_FP8_TP8
+
+
+@pytest.mark.parametrize(("selection", "message"), [
+    ("{}", "$.models[0].profile"),
+    ("{engine: onnx}", "$.models[0].profile.engine"),
+    ("{gpu: H100}", "$.models[0].profile.gpu: unknown key 'gpu'"),
+    ("{tensorParallel: 0}", "$.models[0].profile.tensorParallel"),
+])
+def test_a_malformed_selection_is_a_schema_error(tmp_path: Path, selection: str, message: str) -> None:
+    assert message in refused(tmp_path, big_model(selection))

@@ -65,19 +65,79 @@ def warmup_values(env: Environment, model: Model) -> dict[str, Any]:
     return values
 
 
+def select(model: dict[str, Any], pool: dict[str, Any] | None) -> tuple[str, str, str]:
+    """The id of the one profile a selection ({engine, precision, tensorParallel, kind, lora}) names, or "" with
+    what is wrong and how to fix it.
+
+    Candidates are the release's profiles (nimgen's catalog) that match the selection, run on the model's gpus
+    and are built for a GPU the pool launches (or for any GPU); when some are pre-built for the pool's GPUs,
+    only those (NIM's own choice too). A selection left ambiguous is an error that lists the candidates.
+    """
+    selection: dict[str, Any] = model["profile"]
+    try:
+        image = ImageRef.parse(str(model.get("image")))
+    except InvalidReference:
+        return "", "", ""  # the image's own error says why
+    listed = capacity.release_profiles(image.repository, image.tag) if image.tag else None
+    release = f"{image.repository.partition('/nim/')[2] or image.repository}:{image.tag}"
+    wanted = " ".join(f"{key} {value}" for key, value in selection.items())
+    if listed is None:
+        return "", (f"nimgen does not know the profiles of {release}, so it cannot resolve the selection "
+                    f"({wanted})"), "write the profile's id, from list-model-profiles on a node of the pool"
+    gpus = model.get("gpus", 1)
+    pool_gpus = _pool_gpus(pool) if pool else []
+
+    def matches(profile: capacity.NimProfile) -> bool:
+        return (selection.get("engine", profile.engine) == profile.engine
+                and selection.get("precision", profile.precision) == profile.precision
+                and selection.get("tensorParallel", profile.tp) == profile.tp
+                and selection.get("kind", profile.kind) == profile.kind
+                and bool(selection.get("lora", False)) == profile.lora
+                and (not isinstance(gpus, int) or profile.gpus == gpus)
+                and (not pool_gpus or any(profile.runs_on(gpu) for gpu in pool_gpus)))
+
+    found = [profile for profile in listed if matches(profile)]
+    built = [profile for profile in found if profile.gpu]
+    found = built or found
+    if len(found) == 1:
+        return found[0].id, "", ""
+    if found:
+        return "", (f"{len(found)} profiles of {release} match the selection ({wanted}) for this model's GPUs"), \
+            "narrow it (kind: throughput or latency, tensorParallel, precision), or write one id: " + \
+            "; ".join(_describe(profile) for profile in found[:4])
+    fitting = [profile for profile in listed if (not isinstance(gpus, int) or profile.gpus == gpus)
+               and (not pool_gpus or any(profile.runs_on(gpu) for gpu in pool_gpus))]
+    return "", f"no profile of {release} matches the selection ({wanted}) on {gpus} GPU(s) of the pool", \
+        ("profiles for this model's GPUs: " + "; ".join(_describe(profile) for profile in fitting[:4])
+         if fitting else "list them with list-model-profiles on a node of the pool")
+
+
+def profile_id(model: dict[str, Any], pool: dict[str, Any] | None) -> str:
+    """The profile the model names: its id or name as written, or the id a selection resolves to."""
+    profile = model.get("profile")
+    if isinstance(profile, dict):
+        return select(model, pool)[0]
+    return str(profile or "")
+
+
 def check(document: Any, models: list[Any], add: Any) -> None:
-    """A profile is one of its release's (when nimgen knows the release) and fits the model's GPUs; a warm-up
-    downloads the profile the server runs, and fits the disk of the pool it runs on."""
+    """A profile is one of its release's (when nimgen knows the release) and fits the model's GPUs, a selection
+    names exactly one; a warm-up downloads the profile the server runs, and fits the disk of the pool it runs on."""
     pools = {pool.get("name"): (index, pool) for index, pool in enumerate(document.get("nodePools") or [])
              if isinstance(pool, dict)}
     for index, model in enumerate(models):
         if isinstance(model, dict) and isinstance(model.get("profile"), str):
             _known_profile(model, ["models", index], pools.get(model.get("nodePool")), add)
+        elif isinstance(model, dict) and isinstance(model.get("profile"), dict):
+            _selected_profile(model, ["models", index], pools.get(model.get("nodePool")), add)
         if not isinstance(model, dict) or "cacheWarmup" not in model:
             continue
         base = ["models", index]
         name = _s(str(model.get("name")))
-        profile = model.get("profile")
+        entry = pools.get(model.get("nodePool"))
+        profile = profile_id(model, entry[1] if entry else None)
+        if isinstance(model.get("profile"), dict) and not profile:
+            continue  # the selection's own error says why
         listed = (model.get("cacheWarmup") or {}).get("profiles") or []
         if not listed and not profile:
             add([*base, "cacheWarmup"], f"the warm-up of model '{name}' has no profile to download: the Job has no "
@@ -96,6 +156,18 @@ def check(document: Any, models: list[Any], add: Any) -> None:
 
 
 _PROFILE_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def _selected_profile(model: dict[str, Any], base: list[Any], entry: tuple[int, Any] | None, add: Any) -> None:
+    """A selection resolves to one profile, of the model's own precision."""
+    chosen, message, hint = select(model, entry[1] if entry else None)
+    path = [*base, "profile"]
+    if message:
+        add(path, message, hint)
+    wanted = model["profile"].get("precision")
+    if chosen and wanted and wanted != model.get("precision", "bf16"):
+        add(path, f"the profile selection runs {wanted}, but the model's precision (which sizes its GPU memory) is "
+            f"{_s(str(model.get('precision', 'bf16')))}", f"set precision: {wanted} on the model too")
 
 
 def _known_profile(model: dict[str, Any], base: list[Any], entry: tuple[int, Any] | None, add: Any) -> None:

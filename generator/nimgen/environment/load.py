@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from nimgen import capacity
+from nimgen.components import profiles
 from nimgen.components.monitoring import PROMETHEUS_STACK_RELEASE
 from nimgen.environment import checks
 from nimgen.environment.layering import merge
@@ -166,6 +167,7 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
         cache_spec = _with_schema_defaults(cache_spec, top["storage"]["properties"]["modelCache"]["properties"])
         shared_cache = ModelCache(cache_spec["efs"]["fileSystemId"], cache_spec["size"], cache_spec["storageClassName"],
                                   cache_spec["claimName"])
+    pools = {pool["name"]: pool for pool in document.get("nodePools") or []}
     return Environment(
         name=document["name"],
         source=shown,
@@ -188,7 +190,8 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
             external_secret=_build_external_secret(ngc.get("externalSecret"), cluster["region"],
                                                    top["ngc"]["properties"]["externalSecret"]["properties"]),
         ),
-        models=tuple(_build_model(model, block.storage_class, shared_cache) for model in models),
+        models=tuple(_build_model(model, block.storage_class, shared_cache, pools.get(model["nodePool"]))
+                     for model in models),
         model_cache=shared_cache,
         block_storage=block,
         device_plugin=cluster.get("devicePlugin", "auto"),
@@ -315,7 +318,8 @@ def _with_schema_defaults(data: dict[str, Any], properties: dict[str, Any]) -> d
     return out
 
 
-def _build_model(model: Any, block_class: str, shared_cache: ModelCache | None = None) -> Model:
+def _build_model(model: Any, block_class: str, shared_cache: ModelCache | None = None,
+                 pool: dict[str, Any] | None = None) -> Model:
     gpus = int(model_value(model, "gpus"))
     sized = default_resources(gpus)
     resources_ = model.get("resources") or {}
@@ -324,6 +328,7 @@ def _build_model(model: Any, block_class: str, shared_cache: ModelCache | None =
         model.get("autoscaling") or {}, environment_schema()["$defs"]["autoscaling"]["properties"]
     )
     workload = model_value(model, "workload")
+    profile = profiles.profile_id(model, pool)  # a selection resolves to an id (the checks made sure it does)
     warmup = _with_schema_defaults(
         model.get("cacheWarmup") or {},
         environment_schema()["properties"]["models"]["items"]["properties"]["cacheWarmup"]["properties"])
@@ -368,11 +373,10 @@ def _build_model(model: Any, block_class: str, shared_cache: ModelCache | None =
         precision=model.get("precision", "bf16"),
         parameters=model.get("parameters"),
         # A warm-up that lists no profiles downloads the one the model runs.
-        warmup_profiles=tuple(warmup.get("profiles") or ((model["profile"],) if "cacheWarmup" in model
-                                                           and model.get("profile") else ())),
+        warmup_profiles=tuple(warmup.get("profiles") or ((profile,) if "cacheWarmup" in model and profile else ())),
         warmup_timeout_minutes=warmup["timeoutMinutes"],
         surge=model_value(model, "rollout")["surge"],
         request_timeout_seconds=model_value(model, "requestTimeoutSeconds"),
-        profile=model.get("profile", ""),
+        profile=profile,
         on_demand_replicas=model.get("onDemandReplicas", 0),
     )
