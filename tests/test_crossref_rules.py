@@ -135,6 +135,7 @@ def test_service_named_target_port_must_be_a_container_port() -> None:
     [finding] = run(web, service(ports=[{"port": 80, "targetPort": "http"}, {"port": 9090, "targetPort": "metrics"}]))
     assert (finding.path, finding.message) == (
         "spec.ports[1].targetPort", "targetPort 'metrics' is no container port of the pods it selects")
+    assert finding.hint == ""  # a finding without a fix says none
 
 
 def test_service_named_port_of_any_selected_pod_counts() -> None:
@@ -614,3 +615,122 @@ def test_a_rule_tripping_over_a_malformed_manifest_is_a_finding() -> None:
     broken = obj("NodePool", "gpu", None, "karpenter.sh/v1", spec={})
     findings = run(gpu_workload(), broken)
     assert [(f.check, f.message.split(":")[0]) for f in findings] == [("node-pools", "check could not finish")]
+
+
+# ------------------------------------------------------------------ required topology spread against the pool
+
+def spread(key: str, when: str = "DoNotSchedule") -> dict[str, Any]:
+    return {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": when, "labelSelector": {"matchLabels": {"app": "llm"}}}
+
+
+@pytest.mark.parametrize(("constraints", "unspread"), [
+    ([spread("kubernetes.io/hostname")], []),  # every node has a hostname
+    ([spread("topology.kubernetes.io/zone")], []),
+    ([spread("nimgen.io/node-pool")], []),  # the pool's own label
+    ([spread("nimgen.io/capacity-spread")], ["nimgen.io/capacity-spread"]),  # a label the pool never sets
+    ([spread("nimgen.io/capacity-spread", "ScheduleAnyway")], []),  # a soft spread never holds a pod back
+    ([spread("kubernetes.io/hostname"), spread("team"), spread("rack", "ScheduleAnyway")], ["team"]),
+    ([], []),
+])
+def test_required_spread_over_a_label_the_pool_lacks(constraints: list[dict[str, Any]], unspread: list[str]) -> None:
+    pod = gpu_pod(topologySpreadConstraints=constraints)
+    assert crossref._unspread_keys(pod, pool()) == unspread
+    assert lands_on(pod, pool()) is (not unspread)
+    assert lands_on(pod, pool(), spread=False) is True
+
+
+def test_a_spread_the_pools_cannot_satisfy_is_named() -> None:
+    stray = gpu_workload(topologySpreadConstraints=[spread("nimgen.io/capacity-spread"), spread("kubernetes.io/hostname")])
+    [finding] = run(stray, pool("gpu", taints=[GPU_TAINT]), pool("big", taints=[GPU_TAINT]))
+    assert (finding.check, finding.obj, finding.path) == ("nodepool", "Deployment nim/llm", "spec.template.spec")
+    assert finding.message == ("its pods spread (DoNotSchedule) over nimgen.io/capacity-spread, a label the nodes of "
+                               "the NodePools they fit (gpu) do not carry: kube-scheduler never places them")
+    assert finding.hint.startswith("spread over a label the pool sets (nimgen.io/capacity-spread needs a pool with ")
+
+
+def test_a_spread_over_a_label_the_pool_sets_is_clean() -> None:
+    spread_pool = pool("gpu", labels={"nimgen.io/node-pool": "gpu", "nimgen.io/capacity-spread": "spot"},
+                       taints=[GPU_TAINT])
+    assert run(gpu_workload(topologySpreadConstraints=[spread("nimgen.io/capacity-spread")]), spread_pool) == []
+
+
+@pytest.mark.parametrize(("containers", "wants"), [
+    ([{"name": "nim", "resources": {"limits": {"nvidia.com/gpu": 1}}}], True),
+    ([{"name": "side"}, {"name": "nim", "resources": {"limits": {"nvidia.com/gpu": 2}}}], True),  # any container
+    ([{"name": "nim", "resources": {"requests": {"nvidia.com/gpu": 1}}}], False),
+    ([{"name": "nim", "resources": {"limits": {"cpu": "1"}}}], False),
+    ([{"name": "nim"}], False),
+    ([], False),
+])
+def test_a_gpu_pod_is_one_with_a_gpu_limit(containers: list[dict[str, Any]], wants: bool) -> None:
+    pod = Pod(Applied(workload(), "web", "chart"), {}, {"containers": containers}, "spec.template.spec")
+    assert crossref._wants_gpu(pod) is wants
+
+
+# ------------------------------------------------------------------ the index: lookups by the rarest label
+
+def test_lookup_by_the_rarest_label_returns_only_candidates() -> None:
+    common, rare = ["a", "b", "c"], ["b"]
+    by_label = {("app", "nim"): common, ("instance", "llm"): rare}
+    assert crossref._fewest(by_label, {"app": "nim", "instance": "llm"}, ["everything"]) == rare
+    assert crossref._fewest(by_label, {"instance": "llm", "app": "nim"}, ["everything"]) == rare
+    assert crossref._fewest(by_label, {"app": "nim"}, ["everything"]) == common
+    assert crossref._fewest(by_label, {"app": "other"}, ["everything"]) == []  # no object carries it
+    # What cannot be looked up is compared against everything: no labels, a value that is not a label value.
+    assert crossref._fewest(by_label, {}, ["everything"]) == ["everything"]
+    assert crossref._fewest(by_label, {"app": ["nim"]}, ["everything"]) == ["everything"]
+    assert crossref._fewest(by_label, {"app": "nim", "x": {"y": 1}}, ["everything"]) == ["everything"]
+    assert crossref._fewest(by_label, None, ["everything"]) == ["everything"]
+
+
+def test_the_index_finds_pods_by_label_and_objects_by_place() -> None:
+    first, second = workload("a", labels={"app": "nim", "instance": "a"}), workload("b", labels={"app": "nim", "instance": "b"})
+    index = crossref._Index(ENV, [], [AppResult(app={"metadata": {"name": "x"}}, file="x.yaml",
+                                               objects=[Applied(o, "x", "chart") for o in (first, second)])])
+    assert [pod.owner.obj["metadata"]["name"] for pod in index.pods_with({"app": "nim", "instance": "b"})] == ["b"]
+    assert len(index.pods_with({"app": "nim"})) == 2
+    assert index.pods_with({"app": ["nim"]}) == index.pods  # unhashable: every pod is a candidate
+    assert index.find("apps", "Deployment", "nim", "b") is not None
+    assert index.find("apps", "Deployment", "nim", "c") is None
+    assert index.find("", "Deployment", "nim", "b") is None  # the group counts
+    assert index.find("apps", "Deployment", "other", "b") is None  # and the namespace
+    assert [applied.obj["metadata"]["name"] for applied in index.of_kind("Deployment")] == ["a", "b"]
+
+
+def test_providers_that_sync_late_are_all_named() -> None:
+    anywhere = workload("llm", containers=[{"name": "nim", "resources": {"limits": {"nvidia.com/gpu": 1}}}],
+                        tolerations=[GPU_TOLERATION])  # no pool selector: it fits both pools
+    apps = {"pools": [pool("gpu", taints=[GPU_TAINT])], "more-pools": [pool("big", taints=[GPU_TAINT])],
+            "llm": [anywhere]}
+    manifests = (application("pools", "platform", wave=0), application("more-pools", "platform", wave=3),
+                 application("llm", wave=0))
+    [finding] = run(manifests=manifests, apps=apps)
+    assert finding.message == ("Application llm (wave 0) needs a NodePool from more-pools (wave 3), pools (wave 0), "
+                               "which does not sync before it")
+
+
+@pytest.mark.parametrize(("tolerations", "fits"), [
+    # A toleration of another effect is skipped, and the next one still counts.
+    ([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}, GPU_TOLERATION], True),
+    ([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}], False),
+])
+def test_each_toleration_is_tried(tolerations: list[dict[str, Any]], fits: bool) -> None:
+    assert lands_on(gpu_pod(tolerations=tolerations), pool(taints=[GPU_TAINT])) is fits
+
+
+def test_a_pool_without_template_offers_only_what_every_node_has() -> None:
+    for bare in ({}, {"spec": {}}, {"spec": {"template": {}}}):
+        assert crossref._pool_admits(bare, "team", "DoesNotExist", []) is True
+        assert crossref._pool_admits(bare, "team", "Exists", []) is False
+        assert crossref._pool_admits(bare, "kubernetes.io/hostname", "Exists", []) is True
+
+
+def test_whitelist_rules_without_a_group_or_kind() -> None:
+    """An entry without `group` is the core group (Argo CD reads a missing group as ""); one without `kind`
+    admits nothing."""
+    core = project(namespaced=[{"kind": "ConfigMap"}])
+    assert projects_run(core, application("web"), obj("ConfigMap", "settings")) == []
+    kindless = project(namespaced=[{"group": "apps"}])
+    assert projects_run(kindless, application("web"), workload()) == [
+        "Deployment nim/web: apps/Deployment is not in AppProject models's namespaceResourceWhitelist: Argo CD "
+        "refuses to sync it"]
