@@ -732,5 +732,5 @@ def test_whitelist_rules_without_a_group_or_kind() -> None:
     assert projects_run(core, application("web"), obj("ConfigMap", "settings")) == []
     kindless = project(namespaced=[{"group": "apps"}])
     assert projects_run(kindless, application("web"), workload()) == [
-        "Deployment nim/web: apps/Deployment is not in AppProject models's namespaceResourceWhitelist: Argo CD "
-        "refuses to sync it"]
+        ("Deployment nim/web: apps/Deployment is not in AppProject models's namespaceResourceWhitelist: Argo CD "
+        "refuses to sync it")]
