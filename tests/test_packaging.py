@@ -73,7 +73,7 @@ def test_wheel_carries_the_package_and_its_data(dists: Dists) -> None:
     names = set(wheel_digests(dists.direct_wheel))
     dist_info = f"nimgen-{version('nimgen')}.dist-info"
     assert names - package_files() == {f"{dist_info}/{name}" for name in
-                                       ("METADATA", "WHEEL", "RECORD", "entry_points.txt")}
+                                       ("METADATA", "WHEEL", "RECORD", "entry_points.txt", "licenses/LICENSE")}
     assert package_files() <= names  # charts/ (with their .helmignore), templates/, schemas/, catalog/, data/
     for data in ("nimgen/charts/nim-llm/Chart.yaml", "nimgen/charts/nim-llm/.helmignore",
                  "nimgen/templates/init/dev.yaml.j2", "nimgen/catalog/models.yaml", "nimgen/data/smoke-prompts.txt"):
@@ -83,6 +83,7 @@ def test_wheel_carries_the_package_and_its_data(dists: Dists) -> None:
         entry_points = archive.read(f"{dist_info}/entry_points.txt").decode()
     assert f"Source, {SOURCE}" in meta.get_all("Project-URL", [])
     assert meta["License-Expression"] == "Apache-2.0" and meta["Requires-Python"] == ">=3.10"
+    assert meta.get_all("License-File") == ["LICENSE"]
     assert "nimgen = nimgen.cli:main" in entry_points
 
 
@@ -92,7 +93,7 @@ def test_sdist_holds_the_package_source_and_nothing_else(dists: Dists) -> None:
     with tarfile.open(dists.sdist) as archive:
         names = {member.name for member in archive.getmembers() if member.isfile()}
     assert names == {f"{top}/generator/{name}" for name in package_files()} | \
-        {f"{top}/{name}" for name in ("pyproject.toml", "README.md", "PKG-INFO", ".gitignore")}
+        {f"{top}/{name}" for name in ("pyproject.toml", "README.md", "PKG-INFO", ".gitignore", "LICENSE")}
 
 
 def test_wheel_built_from_the_sdist_is_the_wheel_built_from_the_tree(dists: Dists) -> None:
