@@ -106,6 +106,10 @@ FULL = textwrap.dedent("""\
       - name: llama3-8b-b
         image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3
         cache: {type: claimTemplate, size: 50Gi, storageClassName: gp3}
+      - name: llama-3-1-8b-l40s
+        image: nvcr.io/nim/meta/llama-3.1-8b-instruct:1.3.3
+        nodePool: l40s
+        profile: {engine: tensorrt_llm, precision: bf16, kind: throughput, tensorParallel: 1, lora: false}
 """)
 
 # What a free-text field must survive: YAML structure, comments, anchors, tags, block scalars, flow
