@@ -206,3 +206,9 @@ def test_every_pod_rule_runs_on_every_pod() -> None:
         ("policy/resources", "spec.template.spec.containers[0].resources",
          "container 'app' sets no requests.cpu, requests.memory, limits.memory"),
     ]
+
+
+def test_a_container_without_an_image_is_not_pinned() -> None:
+    bare = {key: value for key, value in container().items() if key != "image"}
+    [finding] = check(owner(containers=[bare]))
+    assert (finding.check, finding.message) == ("policy/pinned-image", "image '' is not pinned to a version")
