@@ -212,3 +212,44 @@ def test_a_container_without_an_image_is_not_pinned() -> None:
     bare = {key: value for key, value in container().items() if key != "image"}
     [finding] = check(owner(containers=[bare]))
     assert (finding.check, finding.message) == ("policy/pinned-image", "image '' is not pinned to a version")
+
+
+@pytest.mark.parametrize("where", ["pod", "container"])
+def test_any_user_id_above_zero_is_not_root(where: str) -> None:
+    """runAsUser: 1 is a non-root user like any other id above 0."""
+    if where == "pod":
+        workload = owner(securityContext={"runAsUser": 1})
+    else:
+        workload = owner(securityContext={}, containers=[container(securityContext={"runAsUser": 1})])
+    assert check(workload) == []
+    root = owner(securityContext={}, containers=[container(securityContext={"runAsUser": 0})])
+    [finding] = check(root)
+    assert (finding.check, finding.path) == ("policy/non-root", "spec.template.spec.containers[0].securityContext")
+
+
+def test_init_containers_need_no_probes_but_the_containers_after_them_do() -> None:
+    init = container("init")
+    unprobed = {key: value for key, value in container("server").items() if not key.endswith("Probe")}
+    workload = owner(containers=[unprobed], initContainers=[init, container("init-2")])
+    assert found(workload) == [("policy/probes", "spec.template.spec.containers[0]",
+                                "container 'server' has no readinessProbe or livenessProbe")]
+
+
+def test_a_rule_tripping_over_a_malformed_manifest_is_a_finding_named_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container that is not a mapping trips every pod rule; each says so under its own name, for its
+    environment, and the others still run."""
+    findings = check(owner(containers=["not-a-container"]))  # type: ignore[list-item]
+    assert sorted((f.check, f.environment) for f in findings) == [
+        ("policy/non-root", "dev"), ("policy/pinned", "dev"), ("policy/probes", "dev"), ("policy/resources", "dev")]
+    assert all(f.message.startswith("check could not finish: AttributeError") for f in findings)
+    # A template that is not a mapping trips the pod search itself.
+    broken = owner()
+    broken["spec"]["template"] = ["not", "a", "template"]
+    assert [(f.check, f.environment) for f in check(broken)] == [("policy", "dev")]
+
+    def trips(_obj: object) -> object:
+        raise TypeError("unexpected shape")
+
+    monkeypatch.setattr(policy, "find_secrets", trips)
+    leaky = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"password": "hunter2hunter2"}}
+    assert [(f.check, f.environment) for f in check(leaky, valid=False)] == [("policy/no-plaintext-secret", "dev")]
