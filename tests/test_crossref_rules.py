@@ -734,3 +734,34 @@ def test_whitelist_rules_without_a_group_or_kind() -> None:
     assert projects_run(kindless, application("web"), workload()) == [
         ("Deployment nim/web: apps/Deployment is not in AppProject models's namespaceResourceWhitelist: Argo CD "
         "refuses to sync it")]
+
+
+def test_every_service_is_checked_after_one_that_selects_nothing() -> None:
+    lonely = service("lonely", selector={"app": "nobody"})
+    named = service("web", ports=[{"port": 80, "targetPort": "missing"}])
+    assert messages(run(workload(), lonely, named)) == [
+        "Service nim/lonely: selects no pod: no pod template in namespace nim has labels {'app': 'nobody'}",
+        "Service nim/web: targetPort 'missing' is no container port of the pods it selects"]
+
+
+def test_a_service_and_pods_without_a_namespace_share_the_empty_one() -> None:
+    """Committed manifests may leave the namespace to Argo CD's destination: both sides are then "". """
+    assert run(workload(namespace=None), service(namespace=None)) == []  # type: ignore[arg-type]
+
+
+def test_a_pool_without_taints_repels_nothing() -> None:
+    for bare in ({}, {"spec": {}}, {"spec": {"template": {}}}):
+        assert lands_on(gpu_pod(), bare) is True
+
+
+def test_the_index_knows_argo_cd_applications_and_cluster_scoped_objects() -> None:
+    app = application("web")
+    not_an_app = obj("Application", "fake", "argocd", "example.com/v1")  # another API's kind of the same name
+    project_ = obj("AppProject", "models", "argocd", "argoproj.io/v1alpha1")
+    storage_class = obj("StorageClass", "gp3", None, "storage.k8s.io/v1")
+    index = crossref._Index(ENV, [Applied(m, "", "x.yaml") for m in (app, not_an_app, project_)],
+                            [AppResult(app={"metadata": {"name": "web"}}, file="web.yaml",
+                                       objects=[Applied(storage_class, "web", "chart")])])
+    assert sorted(index.apps) == ["web"]
+    assert index.find("storage.k8s.io", "StorageClass", "", "gp3") is not None
+    assert index.find("storage.k8s.io", "StorageClass", "nim", "gp3") is None
