@@ -169,7 +169,8 @@ def test_pod_mounting_a_missing_claim() -> None:
     assert (finding.check, finding.obj, finding.path) == (
         "claim", "Deployment nim/web", "spec.template.spec.volumes[0].persistentVolumeClaim.claimName")
     assert finding.message == "mounts claim 'gone', which no manifest of the environment creates in namespace nim"
-    assert finding.hint.startswith("let nimgen create it (storage.modelCache)")
+    assert finding.hint == ("let nimgen create it (storage.modelCache) or point cache.claimName at a claim in the "
+                            "model's namespace")
 
 
 def test_claim_of_another_namespace_does_not_count() -> None:
@@ -765,3 +766,13 @@ def test_the_index_knows_argo_cd_applications_and_cluster_scoped_objects() -> No
     assert sorted(index.apps) == ["web"]
     assert index.find("storage.k8s.io", "StorageClass", "", "gp3") is not None
     assert index.find("storage.k8s.io", "StorageClass", "nim", "gp3") is None
+
+
+def test_a_claim_and_a_pod_without_a_namespace_share_the_empty_one() -> None:
+    assert run(mounting(namespace=None), claim(namespace=None)) == []  # type: ignore[arg-type]
+
+
+def test_services_after_one_without_a_selector_are_checked() -> None:
+    headless = service("external", selector={})
+    assert messages(run(workload(), headless, service("lonely", selector={"app": "nobody"}))) == [
+        "Service nim/lonely: selects no pod: no pod template in namespace nim has labels {'app': 'nobody'}"]
