@@ -236,17 +236,13 @@ def leftovers(root: Path, scope: Scope, memo: Memo | None = None) -> list[PurePo
     """Staging files of an interrupted write and empty folders in the scope's folders (deepest first)."""
     found: list[PurePosixPath] = []
     for top in scope.roots():
-        if top == scope.folder:
+        if top == scope.folder or memo is None:
             found.extend(_leftovers_in(root, scope, top, memo))
             continue
         # A chart folder: the same for every environment of the repository, so walked once per run.
         key = ("leftovers", root, top)
-        if memo is None or key not in memo:
-            walked = _leftovers_in(root, scope, top, memo)
-            if memo is None:
-                found.extend(walked)
-                continue
-            memo[key] = walked
+        if key not in memo:
+            memo[key] = _leftovers_in(root, scope, top, memo)
         found.extend(memo[key])  # type: ignore[arg-type]
     return found
 
@@ -266,15 +262,4 @@ def _leftovers_in(root: Path, scope: Scope, top: PurePosixPath, memo: Memo | Non
         empty_children = {p.name for p in found if p.parent == here}
         if here != top and not remaining and all(name in empty_children for name in folders):
             found.append(here)
-    return found
-    if True:
-        for directory, folders, files in os.walk(base, topdown=False):  # never follows symlinks
-            here = PurePosixPath(Path(directory).relative_to(root).as_posix())
-            if not scope.bench and here.parts[: len(scope.folder.parts) + 1] == (*scope.folder.parts, BENCH_FOLDER):
-                continue
-            found.extend(here / name for name in sorted(files) if name.endswith(STAGE_SUFFIX))
-            remaining = [name for name in files if not name.endswith(STAGE_SUFFIX)]
-            empty_children = {p.name for p in found if p.parent == here}
-            if here != top and not remaining and all(name in empty_children for name in folders):
-                found.append(here)
     return found
