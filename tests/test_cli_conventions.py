@@ -169,14 +169,19 @@ def test_errors_are_red_on_a_terminal_unless_no_color(tmp_path: Path) -> None:
         assert "error:" in text and "\x1b[" not in text, args
 
 
-def test_diff_colours_text_only_on_a_terminal(rendered_repo: Path, tmp_path: Path) -> None:
+def _committed(rendered_repo: Path, tmp_path: Path) -> Path:
+    """A git repository of the rendered examples, committed on main: dev's environment file, for diff."""
     repo = tmp_path / "repo"
     shutil.copytree(rendered_repo, repo)
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "base"], check=True)
-    env = repo / "environments" / "dev.yaml"
+    return repo / "environments" / "dev.yaml"
+
+
+def test_diff_colours_text_only_on_a_terminal(rendered_repo: Path, tmp_path: Path) -> None:
+    env = _committed(rendered_repo, tmp_path)
     env.write_text(env.read_text().replace("max: 1", "max: 2", 1))
     coloured = CliRunner().invoke(main, ["diff", str(env), "--base", "main"], color=True)
     assert coloured.exit_code == 0, coloured.output
@@ -188,13 +193,7 @@ def test_diff_colours_text_only_on_a_terminal(rendered_repo: Path, tmp_path: Pat
 
 
 def test_diff_exit_code(rendered_repo: Path, tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    shutil.copytree(rendered_repo, repo)
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "base"], check=True)
-    env = repo / "environments" / "dev.yaml"
+    env = _committed(rendered_repo, tmp_path)
     assert run("diff", env, "--base", "main", "--exit-code").exit_code == 0
     assert run("diff", env, "--base", "main").exit_code == 0
     env.write_text(env.read_text().replace("max: 1", "max: 2", 1))
