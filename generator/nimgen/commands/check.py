@@ -62,14 +62,11 @@ def check_files(env_files: list[Path], *, staged: bool = False, reuse: bool = Tr
     `nimgen.gitops.rendercache`) is not loaded or rendered again: its tree is known by its files' digests,
     and what is on disk is read and compared as always.
     """
-    place = rendercache.folder() if reuse else None
     known: dict[Path, tuple[rendercache.Entry, Path]] = {}
     keys: dict[Path, str | None] = {}
     for env_file in env_files:
         root = default_root(env_file)
-        entry_key = rendercache.key(env_file, display_path(env_file, root)) if place is not None else None
-        keys[env_file] = entry_key
-        found = rendercache.load(place, entry_key) if place is not None and entry_key is not None else None
+        keys[env_file], found = rendercache.recall(env_file, display_path(env_file, root)) if reuse else (None, None)
         if found is not None:
             known[env_file] = (found, root)
     misses = [env_file for env_file in env_files if env_file not in known]
@@ -77,9 +74,7 @@ def check_files(env_files: list[Path], *, staged: bool = False, reuse: bool = Tr
         entry = rendercache.Entry(env.name, env.source, env.defaults_source,
                                   drift.tree_digests(render_environment(env)))
         known[env_file] = (entry, root)
-        entry_key = keys[env_file]
-        if place is not None and entry_key is not None and rendercache.key(env_file, env.source) == entry_key:
-            rendercache.store(place, entry_key, entry)  # unless the file changed while it was rendered
+        rendercache.keep(env_file, keys[env_file], entry)
     ordered = [known[env_file] for env_file in env_files]
     refuse_name_clashes(ordered)
     reads = drift.Reads()

@@ -54,21 +54,9 @@ def render_files(env_files: list[Path], *, output: Path | None = None, dry_run: 
                 changes = writer.write(root, writer.Scope(env.name), env.source, tree)
         results.append(RenderResult(env.name, root, changes, env.warnings))
         if not dry_run:
-            remember(env, tree, env_file, key_before)
+            rendercache.keep(env_file, key_before, rendercache.Entry(
+                env.name, env.source, env.defaults_source, tree_digests(tree)))
     return results
-
-
-def remember(env: Environment, tree: Tree, env_file: Path, key_before: str | None) -> None:
-    """Keep the digests of a tree just rendered, so that the next check of the same input need not render.
-
-    `key_before` is the key taken before loading: an input that changed while it was rendered gives another
-    key now, and nothing is kept.
-    """
-    place = rendercache.folder()
-    if place is None or key_before is None or rendercache.key(env_file, env.source) != key_before:
-        return
-    rendercache.store(place, key_before, rendercache.Entry(env.name, env.source, env.defaults_source,
-                                                           tree_digests(tree)))
 
 
 def plan_environment(env_file: Path) -> Plan:

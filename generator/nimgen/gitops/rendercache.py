@@ -84,6 +84,21 @@ def key(env_file: Path, source: str) -> str | None:
     return hasher.hexdigest()
 
 
+def recall(env_file: Path, source: str) -> tuple[str | None, Entry | None]:
+    """The key of rendering `env_file` now, and the entry kept under it (None, None when reuse is off)."""
+    place = folder()
+    entry_key = key(env_file, source) if place is not None else None
+    return entry_key, load(place, entry_key) if place is not None and entry_key is not None else None
+
+
+def keep(env_file: Path, key_before: str | None, entry: Entry) -> None:
+    """Keep `entry` under `key_before`, the key taken before the environment was loaded: if the input changed
+    while it was rendered, the key now differs and nothing is kept."""
+    place = folder()
+    if place is not None and key_before is not None and key(env_file, entry.source) == key_before:
+        store(place, key_before, entry)
+
+
 def load(place: Path, entry_key: str) -> Entry | None:
     """The entry stored under `entry_key`, or None."""
     try:

@@ -28,9 +28,7 @@ CHECK = "stale"
 
 def _digests(env: Environment, root: Path) -> dict[PurePosixPath, str]:
     """The digests of the environment's tree: from an earlier render of the same inputs, else rendered now."""
-    place = rendercache.folder()
-    entry_key = rendercache.key(root / env.source, env.source) if place is not None else None
-    entry = rendercache.load(place, entry_key) if place is not None and entry_key is not None else None
+    _, entry = rendercache.recall(root / env.source, env.source)
     if entry is not None and entry.name == env.name:
         return entry.digests
     return tree_digests(render_environment(env))
