@@ -9,7 +9,6 @@ replace (pods, nodes, objects with immutable fields) in diffeffects.py.
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -22,6 +21,7 @@ from nimgen.environment.load import load_environment
 from nimgen.errors import UserError
 from nimgen.gitops.tree import RenderError, render_environment
 from nimgen.gitrefs import Base, Repository, environment_at
+from nimgen.jsonreport import camel
 from nimgen.model import Environment, Model
 from nimgen.repository import default_root, display_path
 from nimgen.validation.sources import Renderer, is_application, iter_argocd_manifests
@@ -254,7 +254,7 @@ def _model_changes(before: Side, after: Side) -> tuple[ModelChange, ...]:
             change: Change = "added" if previous is None else "removed"
             found.append(ModelChange(name, change, old_row, new_row, images))
         elif previous != current:
-            others = tuple(sorted(re.sub("_([a-z])", lambda m: m[1].upper(), f.name) for f in fields(Model)
+            others = tuple(sorted(camel(f.name) for f in fields(Model)
                                   if f.name not in _SUMMARISED
                                   and getattr(previous, f.name) != getattr(current, f.name)))
             found.append(ModelChange(name, "changed", old_row, new_row, images, others))
