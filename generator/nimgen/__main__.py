@@ -2,4 +2,6 @@
 
 from nimgen.cli import main
 
-main(prog_name="nimgen")
+# Guarded: validate's worker processes import the main module again, and must not run the command in turn.
+if __name__ == "__main__":
+    main(prog_name="nimgen")

@@ -54,6 +54,36 @@ def _kube(version: str) -> str:
     return f"v{text}.0" if text.count(".") == 1 else f"v{text}"
 
 
+SCHEMA_FILE = "values.schema.json"
+_DRAFT_7 = {"http://json-schema.org/draft-07/schema#", "http://json-schema.org/draft-07/schema",
+            "https://json-schema.org/draft-07/schema#", "https://json-schema.org/draft-07/schema"}
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A chart loaded once: as it is, and, when its values schema can be checked apart, without the schema."""
+
+    full: Any
+    templates_only: Any = None
+    validator: Any = None  # jsonschema_rs.Draft7Validator of the chart's values.schema.json
+
+
+def _precheckable_schema(chart: Path, loaded: Any) -> dict[str, Any] | None:
+    """The chart's values schema when nimgen can check it exactly as Helm does, else None.
+
+    That is a chart folder whose schema declares JSON Schema draft 7 (so no default draft is guessed) and that
+    has no subcharts (Helm checks each subchart's values against the subchart's own schema as well).
+    """
+    if not chart.is_dir() or not (chart / SCHEMA_FILE).is_file() or loaded.dependencies:
+        return None
+    if (chart / "charts").is_dir() and any((chart / "charts").iterdir()):
+        return None
+    schema = loaded.schema
+    if not isinstance(schema, dict) or schema.get("$schema") not in _DRAFT_7:
+        return None
+    return schema
+
+
 class InProcessEngine:
     """helm-python-sdk: Helm v4's Go SDK in this process."""
 
@@ -69,17 +99,38 @@ class InProcessEngine:
 
         self._native = _native
         # Loaded charts are immutable and thread-safe: load each once, render it many times.
-        self._charts: dict[Path, Any] = {}
+        self._charts: dict[Path, _Loaded] = {}
         self._lock = threading.Lock()
 
-    def _chart(self, chart: Path) -> Any:
+    def _chart(self, chart: Path) -> _Loaded:
         with self._lock:
             if chart not in self._charts:  # keyed as given too: resolving a path costs a system call per part
                 key = chart.resolve()
                 if key not in self._charts:
-                    self._charts[key] = self._helm.Chart.load(str(key))
+                    self._charts[key] = self._load(key)
                 self._charts[chart] = self._charts[key]
             return self._charts[chart]
+
+    def _load(self, chart: Path) -> _Loaded:
+        full = self._helm.Chart.load(str(chart))
+        schema = _precheckable_schema(chart, full)
+        if schema is None:
+            return _Loaded(full)
+        import jsonschema_rs
+
+        try:
+            validator = jsonschema_rs.Draft7Validator(schema, validate_formats=False)
+        except (ValueError, jsonschema_rs.ValidationError):  # e.g. a pattern Rust's regex engine does not take
+            return _Loaded(full)
+        # Helm compiles values.schema.json again at every render, two thirds of the cost of rendering a small
+        # chart. Compiled once here, it checks the values Helm would check (the chart's defaults coalesced with
+        # the given values, by Helm itself), and Helm renders the same chart loaded without the schema. Values
+        # the schema rejects go to Helm with the schema, so that the error is Helm's own.
+        with tempfile.TemporaryDirectory(prefix="nimgen-chart-") as tmp:
+            copy = Path(tmp) / chart.name
+            shutil.copytree(chart, copy, ignore=lambda folder, _names: [SCHEMA_FILE] if Path(folder) == chart else [])
+            templates_only = self._helm.Chart.load(str(copy))
+        return _Loaded(full, templates_only, validator)
 
     def template(
         self, chart: Path, values: dict[str, Any], *, release: str, namespace: str, kube_version: str,
@@ -89,7 +140,10 @@ class InProcessEngine:
                    "api_versions": list(api_versions)}
         try:
             loaded = self._chart(chart)
-            text = self._native.call_string("helm_render", loaded._raw(), json.dumps(values), json.dumps(options))
+            target = loaded.full
+            if loaded.validator is not None and loaded.validator.is_valid(loaded.full.merge_values(values)):
+                target = loaded.templates_only
+            text = self._native.call_string("helm_render", target._raw(), json.dumps(values), json.dumps(options))
         except self._helm.HelmError as exc:
             raise HelmError(str(exc)) from None
         rendered: dict[str, str] = json.loads(text)

@@ -92,7 +92,9 @@ DETECTORS: tuple[Detector, ...] = (
     # The legacy key has no prefix: 26 alphanumerics, exactly, before ":<uuid>".
     Detector("an NGC API key",
              re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{26}:[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}").search,
-             re.compile(r"[a-z0-9]{26}:[0-9a-f]{8}-")),
+             # Its tail alone: a pattern that starts with a literal is searched at memchr speed, while one that
+             # starts with a class is tried at every position of the text (twenty times slower).
+             re.compile(r":[0-9a-f]{8}-")),
     # Alphanumerics only after the prefix: identifiers such as use_hf_transfer or HF_HOME are none.
     _regex("a Hugging Face token", r"hf_[A-Za-z0-9]{30,}", "hf_"),
     # Exactly 20 of [0-9A-Z]: "ASIA" inside a longer upper-case word is none.
@@ -125,9 +127,10 @@ SECRET_KEYS = re.compile(r"(secret[_-]?access[_-]?key|password|passwd|api[_-]?ke
 NOT_A_SECRET = re.compile(r"(|true|false|\$\{[^}]+\}|<[^>]+>|changeme|admin-password|admin-user)",
                           re.IGNORECASE)
 # Every key SECRET_KEYS matches ends with one of these; '": "' is how JSON text follows a key with a string.
-_KEY_TELLTALE = re.compile("(" + "|".join(("accesskey", "access_key", "access-key", "password", "passwd",
-                                           "apikey", "api_key", "api-key", "token", "credential",
-                                           "credentials")) + ')": "')
+# Plain substrings: `in` finds each at memchr speed, where one regex alternation tries every word at every position.
+_KEY_TELLTALES = tuple(f'{word}": "' for word in ("accesskey", "access_key", "access-key", "password", "passwd",
+                                                  "apikey", "api_key", "api-key", "token", "credential",
+                                                  "credentials"))
 
 
 def may_hold_secrets(data: Any) -> bool:
@@ -140,7 +143,7 @@ def may_hold_secrets(data: Any) -> bool:
         text = json.dumps(data, default=str).lower()
     except (TypeError, ValueError):  # a key JSON cannot write, a cycle: walk it rather than guess
         return True
-    return _KEY_TELLTALE.search(text) is not None or any(d.telltale.search(text) for d in DETECTORS)
+    return any(key in text for key in _KEY_TELLTALES) or any(d.telltale.search(text) for d in DETECTORS)
 
 
 def text_may_hold_secrets(text: str) -> bool:

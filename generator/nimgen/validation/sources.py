@@ -40,7 +40,8 @@ SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 UPSTREAM_CHARTS = Path("charts", "upstream")
 # `nimgen diff` reads the tree and renders through this module.
 __all__ = ["APPLICATION", "CLUSTER_SCOPED", "AppResult", "Applied", "Issue", "Renderer", "TreeError", "cached_chart",
-           "chart_cache_of", "cluster_api_versions", "helm_values", "is_application", "iter_argocd_manifests", "wave"]
+           "chart_cache_of", "cluster_api_versions", "helm_values", "is_application", "iter_argocd_manifests", "job_of",
+           "render", "wave"]
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ def _local_chart(applied: Applied, root: Path, source: dict[str, Any]) -> Render
     return RenderJob(applied, chart, helm_values(source, chart, root), local=relative)
 
 
-def _job(applied: Applied, root: Path, env: Environment, chart_cache: Path | None) -> RenderJob:
+def job_of(applied: Applied, root: Path, env: Environment, chart_cache: Path | None) -> RenderJob:
     spec = applied.obj["spec"]  # a mapping: manifests.shape_problem holds back Applications without one
     if spec.get("sources"):
         return RenderJob(applied, None, {}, notice="multi-source Applications are not rendered offline")
@@ -269,7 +270,7 @@ class Renderer:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def submit(self, applied: Applied) -> None:
-        job = _job(applied, self.root, self.env, self.chart_cache)
+        job = job_of(applied, self.root, self.env, self.chart_cache)
         if job.local:
             self.local_charts.setdefault(job.local, []).append(str(applied.obj["metadata"]["name"]))
         self._futures.append(self._pool.submit(self._run, job))
@@ -279,53 +280,59 @@ class Renderer:
             yield future.result()
 
     def _run(self, job: RenderJob) -> AppResult:
-        result = AppResult(job.applied.obj, job.applied.file, notice=job.notice, error=job.error)
-        if job.chart is None:
-            return result
-        spec = job.applied.obj["spec"]
-        release = str((spec["source"].get("helm") or {}).get("releaseName") or result.name)
-        destination = spec.get("destination") if isinstance(spec.get("destination"), dict) else {}
-        namespace = str(destination.get("namespace") or "default")
-        try:
-            rendered = self.engine.template(job.chart, job.values, release=release, namespace=namespace,
-                                            kube_version=self.env.kubernetes_version, api_versions=self.api_versions)
-        except helm.HelmError as error:
-            result.error = f"helm template failed: {error}"
-            return result
-        for path, text in sorted(rendered.items()):
-            if not path.endswith("NOTES.txt") and text.strip():
-                result.objects += self._objects(job, result, path, text)
-        # Argo CD puts namespaced objects without a namespace into the destination namespace.
-        for applied in result.objects:
-            if _namespaced(applied.obj):
-                applied.obj["metadata"].setdefault("namespace", namespace)
-        return result
+        return render(job, self.engine, self.env.kubernetes_version, self.api_versions)
 
-    def _objects(self, job: RenderJob, result: AppResult, path: str, text: str) -> list[Applied]:
-        """The objects one template rendered; what Argo CD could not apply becomes an issue of the result."""
-        # Helm names templates <chart name>/templates/...; the finding names the file in this repository.
-        file = f"{job.local}/{path.split('/', 1)[-1]}" if job.local else path
-        try:
-            docs = documents(text)
-        except (yaml.YAMLError, RecursionError) as error:
-            mark = getattr(error, "problem_mark", None)
-            at = f" at line {mark.line + 1} of its output" if mark else ""
-            problem = getattr(error, "problem", None) or str(error) or "nested too deeply"
-            result.issues.append(Issue(f"{path} renders invalid YAML{at}: {problem}", file))
-            return []
-        objects = []
-        for index, doc in enumerate(docs):
-            if doc is None:
-                continue  # Helm leaves empty documents where a condition rendered nothing
-            if kustomize.is_kustomization(doc, path.rpartition("/")[2]):
-                result.issues.append(Issue(kustomize.in_chart(path, index + 1), file))
-                continue
-            problem = shape_problem(doc) if isinstance(doc, dict) else ("", f"is a {yaml_type(doc)}, not an object")
-            if problem:
-                result.issues.append(Issue(f"{path} document {index + 1}: {problem[1]}", file))
-            else:
-                objects.append(Applied(doc, result.name, path))
-        return objects
+
+def render(job: RenderJob, engine: helm.Engine, kube_version: str, api_versions: tuple[str, ...]) -> AppResult:
+    """What Argo CD applies for one Application: `helm template` of its chart, split into objects."""
+    result = AppResult(job.applied.obj, job.applied.file, notice=job.notice, error=job.error)
+    if job.chart is None:
+        return result
+    spec = job.applied.obj["spec"]
+    release = str((spec["source"].get("helm") or {}).get("releaseName") or result.name)
+    destination = spec.get("destination") if isinstance(spec.get("destination"), dict) else {}
+    namespace = str(destination.get("namespace") or "default")
+    try:
+        rendered = engine.template(job.chart, job.values, release=release, namespace=namespace,
+                                   kube_version=kube_version, api_versions=api_versions)
+    except helm.HelmError as error:
+        result.error = f"helm template failed: {error}"
+        return result
+    for path, text in sorted(rendered.items()):
+        if not path.endswith("NOTES.txt") and text.strip():
+            result.objects += _objects(job, result, path, text)
+    # Argo CD puts namespaced objects without a namespace into the destination namespace.
+    for applied in result.objects:
+        if _namespaced(applied.obj):
+            applied.obj["metadata"].setdefault("namespace", namespace)
+    return result
+
+
+def _objects(job: RenderJob, result: AppResult, path: str, text: str) -> list[Applied]:
+    """The objects one template rendered; what Argo CD could not apply becomes an issue of the result."""
+    # Helm names templates <chart name>/templates/...; the finding names the file in this repository.
+    file = f"{job.local}/{path.split('/', 1)[-1]}" if job.local else path
+    try:
+        docs = documents(text)
+    except (yaml.YAMLError, RecursionError) as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1} of its output" if mark else ""
+        problem = getattr(error, "problem", None) or str(error) or "nested too deeply"
+        result.issues.append(Issue(f"{path} renders invalid YAML{at}: {problem}", file))
+        return []
+    objects = []
+    for index, doc in enumerate(docs):
+        if doc is None:
+            continue  # Helm leaves empty documents where a condition rendered nothing
+        if kustomize.is_kustomization(doc, path.rpartition("/")[2]):
+            result.issues.append(Issue(kustomize.in_chart(path, index + 1), file))
+            continue
+        problem = shape_problem(doc) if isinstance(doc, dict) else ("", f"is a {yaml_type(doc)}, not an object")
+        if problem:
+            result.issues.append(Issue(f"{path} document {index + 1}: {problem[1]}", file))
+        else:
+            objects.append(Applied(doc, result.name, path))
+    return objects
 
 
 # Cluster-scoped kinds nimgen's charts and the usual platform charts render.

@@ -1,0 +1,140 @@
+"""Render and check every Application of an environment: on threads for a few, on worker processes for many.
+
+Helm renders in Go with the GIL released, but what follows it is Python: reading the YAML Helm writes, then the
+schema and CEL checks of each object. For an environment of a thousand models that is most of validate's time,
+and threads share one interpreter. From PROCESSES_FROM Applications on, each CPU gets a worker process with its
+own Helm engine and checker, and only the objects and their findings come back; the caller runs the checks that
+need every object at once. A worker costs about half a second to start, more than a small environment takes in
+all, so fewer Applications stay on threads (and checked on the caller's thread, as the checker's caches are not
+shared across threads).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nimgen import helm
+from nimgen.model import Environment
+from nimgen.validation.checker import Checker, Options
+from nimgen.validation.findings import Finding, Report
+from nimgen.validation.manifests import Applied
+from nimgen.validation.sources import AppResult, RenderJob, cluster_api_versions, job_of, render
+
+PROCESSES_FROM = 150
+T = TypeVar("T")
+# Go's collector, in a worker process that renders a thousand charts and exits: collecting at every doubling of
+# the heap costs a third of each render, so it waits for the heap to reach a bound instead (Go's advice for
+# batch work: GOGC=off with GOMEMLIMIT). A value the user set wins.
+GO_SETTINGS = {"GOGC": "off", "GOMEMLIMIT": "768MiB"}
+
+
+@dataclass
+class Checked:
+    """One Application rendered, and the single-object checks of what it renders."""
+
+    result: AppResult
+    valid: list[bool] = field(default_factory=list)  # per object: passed its schema (the other checks read it)
+    findings: list[Finding] = field(default_factory=list)
+    unevaluated_rules: set[tuple[str, str, str]] = field(default_factory=set)
+    unchecked: dict[tuple[str, str], int] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)
+
+    def into(self, report: Report, checker: Checker) -> list[Applied]:
+        """Add what the checks found to the run's report; the objects that passed their schema."""
+        report.findings += self.findings
+        report.unevaluated_rules |= self.unevaluated_rules
+        for kind, count in self.unchecked.items():
+            report.unchecked[kind] = report.unchecked.get(kind, 0) + count
+        checker.unreachable.update(self.unreachable)
+        return [item for item, ok in zip(self.result.objects, self.valid) if ok]
+
+
+def _checked(result: AppResult, checker: Checker, env: Environment) -> Checked:
+    report = Report()
+    valid = [checker.check(env, item, report) for item in result.objects]
+    return Checked(result, valid, report.findings, report.unevaluated_rules, report.unchecked,
+                   dict(checker.unreachable))
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(env: Environment, options: Options, api_versions: tuple[str, ...]) -> None:
+    _WORKER.update(engine=helm.InProcessEngine(), checker=Checker(options), env=env, api_versions=api_versions)
+
+
+def _in_worker(job: RenderJob) -> Checked:
+    env: Environment = _WORKER["env"]
+    result = render(job, _WORKER["engine"], env.kubernetes_version, _WORKER["api_versions"])
+    return _checked(result, _WORKER["checker"], env)
+
+
+@contextmanager
+def _go_settings() -> Iterator[None]:
+    """GO_SETTINGS in the environment the worker processes start with (Go reads them once, at start)."""
+    added = {key: value for key, value in GO_SETTINGS.items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+class CheckingRenderer:
+    """Renders and checks Applications as they are submitted; each comes back as a Checked when it is done."""
+
+    def __init__(self, root: Path, env: Environment, engine: helm.Engine, chart_cache: Path | None,
+                 checker: Checker, applications: int) -> None:
+        self.root, self.env, self.engine, self.chart_cache, self.checker = root, env, engine, chart_cache, checker
+        self.api_versions = cluster_api_versions(env)
+        cpus = max(1, os.cpu_count() or 1)
+        # Only the in-process engine is rebuilt in a worker; any other (a helm binary, a test's) stays here.
+        self.processes = cpus > 1 and applications >= PROCESSES_FROM and isinstance(engine, helm.InProcessEngine)
+        self._pool: Executor
+        if self.processes:
+            with _go_settings():
+                # spawn, not fork: the Go runtime's threads do not survive a fork.
+                self._pool = ProcessPoolExecutor(max_workers=cpus, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_start_worker,
+                                                 initargs=(env, checker.options, self.api_versions))
+        else:
+            self._pool = ThreadPoolExecutor(max_workers=cpus)
+        self._futures: list[Future[Any]] = []
+        # Charts of this repository (relative folder) -> the Applications rendering them.
+        self.local_charts: dict[str, list[str]] = {}
+
+    def __enter__(self) -> CheckingRenderer:  # noqa: PYI034 - typing.Self needs Python 3.11
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def call(self, function: Callable[..., T], *args: Any) -> Future[T]:
+        """`function(*args)` on the workers: a module-level function with picklable arguments when they are
+        processes."""
+        with _go_settings():
+            return self._pool.submit(function, *args)
+
+    def submit(self, applied: Applied) -> None:
+        job = job_of(applied, self.root, self.env, self.chart_cache)
+        if job.local:
+            self.local_charts.setdefault(job.local, []).append(str(applied.obj["metadata"]["name"]))
+        if self.processes:
+            with _go_settings():  # workers start as jobs arrive
+                self._futures.append(self._pool.submit(_in_worker, job))
+        else:
+            self._futures.append(self._pool.submit(render, job, self.engine, self.env.kubernetes_version,
+                                                   self.api_versions))
+
+    def results(self) -> Iterator[Checked]:
+        for future in as_completed(self._futures):
+            outcome = future.result()
+            yield outcome if self.processes else _checked(outcome, self.checker, self.env)
