@@ -65,6 +65,15 @@ class SecretEnvVar:
 
 
 @dataclass(frozen=True)
+class Route:
+    """How the gateway serves one model: the names callers send as `model`, and who may call it."""
+
+    names: tuple[str, ...]  # the public name first, then its aliases
+    public: bool = False  # served without authentication
+    tokens_per_minute: int | None = None  # per client on this model (None: the gateway's per-model budget)
+
+
+@dataclass(frozen=True)
 class Model:
     """One NIM LLM, with every default applied."""
 
@@ -101,6 +110,7 @@ class Model:
     request_timeout_seconds: int = 300  # longest request: how long a stopping replica drains
     profile: str = ""  # NIM_MODEL_PROFILE ("" : NIM picks by its GPUs, unless the warm-up names one profile)
     on_demand_replicas: int = 0  # Spot with a floor: replicas kept On-Demand (0: no floor)
+    route: Route | None = None  # how the environment's gateway serves it (None: not through the gateway)
 
     @property
     def peak_replicas(self) -> int:
@@ -298,6 +308,33 @@ class OpenWebUI:
 
 
 @dataclass(frozen=True)
+class Gateway:
+    """The environment's front door: one HTTPS, OpenAI-compatible endpoint (Envoy Gateway + Envoy AI Gateway)."""
+
+    namespace: str
+    hostname: str
+    scheme: str  # internal | internet-facing
+    source_ranges: tuple[str, ...] = ()
+    acm_certificate_arn: str = ""  # TLS ends at the load balancer
+    cert_issuer: str = ""  # or at Envoy, with a certificate this cert-manager issuer signs
+    cert_issuer_kind: str = "ClusterIssuer"
+    api_keys_remote: str = ""  # Secrets Manager secret: client -> API key
+    api_key_clients: tuple[str, ...] = ()
+    api_keys_secret: str = "gateway-api-keys"
+    oidc_issuer: str = ""
+    oidc_jwks_uri: str = ""
+    oidc_audiences: tuple[str, ...] = ()
+    oidc_client_claim: str = "sub"
+    tokens_per_client: int | None = None  # per minute, across models
+    tokens_per_model: int | None = None  # per minute, per client and model
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether callers must prove who they are (API keys or OIDC)."""
+        return bool(self.api_key_clients or self.oidc_issuer)
+
+
+@dataclass(frozen=True)
 class Environment:
     """A validated environment file, layered over its defaults."""
 
@@ -319,6 +356,7 @@ class Environment:
     device_plugin: str = "auto"
     observability: Observability | None = None  # None: monitoring is not nimgen's
     open_webui: OpenWebUI | None = None  # None: no chat front end
+    gateway: Gateway | None = None  # None: models are reached inside the cluster only
     # Objects someone provides before the first sync, beyond those the settings imply (environment `prerequisites`).
     prerequisites: tuple[Prerequisite, ...] = ()
     # Findings that do not stop a render (e.g. a pool no model uses).

@@ -9,6 +9,7 @@ from __future__ import annotations
 from nimgen.components import (
     blockstorage,
     deviceplugin,
+    gateway,
     monitoring,
     nodepools,
     openwebui,
@@ -32,6 +33,7 @@ COMPONENTS: tuple[Component, ...] = (
     monitoring.DcgmExporter(),
     monitoring.Dashboards(),
     openwebui.OpenWebUI(),
+    gateway.FrontDoor(),
 )
 
 

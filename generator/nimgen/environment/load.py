@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from nimgen import capacity
-from nimgen.components import profiles
+from nimgen.components import gateway, profiles
 from nimgen.components.monitoring import PROMETHEUS_STACK_RELEASE
 from nimgen.environment import checks
 from nimgen.environment.layering import merge
@@ -168,6 +168,7 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
         shared_cache = ModelCache(cache_spec["efs"]["fileSystemId"], cache_spec["size"], cache_spec["storageClassName"],
                                   cache_spec["claimName"])
     pools = {pool["name"]: pool for pool in document.get("nodePools") or []}
+    front_door = gateway.build(_with_schema_defaults(document.get("gateway") or {}, top["gateway"]["properties"]))
     return Environment(
         name=document["name"],
         source=shown,
@@ -190,8 +191,9 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
             external_secret=_build_external_secret(ngc.get("externalSecret"), cluster["region"],
                                                    top["ngc"]["properties"]["externalSecret"]["properties"]),
         ),
-        models=tuple(_build_model(model, block.storage_class, shared_cache, pools.get(model["nodePool"]))
-                     for model in models),
+        models=tuple(replace(_build_model(model, block.storage_class, shared_cache, pools.get(model["nodePool"])),
+                             route=gateway.route(model, front_door)) for model in models),
+        gateway=front_door,
         model_cache=shared_cache,
         block_storage=block,
         device_plugin=cluster.get("devicePlugin", "auto"),
