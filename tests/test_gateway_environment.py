@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,36 @@ def test_a_public_model_without_a_gateway_is_a_warning(tmp_path: Path) -> None:
     result = run("render", write_env(tmp_path, text))
     assert result.exit_code == 0, result.output
     assert "warning: model 'llama3-8b-instruct' is marked public but the environment has no gateway" in result.output
+
+
+def test_plan_shows_the_endpoint_and_who_may_call_each_model(tmp_path: Path) -> None:
+    second = SECOND + "    gateway: {name: mistral, aliases: [mistral-7b-instruct], public: true}\n"
+    env_file = write_env(tmp_path, _text(models=second))
+    result = run("plan", env_file)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    start = lines.index("endpoint https://llm.example.com/v1 (internal load balancer), authentication: API keys "
+                        "(2 clients: team-a, team-b)")
+    assert [line.split() for line in lines[start + 1:start + 4]] == [
+        ["MODEL", "CALLED", "AS", "ACCESS"],
+        ["llama3-8b-instruct", "llama3-8b-instruct", "authenticated"],
+        ["mistral-7b", "mistral,", "mistral-7b-instruct", "public"]]
+    document = json.loads(run("plan", env_file, "-o", "json").output)
+    assert document["endpoint"] == {
+        "url": "https://llm.example.com/v1", "scheme": "internal",
+        "authentication": "API keys (2 clients: team-a, team-b)",
+        "routes": [{"model": "llama3-8b-instruct", "names": ["llama3-8b-instruct"], "public": False},
+                   {"model": "mistral-7b", "names": ["mistral", "mistral-7b-instruct"], "public": True}]}
+
+
+def test_plan_without_a_gateway_has_no_endpoint(tmp_path: Path) -> None:
+    env_file = write_env(tmp_path, VALID)
+    assert "endpoint" not in run("plan", env_file).output
+    assert json.loads(run("plan", env_file, "-o", "json").output)["endpoint"] is None
+
+
+def test_plan_names_an_oidc_issuer(tmp_path: Path) -> None:
+    gateway = GATEWAY.replace("    apiKeys: {externalSecret: nim-test/gateway-api-keys, clients: [team-a, team-b]}\n",
+                              "    oidc: {issuer: https://login.example.com/realms/ai, audiences: [nim]}\n")
+    output = run("plan", write_env(tmp_path, _text(gateway))).output
+    assert "authentication: OIDC (https://login.example.com/realms/ai)" in output

@@ -68,6 +68,25 @@ class PoolPlan:
 
 
 @dataclass(frozen=True)
+class RoutePlan:
+    """A model as callers of the gateway see it."""
+
+    model: str
+    names: tuple[str, ...]  # what callers send as `model`: the public name, then its aliases
+    public: bool  # served without authentication
+
+
+@dataclass(frozen=True)
+class EndpointPlan:
+    """The gateway's endpoint: where it answers, who may call it, and which models it serves."""
+
+    url: str
+    scheme: str  # internal | internet-facing
+    authentication: str  # "API keys (N clients)", "OIDC (issuer)" or "none"
+    routes: tuple[RoutePlan, ...]
+
+
+@dataclass(frozen=True)
 class Plan:
     """The environment's plan."""
 
@@ -75,6 +94,7 @@ class Plan:
     region: str
     models: tuple[ModelPlan, ...]
     pools: tuple[PoolPlan, ...]
+    endpoint: EndpointPlan | None = None  # None: no gateway
 
     @property
     def on_demand_usd_min(self) -> float | None:
@@ -217,7 +237,24 @@ def plan(env: Environment) -> Plan:
         )
         for name in pool_names
     )
-    return Plan(env.name, env.region, tuple(rows), pool_rows)
+    return Plan(env.name, env.region, tuple(rows), pool_rows, endpoint(env))
+
+
+def endpoint(env: Environment) -> EndpointPlan | None:
+    """The gateway's endpoint and the models behind it, or None without a gateway."""
+    gateway = env.gateway
+    if gateway is None:
+        return None
+    if gateway.api_key_clients:
+        clients = len(gateway.api_key_clients)
+        authentication = f"API keys ({clients} client{'s' if clients != 1 else ''}: {', '.join(gateway.api_key_clients)})"
+    elif gateway.oidc_issuer:
+        authentication = f"OIDC ({gateway.oidc_issuer})"
+    else:
+        authentication = "none"
+    routes = tuple(RoutePlan(model.name, model.route.names, model.route.public)
+                   for model in env.models if model.route is not None)
+    return EndpointPlan(f"https://{gateway.hostname}/v1", gateway.scheme, authentication, routes)
 
 
 def as_json(result: Plan) -> str:
@@ -229,6 +266,7 @@ def as_json(result: Plan) -> str:
         "pools": [asdict(row) for row in result.pools],
         "totals": {"gpus_min": result.gpus_min, "gpus_max": result.gpus_max,
                    "on_demand_usd_min": result.on_demand_usd_min, "on_demand_usd_max": result.on_demand_usd_max},
+        "endpoint": asdict(result.endpoint) if result.endpoint else None,
     }
     return dumps(data)
 
@@ -267,7 +305,18 @@ def as_text(result: Plan) -> str:
     if any(row.on_demand_floor for row in result.models):
         total += ("\nspot with a floor: the Spot column prices ceil(replicas / (spotPerOnDemand + 1)) replicas "
                   "On-Demand (the spread's worst case) and the rest at Spot")
-    return f"{_table(model_rows)}\n{_table(pool_rows)}\n{total}\n"
+    return f"{_table(model_rows)}\n{_table(pool_rows)}\n{_endpoint_text(result.endpoint)}{total}\n"
+
+
+def _endpoint_text(found: EndpointPlan | None) -> str:
+    """The gateway's lines: its URL, who may call it, and each model's public names."""
+    if found is None:
+        return ""
+    rows = [["MODEL", "CALLED AS", "ACCESS"]]
+    rows += [[route.model, ", ".join(route.names), "public" if route.public else "authenticated"]
+             for route in found.routes]
+    return (f"endpoint {found.url} ({found.scheme} load balancer), authentication: {found.authentication}\n"
+            f"{_table(rows)}\n")
 
 
 def _usd(low: float | None, high: float | None) -> str:
