@@ -48,6 +48,11 @@ output "open_webui_secret_name" {
   value       = aws_secretsmanager_secret.open_webui.name
 }
 
+output "gateway_api_keys_secret_name" {
+  description = "Secrets Manager secret holding the gateway clients' API keys (gateway.auth.apiKeys.externalSecret); null without gateway_api_clients."
+  value       = one(aws_secretsmanager_secret.gateway_api_keys[*].name)
+}
+
 output "cluster_secret_store_name" {
   description = "Name of the ClusterSecretStore nimgen renders for AWS Secrets Manager (ngc.externalSecret.store)."
   value       = var.cluster_secret_store_name

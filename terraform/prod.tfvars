@@ -17,3 +17,6 @@ system_node_count          = { min = 2, max = 5, desired = 3 }
 secret_recovery_window_days = 30
 
 gitops_repo_url = "https://github.com/example/nim-gitops.git"
+
+# The model gateway's clients (environments/prod.yaml gateway.auth.apiKeys.clients): one API key each.
+gateway_api_clients = ["chat-frontend", "batch-eval"]

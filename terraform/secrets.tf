@@ -81,6 +81,32 @@ resource "aws_secretsmanager_secret_version" "open_webui" {
   secret_string_wo_version = var.platform_secrets_version
 }
 
+# The gateway's API keys (gateway.auth.apiKeys): one per client, generated at apply time like the passwords
+# above and written write-only. Read a client's key in Secrets Manager and hand it over; bump
+# gateway_api_keys_version to generate and write new keys for every client (a rotation, or a new client).
+ephemeral "random_password" "gateway_api_key" {
+  for_each = toset(var.gateway_api_clients)
+  length   = 48
+  special  = false
+}
+
+resource "aws_secretsmanager_secret" "gateway_api_keys" {
+  count                   = length(var.gateway_api_clients) > 0 ? 1 : 0
+  name                    = "${var.cluster_name}/gateway-api-keys"
+  description             = "API keys of the clients of ${var.cluster_name}'s model gateway (JSON: client -> key); read by External Secrets"
+  kms_key_id              = aws_kms_key.secrets.arn
+  recovery_window_in_days = var.secret_recovery_window_days
+}
+
+resource "aws_secretsmanager_secret_version" "gateway_api_keys" {
+  count     = length(var.gateway_api_clients) > 0 ? 1 : 0
+  secret_id = aws_secretsmanager_secret.gateway_api_keys[0].id
+  secret_string_wo = jsonencode({
+    for client in var.gateway_api_clients : client => ephemeral.random_password.gateway_api_key[client].result
+  })
+  secret_string_wo_version = var.gateway_api_keys_version
+}
+
 ################################################################################
 # External Secrets Operator
 ################################################################################
@@ -98,11 +124,11 @@ data "aws_iam_policy_document" "external_secrets" {
   statement {
     sid     = "ReadNimgenSecrets"
     actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-    resources = [
+    resources = concat([
       aws_secretsmanager_secret.ngc_api_key.arn,
       aws_secretsmanager_secret.grafana_admin.arn,
       aws_secretsmanager_secret.open_webui.arn,
-    ]
+    ], aws_secretsmanager_secret.gateway_api_keys[*].arn)
   }
 
   # The alert receivers' secrets are the team's own (a Slack webhook, a PagerDuty key): named in the

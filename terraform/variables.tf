@@ -203,6 +203,28 @@ variable "cluster_secret_store_name" {
   }
 }
 
+variable "gateway_api_clients" {
+  description = "Clients of the environment's model gateway, as its file names them (gateway.auth.apiKeys.clients). Terraform generates an API key for each into the Secrets Manager secret <cluster_name>/gateway-api-keys (output gateway_api_keys_secret_name); empty creates no secret."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for client in var.gateway_api_clients : can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", client))])
+    error_message = "gateway_api_clients holds DNS labels (lower-case letters, digits and -), as gateway.auth.apiKeys.clients does."
+  }
+}
+
+variable "gateway_api_keys_version" {
+  description = "Increment to generate and write new API keys for every gateway client (rotation, or after adding a client)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.gateway_api_keys_version >= 1 && floor(var.gateway_api_keys_version) == var.gateway_api_keys_version
+    error_message = "gateway_api_keys_version must be a positive integer."
+  }
+}
+
 variable "alerting_secret_names" {
   description = "Secrets Manager secrets holding the Alertmanager receivers' URLs or keys, as the environment file names them (observability.alerting.receivers[].externalSecret): names or full ARNs. External Secrets may read these besides nimgen's own secrets; a receiver whose secret is missing here leaves its ExternalSecret failing and Alertmanager without its configuration."
   type        = list(string)

@@ -40,5 +40,7 @@ locals {
     external_secrets = "2.9.0"  # https://charts.external-secrets.io
     argo_cd          = "9.5.14" # https://argoproj.github.io/argo-helm
     argocd_apps      = "2.0.2"  # https://argoproj.github.io/argo-helm (the root Application)
+    # https://aws.github.io/eks-charts (controller v3.5.0)
+    aws_load_balancer_controller = "3.5.0"
   }
 }

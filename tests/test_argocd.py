@@ -267,7 +267,7 @@ def test_the_files_of_the_argo_cd_objects() -> None:
     objects = applications.argocd_objects(env)
     files = sorted(str(path) for path in objects)
     assert files[:3] == ["argocd/prod/apps/models/llama-3-1-70b-instruct.yaml",
-                         "argocd/prod/apps/models/llama3-8b-instruct.yaml", "argocd/prod/apps/platform/block-storage.yaml"]
+                         "argocd/prod/apps/models/llama3-8b-instruct.yaml", "argocd/prod/apps/platform/ai-gateway-crds.yaml"]
     by_file = {str(path): obj for path, obj in objects.items()}
     assert by_file["argocd/prod/root.yaml"] == applications.root_application(env)
     assert by_file["argocd/prod/root-project.yaml"] == applications.root_project(env)

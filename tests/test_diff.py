@@ -24,6 +24,7 @@ NEW_MODEL = """\
     gpus: 1
     nodePool: a10g
     replicas: {min: 2, max: 3}
+    gateway: {enabled: false}      # in-cluster only: the gateway's routes stay as they are
 """
 GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_AUTHOR_NAME": "nimgen tests",
            "GIT_AUTHOR_EMAIL": "tests@example.com", "GIT_COMMITTER_NAME": "nimgen tests",
@@ -182,14 +183,20 @@ def test_removed_model_and_reformatted_file(repo: Path) -> None:
     data = report(repo)
     assert data["summary"]["headline"] == "-1 model; min 10→2, max 29→5 GPUs; $/h min 2.42, max 61.10→6.06"
     assert data["changed"] is True
-    # A Deployment (it surges): no headless Service to remove; its warm-up Job and that Job's NetworkPolicy go too.
+    # A Deployment (it surges): no headless Service to remove; its warm-up Job and that Job's NetworkPolicy go too,
+    # and so do its route, AIServiceBackend and Backend at the gateway.
     assert {o["name"] for o in data["objects"] if o["change"] == "removed"} == {
         "llama-3-1-70b-instruct", "llama-3-1-70b-instruct-cache-warmup"}
-    # Its HPA metric is gone, so prometheus-adapter stops serving it; Open WebUI stops listing it.
+    assert {o["kind"] for o in data["objects"] if o["change"] == "removed" and o["namespace"] == "nim-gateway"} == {
+        "AIGatewayRoute", "AIServiceBackend", "Backend"}
+    # Its HPA metric is gone, so prometheus-adapter stops serving it; Open WebUI stops listing it; the gateway's
+    # authentication and token budgets stop naming its route.
     # ... and with the only warm-up gone, the models' project stops admitting Jobs.
     assert keys(data, "changed") == {("Application", "argocd", "prometheus-adapter"),
                                      ("Application", "argocd", "open-webui"), ("Deployment", "open-webui", "open-webui"),
-                                     ("AppProject", "argocd", "prod")}
+                                     ("AppProject", "argocd", "prod"), ("Application", "argocd", "nim-gateway"),
+                                     ("SecurityPolicy", "nim-gateway", "nim-gateway"),
+                                     ("BackendTrafficPolicy", "nim-gateway", "nim-gateway")}
     assert keys(data, "added") == set()
 
 

@@ -23,11 +23,15 @@ SECOND = """\
   - name: mistral-7b
     image: nvcr.io/nim/mistralai/mistral-7b-instruct-v0.3:1.12.0
     nodePool: a10g
+    servedModelName: mistralai/mistral-7b-instruct-v0.3
 """
 
 
+SERVED = VALID.replace("    nodePool: a10g\n", "    nodePool: a10g\n    servedModelName: meta/llama3-8b-instruct\n")
+
+
 def _text(gateway: str = GATEWAY, models: str = "") -> str:
-    return VALID.replace("models:\n", gateway + "models:\n") + models
+    return SERVED.replace("models:\n", gateway + "models:\n") + models
 
 
 def _refused(tmp_path: Path, text: str) -> str:
@@ -47,16 +51,25 @@ def test_the_section_builds_the_gateway_and_a_route_per_model(tmp_path: Path) ->
         tokens_per_client=100000, tokens_per_model=50000)
     assert env.gateway.authenticated
     first, mistral = env.models
-    assert first.route == Route(("llama3-8b-instruct",))  # no servedModelName: the model's name
+    assert first.route == Route(("meta/llama3-8b-instruct",))  # the name NIM serves
     assert mistral.route == Route(("mistral", "mistral-7b-instruct"), tokens_per_minute=2000)
 
 
-def test_served_model_name_is_the_default_public_name_and_a_model_may_opt_out(tmp_path: Path) -> None:
-    text = _text(models=SECOND + "    gateway: {enabled: false}\n").replace(
-        "    nodePool: a10g\n", "    nodePool: a10g\n    servedModelName: meta/llama3-8b-instruct\n", 1)
-    first, mistral = load_environment(write_env(tmp_path, text), tmp_path).models
+def test_a_model_may_opt_out(tmp_path: Path) -> None:
+    first, mistral = load_environment(write_env(tmp_path, _text(models=SECOND + "    gateway: {enabled: false}\n")),
+                                      tmp_path).models
     assert first.route == Route(("meta/llama3-8b-instruct",))
     assert mistral.route is None
+
+
+def test_a_served_model_needs_the_name_nim_serves(tmp_path: Path) -> None:
+    output = _refused(tmp_path, VALID.replace("models:\n", GATEWAY + "models:\n"))
+    assert ("$.models[0]: model 'llama3-8b-instruct' is served through the gateway but has no servedModelName: the "
+            "gateway must send NIM the model name it serves") in output
+    opted_out = VALID.replace("models:\n", GATEWAY + "models:\n").replace(
+        "    nodePool: a10g\n", "    nodePool: a10g\n    gateway: {enabled: false}\n")
+    result = run("render", write_env(tmp_path, opted_out, "out.yaml"))
+    assert result.exit_code == 0 and "serves no model" in result.output, result.output
 
 
 def test_without_a_gateway_nothing_is_routed(tmp_path: Path) -> None:
@@ -79,8 +92,8 @@ def test_cert_manager_and_oidc(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("old", "new", "message"), [
     ("  hostname: llm.example.com\n", "", "$.gateway: the gateway has no hostname"),
-    ('  tls: {acmCertificateArn: "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-'
-     'ef0123456789"}\n', "", "$.gateway: the gateway has no TLS: every listener must use it"),
+    (('  tls: {acmCertificateArn: "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-'
+      'ef0123456789"}\n'), "", "$.gateway: the gateway has no TLS: every listener must use it"),
     ("  tls: {", "  tls: {certManager: {issuer: x}, ", "$.gateway.tls: "),  # one of the two, not both
     ("  hostname: llm.example.com", "  hostname: LLM.example.com", "$.gateway.hostname: "),
     ("acm:us-west-2:123456789012", "acm:us-west-2:1234", "$.gateway.tls.acmCertificateArn: "),
@@ -98,7 +111,7 @@ def test_a_model_without_authentication_needs_public(tmp_path: Path) -> None:
     output = _refused(tmp_path, _text(open_door))
     assert ("$.models[0]: model 'llama3-8b-instruct' would be served by the gateway without authentication\n"
             "    hint: set gateway.auth (apiKeys or oidc), mark the model gateway.public: true") in output
-    public = _text(open_door).replace("    nodePool: a10g\n", "    nodePool: a10g\n    gateway: {public: true}\n")
+    public = _text(open_door).replace("    nodePool: a10g\n", "    nodePool: a10g\n    gateway: {public: true}\n", 1)
     result = run("render", write_env(tmp_path, public, "public.yaml"))
     assert result.exit_code == 0, result.output
 
@@ -106,23 +119,28 @@ def test_a_model_without_authentication_needs_public(tmp_path: Path) -> None:
 def test_token_limits_need_clients(tmp_path: Path) -> None:
     no_auth = GATEWAY.replace("  auth:\n    apiKeys: {externalSecret: nim-test/gateway-api-keys, clients: [team-a, "
                               "team-b]}\n", "")
-    text = _text(no_auth).replace("    nodePool: a10g\n", "    nodePool: a10g\n    gateway: {public: true}\n")
+    text = _text(no_auth).replace("    nodePool: a10g\n", "    nodePool: a10g\n    gateway: {public: true}\n", 1)
     assert "$.gateway.rateLimits: token limits per client need clients" in _refused(tmp_path, text)
 
 
 @pytest.mark.parametrize(("second", "where"), [
-    ("    servedModelName: llama3-8b-instruct\n", "$.models[1].servedModelName"),
-    ("    gateway: {name: llama3-8b-instruct}\n", "$.models[1].gateway.name"),
-    ("    gateway: {aliases: [llama3-8b-instruct]}\n", "$.models[1].gateway.aliases"),
+    ("    gateway: {name: meta/llama3-8b-instruct}\n", "$.models[1].gateway.name"),
+    ("    gateway: {aliases: [meta/llama3-8b-instruct]}\n", "$.models[1].gateway.aliases"),
 ])
 def test_public_names_are_unique(tmp_path: Path, second: str, where: str) -> None:
     output = _refused(tmp_path, _text(models=SECOND + second))
-    assert (f"{where}: models 'llama3-8b-instruct' and 'mistral-7b' both answer to 'llama3-8b-instruct' through "
+    assert (f"{where}: models 'llama3-8b-instruct' and 'mistral-7b' both answer to 'meta/llama3-8b-instruct' through "
             "the gateway") in output
 
 
+def test_two_models_serving_one_name_collide(tmp_path: Path) -> None:
+    second = SECOND.replace("servedModelName: mistralai/mistral-7b-instruct-v0.3", "servedModelName: meta/llama3-8b-instruct")
+    assert ("$.models[1].servedModelName: models 'llama3-8b-instruct' and 'mistral-7b' both answer to "
+            "'meta/llama3-8b-instruct' through the gateway") in _refused(tmp_path, _text(models=second))
+
+
 def test_a_model_opted_out_takes_no_name(tmp_path: Path) -> None:
-    text = _text(models=SECOND + "    gateway: {enabled: false, name: llama3-8b-instruct}\n")
+    text = _text(models=SECOND + "    gateway: {enabled: false, name: meta/llama3-8b-instruct}\n")
     assert run("render", write_env(tmp_path, text)).exit_code == 0
 
 
@@ -143,13 +161,13 @@ def test_plan_shows_the_endpoint_and_who_may_call_each_model(tmp_path: Path) -> 
                         "(2 clients: team-a, team-b)")
     assert [line.split() for line in lines[start + 1:start + 4]] == [
         ["MODEL", "CALLED", "AS", "ACCESS"],
-        ["llama3-8b-instruct", "llama3-8b-instruct", "authenticated"],
+        ["llama3-8b-instruct", "meta/llama3-8b-instruct", "authenticated"],
         ["mistral-7b", "mistral,", "mistral-7b-instruct", "public"]]
     document = json.loads(run("plan", env_file, "-o", "json").output)
     assert document["endpoint"] == {
         "url": "https://llm.example.com/v1", "scheme": "internal",
         "authentication": "API keys (2 clients: team-a, team-b)",
-        "routes": [{"model": "llama3-8b-instruct", "names": ["llama3-8b-instruct"], "public": False},
+        "routes": [{"model": "llama3-8b-instruct", "names": ["meta/llama3-8b-instruct"], "public": False},
                    {"model": "mistral-7b", "names": ["mistral", "mistral-7b-instruct"], "public": True}]}
 
 

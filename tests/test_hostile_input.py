@@ -81,6 +81,15 @@ FULL = textwrap.dedent("""\
       openWebUI: {enabled: true, namespace: open-webui, image: "ghcr.io/open-webui/open-webui:v0.7.2",
                   secret: open-webui, externalSecret: nim/open-webui, persistence: {size: 10Gi, storageClassName: gp3},
                   resources: {cpu: 500m, memory: 2Gi}}
+    gateway:
+      enabled: true
+      namespace: nim-gateway
+      hostname: llm.example.com
+      scheme: internet-facing
+      sourceRanges: [10.0.0.0/8]
+      tls: {acmCertificateArn: "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"}
+      auth: {apiKeys: {externalSecret: nim/gateway-api-keys, clients: [team-a], secret: gateway-api-keys}}
+      rateLimits: {tokensPerMinutePerClient: 1000, tokensPerMinutePerModel: 500}
     prerequisites:
       - {kind: Secret, namespace: nim, name: hf-token, description: synced from the team vault}
     modelDefaults:
@@ -103,12 +112,15 @@ FULL = textwrap.dedent("""\
         cache: {type: existingClaim, claimName: nim-model-cache, subPath: llama3-8b-instruct}
         profile: 8835c31752fbc67ef658b20a9f78e056914fdef0660206d82f252d62fd96064d
         cacheWarmup: {profiles: [8835c31752fbc67ef658b20a9f78e056914fdef0660206d82f252d62fd96064d]}
+        gateway: {name: llama3, aliases: [llama3-8b], tokensPerMinute: 100}
       - name: llama3-8b-b
         image: nvcr.io/nim/meta/llama3-8b-instruct:1.0.3
         cache: {type: claimTemplate, size: 50Gi, storageClassName: gp3}
+        gateway: {name: llama3-b}
       - name: llama-3-1-8b-l40s
         image: nvcr.io/nim/meta/llama-3.1-8b-instruct:1.3.3
         nodePool: l40s
+        gateway: {enabled: false}
         profile: {engine: tensorrt_llm, precision: bf16, kind: throughput, tensorParallel: 1, lora: false}
 """)
 
@@ -171,9 +183,25 @@ def _fields(schema: dict[str, Any], node: dict[str, Any], doc: Any, path: list[A
             yield from _fields(schema, node["items"], item, [*path, index])
 
 
-def _all_fields() -> list[tuple[list[Any], dict[str, Any], bool]]:
+# Fields that exclude each other (gateway.auth is apiKeys or oidc) are covered by variants of FULL.
+VARIANTS = {"full": FULL, "oidc": FULL.replace(
+    "auth: {apiKeys: {externalSecret: nim/gateway-api-keys, clients: [team-a], secret: gateway-api-keys}}",
+    "auth: {oidc: {issuer: 'https://login.example.com/realms/ai', jwksUri: 'https://login.example.com/jwks',"
+    " audiences: [nim], clientClaim: team}}").replace(
+    'tls: {acmCertificateArn: "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"}',
+    "tls: {certManager: {issuer: letsencrypt, kind: Issuer}}")}
+
+
+def _all_fields() -> list[tuple[str, list[Any], dict[str, Any], bool]]:
+    """(variant, path, schema node, is a key) of every string of every variant; a path of FULL once."""
     schema = environment_schema()
-    return list(_fields(schema, schema, load_plain(FULL), []))
+    found, seen = [], set()
+    for variant, text in VARIANTS.items():
+        for path, node, is_key in _fields(schema, schema, load_plain(text), []):
+            if (json_path(path), is_key) not in seen:
+                seen.add((json_path(path), is_key))
+                found.append((variant, path, node, is_key))
+    return found
 
 
 def _set(doc: Any, path: list[Any], value: str, *, key: bool = False) -> Any:
@@ -195,21 +223,23 @@ def _load(root: Path, doc: Any) -> Any:
 
 
 def test_full_environment_is_valid_and_covers_every_string_field(tmp_path: Path) -> None:
-    env = _load(tmp_path, load_plain(FULL))
-    assert env.name == "hostile"
+    for variant, text in VARIANTS.items():
+        env = _load(tmp_path / variant, load_plain(text))
+        assert env.name == "hostile"
     schema = environment_schema()
-    covered = {id(node) for _, node, _ in _all_fields()}
+    covered = {id(node) for _, _, node, _ in _all_fields()}
     missing = set(_schema_strings(schema, schema)) - covered
     assert not missing, "FULL lacks string fields of the schema: add them so they are tested"
 
 
-IDENTIFIERS = [(path, is_key) for path, node, is_key in _all_fields() if _is_identifier(node)]
+IDENTIFIERS = [(variant, path, is_key) for variant, path, node, is_key in _all_fields() if _is_identifier(node)]
 
 
-@pytest.mark.parametrize(("path", "is_key"), IDENTIFIERS, ids=[json_path(p) for p, _ in IDENTIFIERS])
-def test_identifier_fields_refuse_metacharacters_with_their_path(tmp_path: Path, path: list[Any],
+@pytest.mark.parametrize(("variant", "path", "is_key"), IDENTIFIERS,
+                         ids=[json_path(p) + ("" if v == "full" else f" ({v})") for v, p, _ in IDENTIFIERS])
+def test_identifier_fields_refuse_metacharacters_with_their_path(tmp_path: Path, variant: str, path: list[Any],
                                                                    is_key: bool) -> None:
-    base = load_plain(FULL)
+    base = load_plain(VARIANTS[variant])
     original = path[-1] if is_key else _get(base, path)
     for hostile in HOSTILE_IDS:
         value = original + hostile if hostile == "\n" else hostile
@@ -226,7 +256,7 @@ def _get(doc: Any, path: list[Any]) -> Any:
     return doc
 
 
-FREE_TEXT = [path for path, node, is_key in _all_fields() if not is_key and not _is_identifier(node)]
+FREE_TEXT = [path for _, path, node, is_key in _all_fields() if not is_key and not _is_identifier(node)]
 
 
 def test_free_text_fields_are_the_expected_few() -> None:

@@ -25,6 +25,7 @@ VALUES = {
     "cluster_secret_store_name": "aws-secrets-manager",
     "grafana_admin_secret_name": "nim-prod-eu/grafana-admin",
     "open_webui_secret_name": "nim-prod-eu/open-webui",
+    "gateway_api_keys_secret_name": "nim-prod-eu/gateway-api-keys",
 }
 
 
@@ -62,6 +63,7 @@ def test_prod_gets_every_output_and_keeps_its_comments(repo: Path, tmp_path: Pat
         "  ~ ngc.externalSecret.key: nim-prod/ngc-api-key -> nim-prod-eu/ngc-api-key",
         "  ~ observability.grafanaAdminExternalSecret: nim-prod/grafana-admin -> nim-prod-eu/grafana-admin",
         "  ~ addons.openWebUI.externalSecret: nim-prod/open-webui -> nim-prod-eu/open-webui",
+        "  ~ gateway.auth.apiKeys.externalSecret: nim-prod/gateway-api-keys -> nim-prod-eu/gateway-api-keys",
         f"next: nimgen render {env_file}",
     ]
     after = env_file.read_text()
@@ -78,6 +80,7 @@ def test_prod_gets_every_output_and_keeps_its_comments(repo: Path, tmp_path: Pat
     assert env.ngc.external_secret is not None and env.ngc.external_secret.key == VALUES["ngc_api_key_secret_name"]
     assert env.observability is not None and env.observability.grafana_admin_remote == "nim-prod-eu/grafana-admin"
     assert env.open_webui is not None and env.open_webui.secret_remote == "nim-prod-eu/open-webui"
+    assert env.gateway is not None and env.gateway.api_keys_remote == "nim-prod-eu/gateway-api-keys"
     again = run("import-terraform", outputs(tmp_path), env_file)
     assert again.exit_code == 0 and "already up to date" in again.output and env_file.read_text() == after
 
@@ -108,7 +111,7 @@ def test_missing_keys_are_created(repo: Path, tmp_path: Path) -> None:
 def test_dry_run_writes_nothing(repo: Path, tmp_path: Path) -> None:
     before = tree_digest(repo)
     result = run("import-terraform", "--dry-run", outputs(tmp_path), repo / "environments/prod.yaml")
-    assert result.exit_code == 0 and "would change 9 keys" in result.output
+    assert result.exit_code == 0 and "would change 10 keys" in result.output
     assert tree_digest(repo) == before
 
 
@@ -169,3 +172,21 @@ def test_outputs_can_come_from_stdin(repo: Path, tmp_path: Path) -> None:
     broken = CliRunner().invoke(main, ["import-terraform", "-", str(env_file)], input="{not json")
     assert broken.exit_code == 1
     assert "<stdin>:1:2: not JSON" in broken.stderr and "terraform output -json" in broken.stderr
+
+
+def test_a_cluster_without_gateway_clients_leaves_the_keys_alone(repo: Path, tmp_path: Path) -> None:
+    env_file = repo / "environments/prod.yaml"
+    values = {**VALUES, "gateway_api_keys_secret_name": None}  # Terraform's output without gateway_api_clients
+    result = run("import-terraform", outputs(tmp_path, values), env_file)
+    assert result.exit_code == 0, result.output
+    assert "gateway.auth.apiKeys" not in result.output.split("next:")[0].replace("skipped", "")
+    assert "gateway_api_keys_secret_name: terraform created none (gateway_api_clients is empty)" in result.output
+    env = load_environment(env_file, repo)
+    assert env.gateway is not None and env.gateway.api_keys_remote == "nim-prod/gateway-api-keys"
+    # A module applied before the output existed lacks it: the same as null.
+    values.pop("gateway_api_keys_secret_name")
+    older = run("import-terraform", outputs(tmp_path, values), env_file)
+    assert older.exit_code == 0 and "gateway_api_keys_secret_name: terraform created none" in older.output
+    other = outputs(tmp_path, {**VALUES, "open_webui_secret_name": None})
+    refused = run("import-terraform", other, env_file)
+    assert refused.exit_code == 1 and "output open_webui_secret_name must be a string, got NoneType" in refused.output

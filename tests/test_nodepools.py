@@ -10,7 +10,7 @@ from conftest import EXAMPLE_NAMES, example_environment, shared
 from helpers import VALID, run, tree_digest, write_env
 from kube import crd_errors
 from nimgen import helm
-from nimgen.components import monitoring, nodepools, openwebui
+from nimgen.components import gateway, monitoring, nodepools, openwebui
 from nimgen.gitops import applications
 from nimgen.yamlio import load_all_plain
 
@@ -123,11 +123,13 @@ def test_platform_project_and_application() -> None:
     assert {(k["group"], k["kind"]) for k in project["spec"]["clusterResourceWhitelist"]} == {
         ("", "Namespace"), ("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass"),
         ("storage.k8s.io", "StorageClass"), *monitoring.CLUSTER_KINDS,  # prod runs the monitoring stack
-        ("external-secrets.io", "ClusterSecretStore")}  # and takes its NGC key from Secrets Manager
+        ("external-secrets.io", "ClusterSecretStore"),  # and takes its NGC key from Secrets Manager
+        *gateway.CONTROLLER_CLUSTER_KINDS}  # and serves its models through the gateway
     assert {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]} == {
         ("", "PersistentVolumeClaim"), ("", "ConfigMap"), ("", "ServiceAccount"), ("apps", "DaemonSet"),
         *monitoring.NAMESPACED_KINDS, ("external-secrets.io", "ExternalSecret"),
-        *openwebui.NAMESPACED_KINDS}  # and Open WebUI (its NetworkPolicy is the one kind the others lack)
+        *openwebui.NAMESPACED_KINDS,  # and Open WebUI (its NetworkPolicy is the one kind the others lack)
+        *gateway.NAMESPACED_KINDS, *gateway.MONITORING_KINDS}
     dev = applications.platform_project(example_environment("dev"))  # pools and device plugin, no storage
     assert {(k["group"], k["kind"]) for k in dev["spec"]["clusterResourceWhitelist"]} == {
         ("", "Namespace"), ("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass")}

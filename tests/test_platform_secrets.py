@@ -85,21 +85,21 @@ def test_prod_example_uses_external_secrets(rendered_repo: Path, helm_engine: he
     assert env.ngc.external_secret is not None
     objects = application_objects(helm_engine, rendered_repo, applications.by_name(env)["platform-secrets"])
     # It creates the namespaces of its Secrets at wave -18 (model-storage then leaves nim out): one owner each.
-    assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Namespace") == ["monitoring", "nim",
-                                                                                         "open-webui"]
+    assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Namespace") == [
+        "monitoring", "nim", "nim-gateway", "open-webui"]
     assert (rendered_repo / "argocd/prod/apps/platform/platform-secrets.yaml").is_file()
     assert not (rendered_repo / "argocd/dev/apps/platform/platform-secrets.yaml").exists()
     externals = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["spec"] for o in objects
                  if o["kind"] == "ExternalSecret"}
     assert set(externals) == {("nim", "ngc-api"), ("nim", "ngc-secret"), ("monitoring", "grafana-admin"),
-                              ("open-webui", "open-webui")}
+                              ("open-webui", "open-webui"), ("nim-gateway", "gateway-api-keys")}
     assert externals[("monitoring", "grafana-admin")]["data"] == [
         {"secretKey": key, "remoteRef": {"key": "nim-prod/grafana-admin", "property": key}}
         for key in ("admin-user", "admin-password")]
     assert [d["secretKey"] for d in externals[("open-webui", "open-webui")]["data"]] == [
         "WEBUI_SECRET_KEY", "WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD"]
     [store] = [o for o in objects if o["kind"] == "ClusterSecretStore"]
-    assert store["spec"]["conditions"] == [{"namespaces": ["monitoring", "nim", "open-webui"]}]
+    assert store["spec"]["conditions"] == [{"namespaces": ["monitoring", "nim", "nim-gateway", "open-webui"]}]
 
 
 @pytest.mark.parametrize(("line", "what"), [

@@ -262,6 +262,7 @@ H200_MODEL = """\
     replicas: {min: 2, max: 2}   # production: two replicas
     resources: {cpu: "32", memory: 256Gi}
     sharedMemory: 32Gi
+    gateway: {enabled: false}
 """
 
 
@@ -349,13 +350,22 @@ PROD_PLATFORM_CLUSTER = [
     {"group": "admissionregistration.k8s.io", "kind": "MutatingWebhookConfiguration"},
     {"group": "admissionregistration.k8s.io", "kind": "ValidatingWebhookConfiguration"},
     {"group": "apiregistration.k8s.io", "kind": "APIService"},
+    # The gateway: Envoy Gateway's CRD chart guards its CRDs with a ValidatingAdmissionPolicy; the GatewayClass.
+    {"group": "admissionregistration.k8s.io", "kind": "ValidatingAdmissionPolicy"},
+    {"group": "admissionregistration.k8s.io", "kind": "ValidatingAdmissionPolicyBinding"},
+    {"group": "gateway.networking.k8s.io", "kind": "GatewayClass"},
 ]
 PROD_PLATFORM_NAMESPACED = [
     {"group": "", "kind": "ConfigMap"}, {"group": "", "kind": "PersistentVolumeClaim"},
     {"group": "", "kind": "Secret"}, {"group": "", "kind": "Service"}, {"group": "", "kind": "ServiceAccount"},
+    {"group": "aigateway.envoyproxy.io", "kind": "AIGatewayRoute"},
+    {"group": "aigateway.envoyproxy.io", "kind": "AIServiceBackend"},
     {"group": "apps", "kind": "DaemonSet"}, {"group": "apps", "kind": "Deployment"},
     {"group": "apps", "kind": "StatefulSet"}, {"group": "batch", "kind": "Job"},
     {"group": "external-secrets.io", "kind": "ExternalSecret"},
+    {"group": "gateway.envoyproxy.io", "kind": "Backend"}, {"group": "gateway.envoyproxy.io", "kind": "BackendTrafficPolicy"},
+    {"group": "gateway.envoyproxy.io", "kind": "ClientTrafficPolicy"}, {"group": "gateway.envoyproxy.io", "kind": "EnvoyProxy"},
+    {"group": "gateway.envoyproxy.io", "kind": "SecurityPolicy"}, {"group": "gateway.networking.k8s.io", "kind": "Gateway"},
     {"group": "monitoring.coreos.com", "kind": "Alertmanager"}, {"group": "monitoring.coreos.com", "kind": "PodMonitor"},
     {"group": "monitoring.coreos.com", "kind": "Prometheus"},
     {"group": "monitoring.coreos.com", "kind": "PrometheusRule"},

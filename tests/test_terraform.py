@@ -295,6 +295,13 @@ def test_tfvars_agree_with_the_environment_file(env: str) -> None:
     receivers = ((_environment_file(env).get("observability") or {}).get("alerting") or {}).get("receivers") or []
     readable = set(tfvars.get("alerting_secret_names") or [])
     assert {receiver["externalSecret"] for receiver in receivers} <= readable
+    # The gateway's clients each get a key in the secret Terraform creates, and the environment reads that secret.
+    api_keys = ((_environment_file(env).get("gateway") or {}).get("auth") or {}).get("apiKeys") or {}
+    assert list(tfvars.get("gateway_api_clients") or []) == list(api_keys.get("clients") or [])
+    if api_keys:
+        (secret,) = [body for labels, body in _blocks(_parsed(TF_DIR / "secrets.tf"), "resource")
+                     if labels == ("aws_secretsmanager_secret", "gateway_api_keys")]
+        assert api_keys["externalSecret"] == _attr(secret, "name").replace("${var.cluster_name}", tfvars["cluster_name"])
 
 
 def test_external_secrets_may_read_the_alert_receivers_secrets() -> None:
@@ -327,7 +334,7 @@ def test_terraform_and_providers_are_pinned() -> None:
 
 def test_every_registry_module_is_pinned_to_an_exact_version() -> None:
     modules = _all("module")
-    assert {labels[0] for labels in modules} == {"vpc", "eks", "karpenter"}
+    assert {labels[0] for labels in modules} == {"vpc", "eks", "karpenter", "aws_lb_controller_pod_identity"}
     versions = {}
     for (name,), body in modules.items():
         source = _attr(body, "source")
@@ -336,6 +343,8 @@ def test_every_registry_module_is_pinned_to_an_exact_version() -> None:
         assert versions[name] and _SEMVER.match(versions[name]), f"module {name} is not pinned exactly"
     assert versions["eks"] == versions["karpenter"], "the karpenter submodule comes from the eks module's release"
     assert versions["eks"].startswith("21.") and versions["vpc"].startswith("6.")
+    # Its AWS Load Balancer Controller policy holds every action of the controller's v3.5.0 iam_policy.json.
+    assert versions["aws_lb_controller_pod_identity"] == "2.8.1"
 
 
 def test_every_helm_release_is_pinned() -> None:
@@ -348,6 +357,7 @@ def test_every_helm_release_is_pinned() -> None:
         "external-secrets": "https://charts.external-secrets.io",
         "argo-cd": "https://argoproj.github.io/argo-helm",
         "argocd-apps": "https://argoproj.github.io/argo-helm",
+        "aws-load-balancer-controller": "https://aws.github.io/eks-charts",
     }
     releases = {labels[1]: body for labels, body in _all("resource").items() if labels[0] == "helm_release"}
     assert {_attr(body, "chart") for body in releases.values()} == set(repositories)

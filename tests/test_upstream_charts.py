@@ -361,3 +361,25 @@ def test_validate_renders_the_examples_offline(upstream_archives: Path, repo_cop
     _, found = validate_json(repo_copy, crd_schemas)
     assert [(f["application"], f["path"], f["hint"].split("?")[0]) for f in found if f["check"] == "chart-values"] == [
         ("prod-root", "spec.source.helm.valuesObject.grafana.admin.existingSecrets", "did you mean 'existingSecret'")]
+
+
+def test_envoy_gateways_configuration_is_passed_on_whole(repo_copy: Path, crd_schemas: Path) -> None:
+    """gateway-helm writes config.envoyGateway into its EnvoyGateway configuration as it is: keys its values.yaml
+    does not list (extensionManager, rateLimit) are that API's, not misspellings; a key outside it still is one."""
+    app_file = "argocd/prod/apps/platform/envoy-gateway.yaml"
+    app = read_yaml(repo_copy / app_file)
+    package(repo_copy / "charts" / "upstream", "gateway-helm", str(app["spec"]["source"]["targetRevision"]), {
+        "values.yaml": "config:\n  envoyGateway:\n    gateway: {controllerName: x}\n    provider: {type: Kubernetes}\n"
+                       "createNamespace: false\ntopologyInjector:\n  enabled: true\n"
+                       "certgen:\n  job:\n    resources: {}\n",
+        "templates/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: envoy-gateway-config\n"
+                                    "data:\n  envoy-gateway.yaml: {{ .Values.config.envoyGateway | toJson | quote }}\n"})
+    _, found = validate_json(repo_copy, crd_schemas)
+    assert [f for f in about(found, "envoy-gateway") if f["check"] == "chart-values"] == []
+    assert "extensionManager" in app["spec"]["source"]["helm"]["valuesObject"]["config"]["envoyGateway"]
+    app["spec"]["source"]["helm"]["valuesObject"]["topologyInjecter"] = {"enabled": False}
+    (repo_copy / app_file).write_text(dump(app))
+    own(repo_copy, app_file)
+    _, found = validate_json(repo_copy, crd_schemas)
+    assert [f["path"] for f in about(found, "envoy-gateway") if f["check"] == "chart-values"] == [
+        "spec.source.helm.valuesObject.topologyInjecter"]

@@ -37,7 +37,11 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "cluster_secret_store_name": ("ngc", "externalSecret", "store"),
     "grafana_admin_secret_name": ("observability", "grafanaAdminExternalSecret"),
     "open_webui_secret_name": ("addons", "openWebUI", "externalSecret"),
+    "gateway_api_keys_secret_name": ("gateway", "auth", "apiKeys", "externalSecret"),
 }
+# Outputs Terraform leaves null when the cluster has no such thing (no gateway clients: no API keys' secret); a
+# module applied before they existed lacks them, which counts as null.
+NULLABLE = frozenset({"gateway_api_keys_secret_name"})
 # Outputs filled only where the environment already uses what they describe: a shared EFS cache or
 # NGC credentials from Secrets Manager are choices of the environment, not facts of the cluster.
 OPT_IN: dict[str, tuple[str, ...]] = {
@@ -46,6 +50,7 @@ OPT_IN: dict[str, tuple[str, ...]] = {
     "cluster_secret_store_name": ("ngc", "externalSecret"),
     "grafana_admin_secret_name": ("observability", "grafanaAdminExternalSecret"),
     "open_webui_secret_name": ("addons", "openWebUI", "externalSecret"),
+    "gateway_api_keys_secret_name": ("gateway", "auth", "apiKeys"),
 }
 
 
@@ -86,13 +91,15 @@ def read_outputs(source: Path | str) -> dict[str, str]:
                         hint="write it with: terraform output -json > outputs.json") from None
     if not isinstance(document, dict):
         raise UserError(f"{path}: expected the object `terraform output -json` prints")
-    missing = sorted(set(OUTPUTS) - set(document))
+    missing = sorted(set(OUTPUTS) - set(document) - NULLABLE)
     if missing:
         raise UserError(f"{path} lacks the outputs {', '.join(missing)}",
                         hint="apply the terraform/ module of this repository (its outputs.tf declares them), "
                              "then run terraform output -json again")
     values: dict[str, str] = {}
     for name in OUTPUTS:
+        if name not in document:
+            continue  # a nullable output a module from before it does not have: as if it were null
         entry = document[name]
         if not isinstance(entry, dict) or "value" not in entry:
             raise UserError(f"{path}: output {name} is not of the form {{\"value\": ...}}")
@@ -100,6 +107,8 @@ def read_outputs(source: Path | str) -> dict[str, str]:
             raise UserError(f"{path}: output {name} is marked sensitive; nimgen writes no secret into Git",
                             hint="output the name of the secret, never its value")
         value = entry["value"]
+        if value is None and name in NULLABLE:
+            continue
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise UserError(f"{path}: output {name} must be a string, got {type(value).__name__}")
         text = str(value)
@@ -132,6 +141,9 @@ def apply(text: str, values: dict[str, str], shown: str) -> tuple[str, list[Chan
         anchor = OPT_IN.get(output)
         if anchor and _get(document, anchor) is None:
             skipped.append(Skipped(output, f"the environment does not set {'.'.join(anchor)}"))
+            continue
+        if output not in values:
+            skipped.append(Skipped(output, "terraform created none (gateway_api_clients is empty)"))
             continue
         node = document
         for key in path[:-1]:

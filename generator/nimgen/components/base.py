@@ -86,6 +86,9 @@ class Component:
     readme: ClassVar[dict[str, str]] = {}
     # How the environment README names this component in the sync-wave order ("" for no mention).
     sync_label: ClassVar[str] = ""
+    # Value paths of its upstream charts whose maps the chart passes on whole (into a configuration file of the
+    # software's own), by chart name: that software's API documents their keys, not the chart's values.yaml.
+    open_values: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def enabled(self, env: Environment) -> bool:
         """Whether the environment uses this component."""

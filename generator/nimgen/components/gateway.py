@@ -8,11 +8,62 @@ each model's `gateway:` into the typed model, and checks them across fields.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from nimgen.components.base import Add, Component
+from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
+from nimgen.components.models import SERVICE_PORT
 from nimgen.errors import shorten as _s
-from nimgen.model import Environment, Gateway, Route
+from nimgen.model import Environment, Gateway, Model, Route
+
+# Envoy Gateway and Envoy AI Gateway publish their charts to Docker Hub as OCI artifacts. Argo CD reads a Helm
+# repoURL without a scheme as an OCI registry (docs/gateway-design.md has the sources of these pins).
+OCI_REPO = "registry-1.docker.io/envoyproxy"
+# Envoy AI Gateway v1.1 is built and tested on Envoy Gateway v1.8 ("v1.8.1+", Envoy 1.38); v1.8.3 is its last patch.
+ENVOY_GATEWAY = Chart("gateway-helm", OCI_REPO, "v1.8.3")
+AI_GATEWAY_CRDS = Chart("ai-gateway-crds-helm", OCI_REPO, "v1.1.0")
+AI_GATEWAY = Chart("ai-gateway-helm", OCI_REPO, "v1.1.0")
+CHART = Chart("nim-gateway")
+ENVOY_GATEWAY_RELEASE, AI_GATEWAY_CRDS_RELEASE, AI_GATEWAY_RELEASE = "envoy-gateway", "ai-gateway-crds", "ai-gateway"
+RELEASE_NAME = "nim-gateway"
+# Envoy Gateway runs its controller, the Envoy proxies and the rate limiter here; Envoy AI Gateway its controller.
+ENVOY_GATEWAY_NAMESPACE = "envoy-gateway-system"
+AI_GATEWAY_NAMESPACE = "envoy-ai-gateway-system"
+CONTROLLER_NAME = "gateway.envoyproxy.io/gatewayclass-controller"
+# The AI Gateway controller's extension server, which Envoy Gateway calls while it translates routes.
+EXTENSION_SERVER = {"hostname": f"ai-gateway-controller.{AI_GATEWAY_NAMESPACE}.svc.cluster.local", "port": 1063}
+# The header authentication fills with the client's name (ClientTrafficPolicy removes any a caller sends).
+CLIENT_HEADER = "x-nimgen-client"
+# Controllers and CRDs first, with the other platform charts; the Gateway after the models, whose Services its
+# routes point at.
+WAVE_CONTROLLERS = -14
+WAVE = 5
+# What the four charts render with these values (gateway-helm's CRD subchart brings a ValidatingAdmissionPolicy
+# that refuses to replace experimental-channel Gateway API CRDs with standard ones).
+CONTROLLER_CLUSTER_KINDS: tuple[Kind, ...] = (
+    ("apiextensions.k8s.io", "CustomResourceDefinition"), ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"), ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
+    ("gateway.networking.k8s.io", "GatewayClass"),
+)
+NAMESPACED_KINDS: tuple[Kind, ...] = (
+    ("", "ConfigMap"), ("", "Secret"), ("", "Service"), ("", "ServiceAccount"), ("apps", "Deployment"),
+    ("batch", "Job"), ("rbac.authorization.k8s.io", "Role"), ("rbac.authorization.k8s.io", "RoleBinding"),
+    ("networking.k8s.io", "NetworkPolicy"),
+    ("gateway.networking.k8s.io", "Gateway"), ("gateway.envoyproxy.io", "EnvoyProxy"),
+    ("gateway.envoyproxy.io", "ClientTrafficPolicy"), ("gateway.envoyproxy.io", "SecurityPolicy"),
+    ("gateway.envoyproxy.io", "BackendTrafficPolicy"), ("gateway.envoyproxy.io", "Backend"),
+    ("aigateway.envoyproxy.io", "AIServiceBackend"), ("aigateway.envoyproxy.io", "AIGatewayRoute"),
+)
+MONITORING_KINDS: tuple[Kind, ...] = (("monitoring.coreos.com", "PodMonitor"),)
+# ai-gateway-helm makes its webhook's certificate with genCA when `lookup` finds no Secret, and Argo CD's render
+# never finds one: each refresh renders a new certificate. Argo CD keeps the one it created first.
+AI_GATEWAY_IGNORE_DIFFERENCES: tuple[dict[str, Any], ...] = (
+    {"kind": "Secret", "name": "self-signed-cert-for-mutating-webhook", "namespace": AI_GATEWAY_NAMESPACE,
+     "jsonPointers": ["/data"]},
+    {"group": "admissionregistration.k8s.io", "kind": "MutatingWebhookConfiguration",
+     "jqPathExpressions": [".webhooks[]?.clientConfig.caBundle"]},
+)
 
 
 def build(spec: dict[str, Any]) -> Gateway | None:
@@ -47,14 +98,20 @@ def route(model: dict[str, Any], gateway: Gateway | None) -> Route | None:
                  public=bool(spec.get("public", False)), tokens_per_minute=spec.get("tokensPerMinute"))
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """A setting of a (maybe schema-invalid) document as a mapping: {} for anything else."""
+    return value if isinstance(value, dict) else {}
+
+
 def public_names(model: dict[str, Any]) -> list[str]:
     """The names a (layered, maybe schema-invalid) model answers to through the gateway."""
-    spec = model.get("gateway") if isinstance(model.get("gateway"), dict) else {}
+    spec = _mapping(model.get("gateway"))
     if spec.get("enabled") is False:
         return []
     name = spec.get("name") or model.get("servedModelName") or model.get("name")
-    aliases = spec.get("aliases") if isinstance(spec.get("aliases"), list) else []
-    return [str(n) for n in (name, *aliases) if isinstance(n, str) and n]
+    aliases = spec.get("aliases")
+    names = [name, *(aliases if isinstance(aliases, list) else [])]
+    return [n for n in names if isinstance(n, str) and n]
 
 
 def _name_path(index: int, model: dict[str, Any], own: dict[str, Any], position: int) -> list[Any]:
@@ -69,7 +126,7 @@ def _name_path(index: int, model: dict[str, Any], own: dict[str, Any], position:
 def check(document: Any, models: list[Any], add: Add) -> None:
     """A gateway needs a hostname and TLS; every model it serves needs a caller check or `public: true`; no two
     models may answer to the same name."""
-    spec = document.get("gateway") if isinstance(document.get("gateway"), dict) else {}
+    spec = _mapping(document.get("gateway"))
     named = [m for m in models if isinstance(m, dict)]
     if not spec.get("enabled"):
         for index, model in enumerate(named):
@@ -93,8 +150,13 @@ def check(document: Any, models: list[Any], add: Add) -> None:
         if not names:
             continue
         served += 1
-        own = model.get("gateway") if isinstance(model.get("gateway"), dict) else {}
+        own = _mapping(model.get("gateway"))
         where = ["models", index, "gateway"]
+        if not model.get("servedModelName"):
+            add(["models", index], f"model '{_s(model.get('name', '?'))}' is served through the gateway but has no "
+                "servedModelName: the gateway must send NIM the model name it serves, and NIM's own default is known "
+                "only once it runs", "set servedModelName (NIM_SERVED_MODEL_NAME), e.g. meta/llama3-8b-instruct, or "
+                "gateway.enabled: false on the model")
         if not authenticated and not own.get("public"):
             add(where if own else ["models", index], f"model '{_s(model.get('name', '?'))}' would be served by the "
                 "gateway without authentication", "set gateway.auth (apiKeys or oidc), mark the model "
@@ -109,17 +171,136 @@ def check(document: Any, models: list[Any], add: Add) -> None:
     if served == 0:
         add(["gateway", "enabled"], "the gateway is enabled but serves no model", "serve a model through it, or "
             "disable gateway", warning=True)
-    limits = spec.get("rateLimits") if isinstance(spec.get("rateLimits"), dict) else {}
+    limits = _mapping(spec.get("rateLimits"))
     if limits and not authenticated:
         add(["gateway", "rateLimits"], "token limits per client need clients: without authentication every caller "
             "is one client", "set gateway.auth (apiKeys or oidc)")
 
 
+def redis_host(gateway: Gateway) -> str:
+    """The rate limiter's Redis (nim-gateway chart), as Envoy Gateway's rate limit service reaches it."""
+    return f"{RELEASE_NAME}-ratelimit-redis.{gateway.namespace}.svc.cluster.local:6379"
+
+
+def limited(env: Environment) -> bool:
+    """Whether some token budget applies (the chart then runs Redis and Envoy Gateway its rate limiter)."""
+    gateway = env.gateway
+    return gateway is not None and gateway.authenticated and (
+        bool(gateway.tokens_per_client) or any(_tokens(gateway, model) for model in env.models if model.route))
+
+
+def _tokens(gateway: Gateway, model: Model) -> int:
+    assert model.route is not None
+    return model.route.tokens_per_minute or gateway.tokens_per_model or 0
+
+
+def envoy_gateway_values(env: Environment) -> dict[str, Any]:
+    """gateway-helm: what Envoy AI Gateway needs of Envoy Gateway (its own values files), and the rate limiter."""
+    assert env.gateway is not None
+    hooks = {"translation": {part: {"includeAll": True} for part in ("listener", "route", "cluster", "secret")},
+             "post": ["Translation", "Cluster", "Route"]}
+    config: dict[str, Any] = {
+        "gateway": {"controllerName": CONTROLLER_NAME},
+        "provider": {"type": "Kubernetes"},
+        "extensionApis": {"enableBackend": True, "enableEnvoyPatchPolicy": True},
+        "extensionManager": {"hooks": {"xdsTranslator": hooks}, "service": {"fqdn": EXTENSION_SERVER}},
+    }
+    if limited(env):
+        config["rateLimit"] = {"backend": {"type": "Redis", "redis": {"url": redis_host(env.gateway)}}}
+    # The topology injector's webhook is a Helm hook whose CA certgen patches in later: Argo CD would put it back.
+    return {"config": {"envoyGateway": config}, "createNamespace": False, "topologyInjector": {"enabled": False},
+            "certgen": {"job": {"resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                                              "limits": {"memory": "128Mi"}}}}}
+
+
+def ai_gateway_values(env: Environment) -> dict[str, Any]:
+    """ai-gateway-helm: token usage metrics split by client as well as by model."""
+    return {"controller": {"metricsRequestHeaderAttributes": f"{CLIENT_HEADER}:nimgen.client",
+                           "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                                         "limits": {"memory": "512Mi"}}}}
+
+
+def values(env: Environment) -> dict[str, Any]:
+    """Values for charts/nim-gateway."""
+    gateway = env.gateway
+    assert gateway is not None
+    mode = "loadBalancer" if gateway.acm_certificate_arn else "gateway"
+    models = [{"name": model.name, "names": list(model.route.names), "servedName": model.served_model_name
+               or model.route.names[0], "host": f"{model.name}.{model.namespace}.svc.cluster.local",
+               "port": SERVICE_PORT, "public": model.route.public,
+               "requestTimeoutSeconds": model.request_timeout_seconds,
+               "tokensPerMinute": _tokens(gateway, model) if gateway.authenticated else 0}
+              for model in env.models if model.route is not None]
+    return {
+        "commonLabels": {"nimgen.io/environment": env.name},
+        "gatewayClassName": f"{RELEASE_NAME}-{gateway.namespace}",
+        "hostname": gateway.hostname,
+        "tls": {"mode": mode, "certificateArn": gateway.acm_certificate_arn, "issuer": gateway.cert_issuer,
+                "issuerKind": gateway.cert_issuer_kind, "secretName": f"{RELEASE_NAME}-tls"},
+        "loadBalancer": {"scheme": gateway.scheme, "sourceRanges": list(gateway.source_ranges)},
+        "clientHeader": CLIENT_HEADER,
+        "auth": {"apiKeys": {"enabled": bool(gateway.api_key_clients), "secret": gateway.api_keys_secret},
+                 "oidc": {"enabled": bool(gateway.oidc_issuer), "issuer": gateway.oidc_issuer,
+                          "jwksUri": gateway.oidc_jwks_uri or f"{gateway.oidc_issuer.rstrip('/')}/.well-known/jwks.json"
+                          if gateway.oidc_issuer else "",
+                          "audiences": list(gateway.oidc_audiences), "clientClaim": gateway.oidc_client_claim}},
+        "models": models,
+        "rateLimits": {"tokensPerMinutePerClient": gateway.tokens_per_client or 0 if gateway.authenticated else 0},
+        "metrics": {"podMonitor": bool(env.observability and env.observability.prometheus_stack),
+                    "proxyNamespace": ENVOY_GATEWAY_NAMESPACE},
+    }
+
+
+def api_key_secrets(env: Environment) -> list[dict[str, Any]]:
+    """The API keys' Secret, for External Secrets (platform-secrets): one key per client, from Secrets Manager."""
+    gateway = env.gateway
+    if gateway is None or not gateway.api_key_clients:
+        return []
+    return [{"name": gateway.api_keys_secret, "namespace": gateway.namespace, "remoteKey": gateway.api_keys_remote,
+             "keys": list(gateway.api_key_clients)}]
+
+
 class FrontDoor(Component):
     """gateway: the controllers, the Gateway behind its load balancer, a route per model and their policies."""
 
+    application_names: ClassVar[tuple[str, ...]] = (ENVOY_GATEWAY_RELEASE, AI_GATEWAY_CRDS_RELEASE,
+                                                     AI_GATEWAY_RELEASE, RELEASE_NAME)
+    readme: ClassVar[dict[str, str]] = {"after-models": "readme/gateway.md.j2"}
+    # gateway-helm writes config.envoyGateway whole into its EnvoyGateway configuration; its values.yaml lists a few
+    # keys of that API only.
+    open_values: ClassVar[dict[str, tuple[str, ...]]] = {ENVOY_GATEWAY.name: ("config.envoyGateway",)}
+
     def enabled(self, env: Environment) -> bool:
         return env.gateway is not None
+
+    def applications(self, env: Environment) -> list[AppSpec]:
+        gateway = env.gateway
+        assert gateway is not None
+        served = ", ".join(name for model in env.models if model.route for name in model.route.names) or "none"
+        # The CRD charts exceed client-side apply's annotation limit: server-side apply, as upstream documents.
+        server_side = ("ServerSideApply=true",)
+        return [
+            AppSpec(ENVOY_GATEWAY_RELEASE, ENVOY_GATEWAY, envoy_gateway_values(env), ENVOY_GATEWAY_NAMESPACE,
+                    WAVE_CONTROLLERS, (("Purpose", "Envoy Gateway: the Gateway API controller and its proxies"),),
+                    sync_options=server_side),
+            AppSpec(AI_GATEWAY_CRDS_RELEASE, AI_GATEWAY_CRDS, {}, AI_GATEWAY_NAMESPACE, WAVE_CONTROLLERS,
+                    (("Purpose", "Envoy AI Gateway's CRDs"),), sync_options=server_side),
+            AppSpec(AI_GATEWAY_RELEASE, AI_GATEWAY, ai_gateway_values(env), AI_GATEWAY_NAMESPACE, WAVE_CONTROLLERS + 1,
+                    (("Purpose", "Envoy AI Gateway: model routing, token counting, usage metrics"),),
+                    ignore_differences=AI_GATEWAY_IGNORE_DIFFERENCES),
+            AppSpec(RELEASE_NAME, CHART, values(env), gateway.namespace, WAVE,
+                    (("Endpoint", f"https://{gateway.hostname}/v1"), ("Models", served))),
+        ]
+
+    def grants(self, env: Environment) -> Grants:
+        gateway = env.gateway
+        assert gateway is not None
+        monitoring = MONITORING_KINDS if env.observability and env.observability.prometheus_stack else ()
+        return Grants(CONTROLLER_CLUSTER_KINDS, (*NAMESPACED_KINDS, *monitoring))
+
+    def crds(self, env: Environment) -> dict[str, tuple[str, ...]]:
+        return {ENVOY_GATEWAY_RELEASE: ("gateway.networking.k8s.io", "gateway.envoyproxy.io"),
+                AI_GATEWAY_CRDS_RELEASE: ("aigateway.envoyproxy.io",)}
 
     def check(self, document: Any, models: list[Any], add: Add) -> None:
         check(document, models, add)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from nimgen.components import alerting
+from nimgen.components import alerting, gateway
 from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
 from nimgen.model import Environment
 
@@ -42,7 +42,7 @@ def platform_secrets(env: Environment) -> list[dict[str, Any]]:
     if webui is not None and webui.secret_remote:
         found.append({"name": webui.secret, "namespace": webui.namespace, "remoteKey": webui.secret_remote,
                       "keys": list(OPEN_WEBUI_KEYS)})
-    return found
+    return found + gateway.api_key_secrets(env)
 
 
 def namespaces(env: Environment) -> tuple[str, ...]:

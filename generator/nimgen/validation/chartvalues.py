@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from nimgen.components import registry
 from nimgen.model import Environment
 from nimgen.validation.findings import Finding, object_ref
 from nimgen.validation.manifests import Applied, is_application
@@ -296,8 +297,12 @@ def check(env: Environment, manifests: list[Applied], chart_cache: Path | None) 
             found.append(Finding("error", CHECK, f"cannot read the values of {path.name}: {error}", path="spec.source",
                                  hint="replace it with the `helm pull` archive of the chart", **place))
             continue
+        passed_on = [tuple(path.split(".")) for component in registry.COMPONENTS
+                     for path in component.open_values.get(chart_name, ())]
         for where, values in _sources(helm):
             for unknown in unknown_paths(values, chart):
+                if any(unknown.path[:len(prefix)] == prefix for prefix in passed_on):
+                    continue
                 close = difflib.get_close_matches(unknown.path[-1], unknown.siblings, n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 found.append(Finding(

@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 from nimgen.model import Environment
+from nimgen.validation import gatewayrules
 from nimgen.validation.findings import Finding, guarded, object_ref
 from nimgen.validation.manifests import Applied
 from nimgen.validation.sources import CLUSTER_SCOPED, AppResult, wave
@@ -388,6 +389,7 @@ def check(env: Environment, manifests: list[Applied], results: list[AppResult]) 
     """Every cross-object finding of one environment."""
     index = _Index(env, manifests, results)
     found: list[Finding] = []
-    for rule in (_services, _claims, _scale_targets, _service_monitors, _projects, _node_pools, _claim_waves):
+    for rule in (_services, _claims, _scale_targets, _service_monitors, _projects, _node_pools, _claim_waves,
+                 *gatewayrules.RULES):
         found.extend(guarded(rule.__name__.strip("_").replace("_", "-"), env.name, partial(rule, index)))
     return found

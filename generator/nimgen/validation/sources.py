@@ -341,7 +341,7 @@ CLUSTER_SCOPED = frozenset({
     "ClusterRoleBinding", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService",
     "PriorityClass", "RuntimeClass", "CSIDriver", "IngressClass", "NodePool", "EC2NodeClass", "NodeClaim",
     "ClusterSecretStore", "ClusterTriggerAuthentication", "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
+    "ValidatingAdmissionPolicyBinding", "GatewayClass",
 })
 
 

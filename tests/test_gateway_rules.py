@@ -1,0 +1,136 @@
+"""validate's gateway rules on prod's rendered gateway: each rule holds on what nimgen renders, and each has a fixture
+that breaks it (TLS, a route's backend and port, authentication, two routes answering to one model name)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from conftest import example_environment, shared
+from kube import application_objects
+from nimgen import helm
+from nimgen.gitops import applications
+from nimgen.model import Environment
+from nimgen.validation import crossref
+from nimgen.validation.findings import Finding
+from nimgen.validation.manifests import Applied
+from nimgen.validation.sources import AppResult
+
+ENV = cast(Environment, SimpleNamespace(name="prod"))
+RULES = ("gateway-tls", "gateway-backend", "gateway-auth", "gateway-names")
+
+
+@pytest.fixture(scope=shared("module"))
+def rendered(rendered_repo: Path, helm_engine: helm.Engine) -> dict[str, list[dict[str, Any]]]:
+    """Objects of prod's gateway Application and of its models' Applications."""
+    prod = example_environment("prod")
+    apps = applications.by_name(prod)
+    names = ["nim-gateway", *(model.name for model in prod.models)]
+    return {name: application_objects(helm_engine, rendered_repo, apps[name]) for name in names}
+
+
+def _findings(by_app: dict[str, list[dict[str, Any]]]) -> list[str]:
+    results = [AppResult(app={"metadata": {"name": name}}, file=f"{name}.yaml",
+                         objects=[Applied(o, name, "chart") for o in objects]) for name, objects in by_app.items()]
+    found: list[Finding] = crossref.check(ENV, [], results)
+    return sorted(f"[{f.check}] {f.obj} {f.path}: {f.message}" for f in found if f.check in RULES)
+
+
+def _edit(rendered: dict[str, list[dict[str, Any]]], kind: str, name: str = "") -> tuple[dict[str, Any], dict]:
+    """A deep copy of the objects, and the (first) gateway object of `kind` (and `name`) in it."""
+    copied = copy.deepcopy(rendered)
+    target = next(o for o in copied["nim-gateway"] if o["kind"] == kind and (not name or o["metadata"]["name"] == name))
+    return copied, target
+
+
+def test_what_nimgen_renders_passes_every_rule(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    assert _findings(rendered) == []
+
+
+def test_a_plain_listener_without_tls_at_the_load_balancer(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied, proxy = _edit(rendered, "EnvoyProxy")
+    annotations = proxy["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"]
+    del annotations["service.beta.kubernetes.io/aws-load-balancer-ssl-cert"]
+    [finding] = _findings(copied)
+    assert finding.startswith("[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[0]: listener 'https' "
+                              "serves HTTP on port 443 without TLS")
+    # TLS on another port of the load balancer leaves 443 plain all the same.
+    copied, proxy = _edit(rendered, "EnvoyProxy")
+    proxy["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"][
+        "service.beta.kubernetes.io/aws-load-balancer-ssl-ports"] = "8443"
+    assert [f.split(":")[0] for f in _findings(copied)] == [
+        "[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[0]"]
+
+
+def test_an_https_listener_needs_nothing_at_the_load_balancer(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied, gateway = _edit(rendered, "Gateway")
+    gateway["spec"]["listeners"][0].update(protocol="HTTPS", tls={"certificateRefs": [{"name": "tls"}]})
+    proxy = next(o for o in copied["nim-gateway"] if o["kind"] == "EnvoyProxy")
+    proxy["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"] = {}
+    assert _findings(copied) == []
+
+
+@pytest.mark.parametrize(("kind", "field", "value", "expected"), [
+    ("AIGatewayRoute", "backend", "llama3-8b-instruct-typo",
+     ("[gateway-backend] AIGatewayRoute nim-gateway/llama3-8b-instruct spec.rules[0].backendRefs[0]: routes to "
+     "AIServiceBackend nim-gateway/llama3-8b-instruct-typo, which nothing renders")),
+    ("AIServiceBackend", "backend", "gone",
+     ("[gateway-backend] AIServiceBackend nim-gateway/llama3-8b-instruct spec.backendRef: sends to Backend "
+     "nim-gateway/gone, which nothing renders")),
+    ("Backend", "host", "llama3-8b.nim.svc.cluster.local",
+     ("[gateway-backend] Backend nim-gateway/llama3-8b-instruct spec.endpoints[0].fqdn.hostname: points at Service "
+     "nim/llama3-8b, which nothing renders")),
+    ("Backend", "port", 8080,
+     ("[gateway-backend] Backend nim-gateway/llama3-8b-instruct spec.endpoints[0].fqdn.port: port 8080 is not a port "
+     "of Service nim/llama3-8b-instruct (it serves 8000)")),
+])
+def test_a_route_that_reaches_no_model(rendered: dict[str, list[dict[str, Any]]], kind: str, field: str, value: Any,
+                                       expected: str) -> None:
+    copied, obj = _edit(rendered, kind, "llama3-8b-instruct")
+    if kind == "AIGatewayRoute":
+        obj["spec"]["rules"][0]["backendRefs"][0]["name"] = value
+    elif kind == "AIServiceBackend":
+        obj["spec"]["backendRef"]["name"] = value
+    else:
+        obj["spec"]["endpoints"][0]["fqdn"]["hostname" if field == "host" else "port"] = value
+    assert _findings(copied) == [expected]
+
+
+def test_a_backend_outside_the_cluster_is_not_the_trees_to_check(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied, backend = _edit(rendered, "Backend", "llama3-8b-instruct")
+    backend["spec"]["endpoints"][0]["fqdn"] = {"hostname": "api.example.com", "port": 443}
+    assert _findings(copied) == []
+
+
+def test_a_route_without_authentication(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied, policy = _edit(rendered, "SecurityPolicy")
+    policy["spec"]["targetRefs"] = [ref for ref in policy["spec"]["targetRefs"] if ref["name"] != "llama3-8b-instruct"]
+    assert _findings(copied) == [
+        ("[gateway-auth] AIGatewayRoute nim-gateway/llama3-8b-instruct metadata: serves models to anyone who reaches "
+        "the Gateway: no SecurityPolicy with API keys, JWT, basic auth or external authorisation targets its "
+        "HTTPRoute or Gateway")]
+    # A policy that names the route but authenticates nobody protects nothing.
+    copied, policy = _edit(rendered, "SecurityPolicy")
+    del policy["spec"]["apiKeyAuth"]
+    assert len(_findings(copied)) == 2
+    # A policy on the Gateway covers every route of it; a route marked public needs none.
+    copied, policy = _edit(rendered, "SecurityPolicy")
+    policy["spec"]["targetRefs"] = [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "nim-gateway"}]
+    assert _findings(copied) == []
+    copied, route = _edit(rendered, "AIGatewayRoute", "llama3-8b-instruct")
+    route["metadata"]["labels"]["nimgen.io/access"] = "public"
+    policy = next(o for o in copied["nim-gateway"] if o["kind"] == "SecurityPolicy")
+    policy["spec"]["targetRefs"] = policy["spec"]["targetRefs"][1:]
+    assert _findings(copied) == []
+
+
+def test_two_routes_answering_to_one_name(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied, route = _edit(rendered, "AIGatewayRoute", "llama-3-1-70b-instruct")
+    route["spec"]["rules"][0]["matches"][0]["headers"][0]["value"] = "meta/llama3-8b-instruct"
+    assert _findings(copied) == [
+        ("[gateway-names] AIGatewayRoute nim-gateway/llama-3-1-70b-instruct spec.rules[0].matches: answers to model "
+        "'meta/llama3-8b-instruct' on Gateway nim-gateway/nim-gateway, as AIGatewayRoute "
+        "nim-gateway/llama3-8b-instruct does: Envoy sends the name to one of them")]
