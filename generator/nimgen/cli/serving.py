@@ -31,9 +31,12 @@ from nimgen.cli.gitops import env_file_argument
               help="/v1/chat/completions or /v1/completions.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
               metavar="SECONDS", help="Bounds each whole request, streamed answer included.")
+@click.option("--api-key-env", default=None, metavar="NAME",
+              help="Environment variable holding the API key sent as 'Authorization: Bearer KEY' (the gateway's "
+                   "client key); it must be set. Default: OPENAI_API_KEY when set, else no key.")
 @global_options
 def smoke(url: str, model_id: str, prompts_file: Path | None, concurrency: int, max_tokens: int,
-          results_file: Path | None, stream: bool, api: str, timeout: float) -> None:
+          results_file: Path | None, stream: bool, api: str, timeout: float, api_key_env: str | None) -> None:
     """Send prompts to a running NIM through its OpenAI API and report latency, throughput and failures.
 
     Checks GET /v1/models serves --model first, then sends every prompt (at most --concurrency at once),
@@ -46,7 +49,8 @@ def smoke(url: str, model_id: str, prompts_file: Path | None, concurrency: int, 
     with error_boundary():
         options = SmokeOptions(url=url, model=model_id, prompts=load_prompts(prompts_file), concurrency=concurrency,
                                max_tokens=max_tokens, stream=stream, api="chat" if api == "chat" else "completions",
-                               timeout_s=timeout)
+                               timeout_s=timeout, api_key_env=api_key_env or "OPENAI_API_KEY",
+                               api_key_required=api_key_env is not None)
         report = run_smoke(options, echo=click.echo, results_file=results_file)
     if not report.ok:
         sys.exit(EXIT_USER_ERROR)

@@ -50,6 +50,10 @@ class SmokeOptions:
     stream: bool = False
     api: Api = "chat"
     timeout_s: float = 120.0
+    # The environment variable holding the API key sent as `Authorization: Bearer` (a gateway's client key); a key
+    # is never an option value, which shell history and the process list would keep.
+    api_key_env: str = "OPENAI_API_KEY"
+    api_key_required: bool = False  # the variable was named explicitly: unset is an error, not an anonymous call
 
 
 @dataclass
@@ -103,7 +107,9 @@ class SmokeReport:
             {key: _round(value) for key, value in asdict(result).items() if key != "started"}
             for result in self.results
         ]
-        options = {key: value for key, value in asdict(self.options).items() if key != "prompts"}
+        # Which variable held the key says nothing of the run (and the key itself is never recorded).
+        options = {key: value for key, value in asdict(self.options).items()
+                   if key not in ("prompts", "api_key_env", "api_key_required")}
         document = {
             "base_url": self.base_url,
             "options": options,
@@ -290,8 +296,12 @@ async def run_smoke_async(options: SmokeOptions, echo: Echo) -> SmokeReport:
     import openai
 
     base_url = api_base_url(options.url)
-    client = openai.AsyncOpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or "not-used",
-                                max_retries=0, timeout=options.timeout_s)
+    key = os.environ.get(options.api_key_env, "")
+    if options.api_key_required and not key:
+        raise UserError(f"--api-key-env {options.api_key_env}: the environment variable is not set or empty",
+                        hint=f"export {options.api_key_env} with the client's API key (the environment README shows "
+                             "where the gateway's keys are)")
+    client = openai.AsyncOpenAI(base_url=base_url, api_key=key or "not-used", max_retries=0, timeout=options.timeout_s)
     async with client:
         served = await _served_models(client, base_url, options.timeout_s)
         if options.model not in served:
