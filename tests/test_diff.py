@@ -314,3 +314,37 @@ def test_field_changes_match_named_items_by_name() -> None:
     reversed_env = [{**container, "env": container["env"][::-1]}]
     reordered = {**after, "spec": {**after["spec"], "containers": reversed_env}}
     assert diffing.field_changes(after, reordered) == []
+
+
+def test_the_gateways_endpoint_and_who_may_call_each_model(repo: Path) -> None:
+    text = prod(repo).read_text(encoding="utf-8")
+    old = "    servedModelName: meta/llama-3.1-70b-instruct\n"
+    assert text.count(old) == 1
+    prod(repo).write_text(text.replace(old, old + "    gateway: {aliases: [llama-70b], public: true}\n"), encoding="utf-8")
+    endpoint = report(repo)["summary"]["endpoint"]
+    side = {"url": "https://llm.prod.example.com/v1", "scheme": "internal",
+            "authentication": "API keys (2 clients: chat-frontend, batch-eval)"}
+    assert endpoint == {"before": side, "after": side, "routes": [{
+        "model": "llama-3-1-70b-instruct", "change": "changed",
+        "before": {"names": ["meta/llama-3.1-70b-instruct"], "public": False},
+        "after": {"names": ["meta/llama-3.1-70b-instruct", "llama-70b"], "public": True}}]}
+    output = run("diff", prod(repo)).output
+    assert ("~ llama-3-1-70b-instruct: meta/llama-3.1-70b-instruct (authenticated) → meta/llama-3.1-70b-instruct, "
+            "llama-70b (public)") in output
+    markdown = run("diff", prod(repo), "-o", "markdown").output
+    assert "Endpoint: https://llm.prod.example.com/v1 (internal, authentication: API keys" in markdown
+    # Without the gateway: the endpoint and both routes go.
+    gone = text.split("gateway:                          #", 1)[0] + "modelDefaults:" + text.split("modelDefaults:", 1)[1]
+    prod(repo).write_text(gone, encoding="utf-8")
+    endpoint = report(repo)["summary"]["endpoint"]
+    assert endpoint["after"] is None and [r["change"] for r in endpoint["routes"]] == ["removed", "removed"]
+    assert "Endpoint removed: https://llm.prod.example.com/v1" in run("diff", prod(repo)).output
+
+
+def test_no_endpoint_without_a_gateway_on_either_side(repo: Path) -> None:
+    dev = repo / "environments" / "dev.yaml"
+    dev.write_text(dev.read_text(encoding="utf-8").replace("replicas: {min: 1, max: 1}", "replicas: {min: 1, max: 2}"),
+                   encoding="utf-8")
+    data = report(repo, env_file=dev)
+    assert data["changed"] is True and "endpoint" not in data["summary"]
+    assert "Endpoint" not in run("diff", dev).output

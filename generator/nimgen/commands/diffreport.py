@@ -19,7 +19,7 @@ import click
 
 from nimgen.commands.diff import SIGNS, Diff, FieldChange, ObjectChange
 from nimgen.commands.diffeffects import Replacement
-from nimgen.commands.plan import ModelPlan, Plan, PoolPlan
+from nimgen.commands.plan import EndpointPlan, ModelPlan, Plan, PoolPlan
 from nimgen.jsonreport import camel
 from nimgen.templating import render_text
 from nimgen.yamlio import dump
@@ -152,9 +152,32 @@ def summary(result: Diff) -> dict[str, Any]:
                        for kind in ("added", "changed", "removed")}, "unchanged": result.unchanged},
         "notRenderedOffline": sorted(result.before.external | result.after.external),
     }
+    endpoint = _endpoint(result.before.plan.endpoint if result.before.plan else None,
+                         result.after.plan.endpoint if result.after.plan else None)
+    if endpoint is not None:
+        data["endpoint"] = endpoint
     new_or_gone = "new environment: " if result.before.env is None else "environment removed: " if \
         result.after.env is None else ""
     return {"headline": new_or_gone + headline(data), **data}
+
+
+def _endpoint(old: EndpointPlan | None, new: EndpointPlan | None) -> dict[str, Any] | None:
+    """The gateway's endpoint on both sides and each model whose public names or access change; None without one."""
+    if old is None and new is None:
+        return None
+
+    def side(endpoint: EndpointPlan | None) -> dict[str, Any] | None:
+        return None if endpoint is None else {"url": endpoint.url, "scheme": endpoint.scheme,
+                                              "authentication": endpoint.authentication}
+
+    def routes(endpoint: EndpointPlan | None) -> dict[str, dict[str, Any]]:
+        return {r.model: {"names": list(r.names), "public": r.public} for r in (endpoint.routes if endpoint else ())}
+
+    before, after = routes(old), routes(new)
+    changed = [{"model": model, "change": "added" if model not in before else "removed" if model not in after
+                else "changed", "before": before.get(model), "after": after.get(model)}
+               for model in sorted(before.keys() | after.keys()) if before.get(model) != after.get(model)]
+    return {"before": side(old), "after": side(new), "routes": changed}
 
 
 def headline(data: dict[str, Any]) -> str:
