@@ -487,7 +487,7 @@ def test_warnings_come_first_in_every_format() -> None:
         {"kind": "StatefulSet", "namespace": "nim", "name": "m", "group": "apps", "effect": "restarts pods",
          "reason": "new image: a rolling restart of every replica", "fields": [IMAGE]}]
     assert list(data["summary"]) == ["headline", "replacements", "models", "pools", "totals", "objects",
-                                     "notRenderedOffline"]
+                                     "notRenderedOffline", "endpoint"]
     assert "⚠" not in diffreport.as_text(_diff(_plan(A), _plan(A)))
 
 

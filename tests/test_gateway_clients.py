@@ -77,7 +77,7 @@ def _gateway(objects: list[dict[str, Any]], backends: dict[str, StubServer], sec
                 headers["x-nimgen-client"] = by_key[given]
             forwarded = json.dumps({**body, "model": rewrite or body["model"]}).encode()
             request = urllib.request.Request(f"{backends[backend].url}{self.path}", data=forwarded, headers=headers)
-            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - the local stub
+            with urllib.request.urlopen(request, timeout=30) as answer:
                 self._send(answer.status, answer.read())
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Envoy)
@@ -154,6 +154,6 @@ def test_an_unknown_model_name_is_routed_nowhere(gateway: Callable[[], tuple[str
     request = urllib.request.Request(f"{url}/v1/chat/completions", data=json.dumps(
         {"model": "llama3-8b-instruct", "messages": []}).encode(), headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=10)  # noqa: S310 - the local stand-in
+        urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 404  # the model's object name is not one of its public names
     assert all(stub.posts() == [] for stub in backends.values())

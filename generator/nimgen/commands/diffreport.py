@@ -152,10 +152,8 @@ def summary(result: Diff) -> dict[str, Any]:
                        for kind in ("added", "changed", "removed")}, "unchanged": result.unchanged},
         "notRenderedOffline": sorted(result.before.external | result.after.external),
     }
-    endpoint = _endpoint(result.before.plan.endpoint if result.before.plan else None,
-                         result.after.plan.endpoint if result.after.plan else None)
-    if endpoint is not None:
-        data["endpoint"] = endpoint
+    data["endpoint"] = _endpoint(result.before.plan.endpoint if result.before.plan else None,
+                                 result.after.plan.endpoint if result.after.plan else None)
     new_or_gone = "new environment: " if result.before.env is None else "environment removed: " if \
         result.after.env is None else ""
     return {"headline": new_or_gone + headline(data), **data}
