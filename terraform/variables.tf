@@ -203,6 +203,29 @@ variable "cluster_secret_store_name" {
   }
 }
 
+variable "alerting_sns_topic_arns" {
+  description = "SNS topics of the environment's SNS alert receivers (observability.alerting.receivers[].topicArn). Alertmanager may publish to these only; empty creates no role."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.alerting_sns_topic_arns : can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\\.fifo)?$", arn))])
+    error_message = "alerting_sns_topic_arns holds SNS topic ARNs (arn:aws:sns:<region>:<account>:<topic>)."
+  }
+}
+
+variable "alerting_sns_kms_key_arns" {
+  description = "Customer-managed KMS keys of encrypted SNS alert topics: Alertmanager may encrypt with them (kms:GenerateDataKey*, kms:Decrypt)."
+  type        = list(string)
+  default     = []
+}
+
+variable "monitoring_namespace" {
+  description = "Namespace of kube-prometheus-stack (observability.namespace of the environment file), where Alertmanager's ServiceAccount lives."
+  type        = string
+  default     = "monitoring"
+}
+
 variable "gateway_api_clients" {
   description = "Clients of the environment's model gateway, as its file names them (gateway.auth.apiKeys.clients). Terraform generates an API key for each into the Secrets Manager secret <cluster_name>/gateway-api-keys (output gateway_api_keys_secret_name); empty creates no secret."
   type        = list(string)

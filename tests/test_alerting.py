@@ -73,6 +73,39 @@ def test_alerts_are_routed_by_severity_and_keys_read_from_files(tmp_path: Path) 
             {"name": "audit", "webhook_configs": [{"url_file": f"{secrets}audit/url", "send_resolved": False}]}]}
 
 
+SNS = """\
+  alerting:
+    receivers:
+      - {name: team, type: slack, externalSecret: nim-test/alerting/slack}
+      - {name: ops, type: sns, topicArn: "arn:aws:sns:eu-west-1:111122223333:nim-alerts", severities: [critical]}
+"""
+
+
+def test_an_sns_receiver_publishes_with_alertmanagers_own_identity(tmp_path: Path) -> None:
+    env = _env(tmp_path, SNS)
+    assert env.observability is not None
+    [_, ops] = env.observability.receivers
+    assert (ops.type, ops.topic_arn, ops.remote_key) == ("sns", "arn:aws:sns:eu-west-1:111122223333:nim-alerts", "")
+    values = _stack_values(env)["alertmanager"]
+    # Signed for the topic's region with credentials from EKS Pod Identity: no key anywhere, no Secret mounted.
+    assert values["config"]["receivers"][2] == {"name": "ops", "sns_configs": [{
+        "topic_arn": "arn:aws:sns:eu-west-1:111122223333:nim-alerts", "sigv4": {"region": "eu-west-1"},
+        "send_resolved": True}]}
+    assert values["alertmanagerSpec"]["secrets"] == ["alertmanager-receiver-team"]
+    # The ServiceAccount terraform/ associates the publishing role with, named rather than left to the chart.
+    assert values["serviceAccount"] == {"create": True, "name": "kube-prometheus-stack-alertmanager"}
+    assert [s["name"] for s in alerting.receiver_secrets(env.observability)] == ["alertmanager-receiver-team"]
+    # Without an SNS receiver the chart's own ServiceAccount settings stay.
+    assert "serviceAccount" not in _stack_values(_env(tmp_path / "other", RECEIVERS))["alertmanager"]
+
+
+def test_only_sns_receivers_mount_no_secret_at_all(tmp_path: Path) -> None:
+    only = "  alerting:\n    receivers:\n      - {name: ops, type: sns, topicArn: 'arn:aws:sns:us-west-2:111122223333:t'}\n"
+    values = _stack_values(_env(tmp_path, only))["alertmanager"]
+    assert "secrets" not in values["alertmanagerSpec"]
+    assert values["config"]["receivers"][1]["sns_configs"][0]["sigv4"] == {"region": "us-west-2"}
+
+
 def test_no_receiver_leaves_the_charts_alertmanager_config(tmp_path: Path) -> None:
     env = _env(tmp_path)
     assert env.observability is not None and env.observability.receivers == ()
@@ -173,9 +206,17 @@ def test_platform_secrets_creates_the_monitoring_namespace_for_receivers(tmp_pat
     ("  prometheusStack:\n    storage: {size: 20Gi, retentionSize: 20GiB}\n",
      "$.observability.prometheusStack.storage.retentionSize: retentionSize 20GiB leaves no room on the 20Gi volume"),
     ("  alerting:\n    receivers:\n      - {name: a, type: sns, externalSecret: s/a}\n",
-     '$.observability.alerting.receivers[0].type: "sns" is not one of: slack, pagerduty, webhook'),
+     "$.observability.alerting.receivers[0].externalSecret: receiver 'a' publishes to an SNS topic with "
+     "Alertmanager's own AWS identity: it reads no secret"),
+    ("  alerting:\n    receivers:\n      - {name: a, type: sns}\n",
+     "$.observability.alerting.receivers[0]: SNS receiver 'a' has no topicArn"),
+    ("  alerting:\n    receivers:\n      - {name: a, type: slack, externalSecret: s/a,"
+     " topicArn: 'arn:aws:sns:us-west-2:123456789012:t'}\n",
+     "$.observability.alerting.receivers[0].topicArn: topicArn is an SNS setting, and receiver 'a' is of type slack"),
+    ("  alerting:\n    receivers:\n      - {name: a, type: sns, topicArn: 'arn:aws:sns:us-west-2:1234:t'}\n",
+     "$.observability.alerting.receivers[0].topicArn: invalid value"),
     ("  alerting:\n    receivers:\n      - {name: a, type: slack}\n",
-     "$.observability.alerting.receivers[0].externalSecret: missing required key 'externalSecret'"),
+     "$.observability.alerting.receivers[0]: receiver 'a' has no externalSecret: its url comes from Secrets Manager"),
     ("  prometheusStack:\n    storage: {retention: 15 days}\n",
      ('$.observability.prometheusStack.storage.retention: invalid value "15 days"\n'
      "    hint: write a duration in hours, days or weeks, e.g. 15d")),

@@ -77,6 +77,7 @@ FULL = textwrap.dedent("""\
         receivers:
           - {name: team, type: slack, externalSecret: nim/alerting/slack, channel: "#nim-alerts",
              severities: [critical, warning]}
+          - {name: ops, type: sns, topicArn: "arn:aws:sns:us-west-2:123456789012:nim-alerts"}
     addons:
       openWebUI: {enabled: true, namespace: open-webui, image: "ghcr.io/open-webui/open-webui:v0.7.2",
                   secret: open-webui, externalSecret: nim/open-webui, persistence: {size: 10Gi, storageClassName: gp3},

@@ -295,6 +295,10 @@ def test_tfvars_agree_with_the_environment_file(env: str) -> None:
     receivers = ((_environment_file(env).get("observability") or {}).get("alerting") or {}).get("receivers") or []
     readable = set(tfvars.get("alerting_secret_names") or [])
     assert {receiver["externalSecret"] for receiver in receivers} <= readable
+    # Alertmanager may publish to every SNS topic the environment's receivers name, from its namespace.
+    assert {r["topicArn"] for r in receivers if r.get("type") == "sns"} <= set(tfvars.get("alerting_sns_topic_arns") or [])
+    observability = _environment_file(env).get("observability") or {}
+    assert observability.get("namespace", "monitoring") == tfvars.get("monitoring_namespace", "monitoring")
     # The gateway's clients each get a key in the secret Terraform creates, and the environment reads that secret.
     api_keys = ((_environment_file(env).get("gateway") or {}).get("auth") or {}).get("apiKeys") or {}
     assert list(tfvars.get("gateway_api_clients") or []) == list(api_keys.get("clients") or [])
@@ -489,3 +493,19 @@ def test_node_pools_sync_into_the_namespace_terraform_installs_karpenter_in(env:
     app = yaml.safe_load((ROOT / "argocd" / env / "apps" / "platform" / "gpu-nodepools.yaml").read_text())
     assert app["spec"]["destination"]["namespace"] == _unquote(karpenter["namespace"]) == "kube-system"
     assert not any(option.startswith("CreateNamespace") for option in app["spec"]["syncPolicy"]["syncOptions"])
+
+
+def test_alertmanager_publishes_to_sns_as_the_serviceaccount_nimgen_names() -> None:
+    from nimgen.components import alerting
+
+    text = (TF_DIR / "alerting.tf").read_text()
+    assert f'service_account = "{alerting.ALERTMANAGER_SERVICE_ACCOUNT}"' in text
+    assert "namespace       = var.monitoring_namespace" in text
+    assert _attr(_variables()["monitoring_namespace"], "default") == "monitoring"
+    # Publishing only, to the listed topics only; no role at all without a topic (an empty resource list is invalid).
+    statement = text.split('sid       = "PublishAlerts"', 1)[1].split("}", 1)[0]
+    assert 'actions   = ["sns:Publish"]' in statement and "resources = var.alerting_sns_topic_arns" in statement
+    for resource in ("aws_iam_role", "aws_iam_role_policy", "aws_eks_pod_identity_association"):
+        block = text.split(f'resource "{resource}"', 1)[1].split("\n}\n", 1)[0]
+        assert "count" in block and "length(var.alerting_sns_topic_arns) > 0 ? 1 : 0" in block, resource
+

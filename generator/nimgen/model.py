@@ -247,14 +247,15 @@ class Alerts:
 
 @dataclass(frozen=True)
 class Receiver:
-    """An Alertmanager receiver whose URL or key External Secrets copies from AWS Secrets Manager."""
+    """An Alertmanager receiver: a URL or key External Secrets copies from AWS Secrets Manager, or an SNS topic."""
 
     name: str
-    type: str  # slack | pagerduty | webhook
-    remote_key: str  # Secrets Manager secret: a JSON object holding `url` or `routing-key`
+    type: str  # slack | pagerduty | webhook | sns
+    remote_key: str  # Secrets Manager secret: a JSON object holding `url` or `routing-key` ("" for sns)
     severities: tuple[str, ...]  # alert severities routed to it
     channel: str = ""  # Slack channel override ("" = the webhook's own channel)
     send_resolved: bool = True
+    topic_arn: str = ""  # sns: the topic, published to with Alertmanager's own AWS identity (EKS Pod Identity)
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ def summary(result: Diff) -> dict[str, Any]:
     totals = {"before": _figures(result.before.plan), "after": _figures(result.after.plan)}
     old = {row.pool: row for row in result.before.plan.pools} if result.before.plan else {}
     new = {row.pool: row for row in result.after.plan.pools} if result.after.plan else {}
-    data = {
+    data: dict[str, Any] = {
         "replacements": [_replacement(item) for item in result.replacements],
         "models": [{"name": m.name, "change": m.change, "others": list(m.others),
                     "image": {"before": m.images[0] or None, "after": m.images[1] or None},

@@ -18,6 +18,9 @@ from nimgen.errors import shorten as _s
 from nimgen.model import MonitoringStorage, Observability, Receiver, parse_quantity
 
 SECRET_PREFIX = "alertmanager-receiver-"
+# Alertmanager's ServiceAccount (kube-prometheus-stack's default name under nimgen's fullnameOverride), which
+# terraform/alerting.tf gives a role that may publish to the SNS receivers' topics.
+ALERTMANAGER_SERVICE_ACCOUNT = "kube-prometheus-stack-alertmanager"
 # Where the Prometheus Operator mounts alertmanagerSpec.secrets (pkg/alertmanager/statefulset.go, secretsDir).
 SECRETS_DIR = "/etc/alertmanager/secrets"
 # The JSON key of the Secrets Manager secret, also the key of the Secret, per receiver type.
@@ -46,12 +49,22 @@ def secret_path(receiver: Receiver) -> str:
 
 
 def receiver_secrets(obs: Observability) -> list[dict[str, Any]]:
-    """platform-secrets items: one Secret per receiver, from its Secrets Manager JSON secret."""
+    """platform-secrets items: one Secret per receiver with a URL or key, from its Secrets Manager JSON secret."""
     return [{"name": secret_name(r), "namespace": obs.namespace, "remoteKey": r.remote_key,
-             "keys": [SECRET_KEYS[r.type]]} for r in obs.receivers]
+             "keys": [SECRET_KEYS[r.type]]} for r in obs.receivers if r.type in SECRET_KEYS]
+
+
+def topic_region(topic_arn: str) -> str:
+    """The region of an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)."""
+    return topic_arn.split(":")[3]
 
 
 def _notifier(receiver: Receiver) -> dict[str, Any]:
+    if receiver.type == "sns":
+        # No key: Alertmanager's AWS SDK finds EKS Pod Identity's credentials in its default chain. The region is
+        # explicit, as nothing else gives the notifier one.
+        return {"topic_arn": receiver.topic_arn, "sigv4": {"region": topic_region(receiver.topic_arn)},
+                "send_resolved": receiver.send_resolved}
     config: dict[str, Any] = {FILE_FIELDS[receiver.type]: secret_path(receiver), "send_resolved": receiver.send_resolved}
     if receiver.type == "slack":
         config["text"] = SLACK_TEXT
@@ -99,8 +112,14 @@ def alertmanager_values(obs: Observability) -> dict[str, Any]:
     spec: dict[str, Any] = {"storage": _claim(obs.storage.storage_class, obs.storage.alertmanager_size)}
     if not obs.receivers:
         return {"alertmanagerSpec": spec}
-    spec["secrets"] = [secret_name(r) for r in obs.receivers]
-    return {"alertmanagerSpec": spec, "config": alertmanager_config(obs)}
+    mounted = [secret_name(r) for r in obs.receivers if r.type in SECRET_KEYS]
+    if mounted:
+        spec["secrets"] = mounted
+    values: dict[str, Any] = {"alertmanagerSpec": spec, "config": alertmanager_config(obs)}
+    if any(r.type == "sns" for r in obs.receivers):
+        # The name terraform/ associates the SNS-publishing role with (EKS Pod Identity): said, not left to the chart.
+        values["serviceAccount"] = {"create": True, "name": ALERTMANAGER_SERVICE_ACCOUNT}
+    return values
 
 
 def byte_size(text: str) -> Decimal | None:
@@ -156,6 +175,21 @@ def _check_receivers(receivers: list[Any], base: list[Any], add: Add) -> None:
             add([*base, index, "name"], f"receiver '{_s(name)}' is defined twice (also receivers[{seen[name]}])",
                 "give each receiver its own name")
         seen.setdefault(name, index)
+        kind = receiver.get("type")
+        if kind == "sns":
+            if "externalSecret" in receiver:
+                add([*base, index, "externalSecret"], f"receiver '{_s(name)}' publishes to an SNS topic with "
+                    "Alertmanager's own AWS identity: it reads no secret", "remove externalSecret")
+            if "topicArn" not in receiver:
+                add([*base, index], f"SNS receiver '{_s(name)}' has no topicArn", "set topicArn, e.g. "
+                    "arn:aws:sns:us-west-2:123456789012:nim-alerts")
+        elif isinstance(kind, str):
+            if "topicArn" in receiver:
+                add([*base, index, "topicArn"], f"topicArn is an SNS setting, and receiver '{_s(name)}' is of type "
+                    f"{_s(kind)}", "remove topicArn, or use type: sns")
+            if "externalSecret" not in receiver:
+                add([*base, index], f"receiver '{_s(name)}' has no externalSecret: its {SECRET_KEYS.get(kind, 'url')} "
+                    "comes from Secrets Manager", "set externalSecret to the Secrets Manager secret holding it")
         remote = receiver.get("externalSecret")
         # A name of Secrets Manager never holds "://" (nor is a PagerDuty key's 32 bare characters): such a value is
         # the credential itself, about to be written to Git. Not echoed.

@@ -271,8 +271,8 @@ DEFAULT_SEVERITIES: dict[str, tuple[str, ...]] = {"pagerduty": ("critical",)}
 def _build_receiver(spec: dict[str, Any], properties: dict[str, Any]) -> Receiver:
     spec = _with_schema_defaults(spec, properties)
     severities = spec.get("severities") or DEFAULT_SEVERITIES.get(spec["type"], ("critical", "warning"))
-    return Receiver(spec["name"], spec["type"], spec["externalSecret"], tuple(severities), spec.get("channel", ""),
-                    bool(spec["sendResolved"]))
+    return Receiver(spec["name"], spec["type"], spec.get("externalSecret", ""), tuple(severities),
+                    spec.get("channel", ""), bool(spec["sendResolved"]), spec.get("topicArn", ""))
 
 
 def _build_monitoring_storage(spec: dict[str, Any], properties: dict[str, Any], block_class: str) -> MonitoringStorage:
