@@ -206,12 +206,12 @@ def test_platform_secrets_creates_the_monitoring_namespace_for_receivers(tmp_pat
     ("  prometheusStack:\n    storage: {size: 20Gi, retentionSize: 20GiB}\n",
      "$.observability.prometheusStack.storage.retentionSize: retentionSize 20GiB leaves no room on the 20Gi volume"),
     ("  alerting:\n    receivers:\n      - {name: a, type: sns, externalSecret: s/a}\n",
-     "$.observability.alerting.receivers[0].externalSecret: receiver 'a' publishes to an SNS topic with "
-     "Alertmanager's own AWS identity: it reads no secret"),
+     ("$.observability.alerting.receivers[0].externalSecret: receiver 'a' publishes to an SNS topic with "
+     "Alertmanager's own AWS identity: it reads no secret")),
     ("  alerting:\n    receivers:\n      - {name: a, type: sns}\n",
      "$.observability.alerting.receivers[0]: SNS receiver 'a' has no topicArn"),
-    ("  alerting:\n    receivers:\n      - {name: a, type: slack, externalSecret: s/a,"
-     " topicArn: 'arn:aws:sns:us-west-2:123456789012:t'}\n",
+    (("  alerting:\n    receivers:\n      - {name: a, type: slack, externalSecret: s/a,"
+     " topicArn: 'arn:aws:sns:us-west-2:123456789012:t'}\n"),
      "$.observability.alerting.receivers[0].topicArn: topicArn is an SNS setting, and receiver 'a' is of type slack"),
     ("  alerting:\n    receivers:\n      - {name: a, type: sns, topicArn: 'arn:aws:sns:us-west-2:1234:t'}\n",
      "$.observability.alerting.receivers[0].topicArn: invalid value"),
