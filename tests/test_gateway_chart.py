@@ -64,6 +64,15 @@ def test_the_load_balancer_ends_tls_with_the_acm_certificate(prod: Environment,
         "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": "443",
         "service.beta.kubernetes.io/aws-load-balancer-ssl-negotiation-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
         "service.beta.kubernetes.io/aws-load-balancer-backend-protocol": "tcp"}
+    # Two proxies, spread over zones and nodes, one kept through drains.
+    deployment = _one(objects, "EnvoyProxy")["spec"]["provider"]["kubernetes"]
+    assert deployment["envoyDeployment"]["replicas"] == 2 and deployment["envoyPDB"] == {"minAvailable": 1}
+    spread = deployment["envoyDeployment"]["pod"]["topologySpreadConstraints"]
+    assert [(c["topologyKey"], c["whenUnsatisfiable"]) for c in spread] == [
+        ("topology.kubernetes.io/zone", "ScheduleAnyway"), ("kubernetes.io/hostname", "ScheduleAnyway")]
+    assert all(c["labelSelector"]["matchLabels"] == {"gateway.envoyproxy.io/owning-gateway-name": "nim-gateway",
+                                                     "gateway.envoyproxy.io/owning-gateway-namespace": "nim-gateway"}
+               for c in spread)
     gw = _one(objects, "Gateway")
     assert gw["spec"]["listeners"] == [{"name": "https", "hostname": "llm.prod.example.com", "port": 443,
                                         "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}]
