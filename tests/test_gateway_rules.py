@@ -20,7 +20,7 @@ from nimgen.validation.manifests import Applied
 from nimgen.validation.sources import AppResult
 
 ENV = cast(Environment, SimpleNamespace(name="prod"))
-RULES = ("gateway-tls", "gateway-backend", "gateway-auth", "gateway-names")
+RULES = ("gateway-tls", "gateway-backend", "gateway-auth", "gateway-names", "gateway-reach")
 
 
 @pytest.fixture(scope=shared("module"))
@@ -134,3 +134,47 @@ def test_two_routes_answering_to_one_name(rendered: dict[str, list[dict[str, Any
         ("[gateway-names] AIGatewayRoute nim-gateway/llama-3-1-70b-instruct spec.rules[0].matches: answers to model "
         "'meta/llama3-8b-instruct' on Gateway nim-gateway/nim-gateway, as AIGatewayRoute "
         "nim-gateway/llama3-8b-instruct does: Envoy sends the name to one of them")]
+
+
+def _model_policy(copied: dict[str, list[dict[str, Any]]], model: str = "llama3-8b-instruct") -> dict[str, Any]:
+    return next(o for o in copied[model] if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == model)
+
+
+@pytest.mark.parametrize(("peer", "ports", "reaches"), [
+    ({"namespaceSelector": {}}, None, True),  # what nimgen renders: every namespace of the cluster
+    ({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "open-webui"}}}, None, False),
+    ({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}}}, None, True),
+    ({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
+      "podSelector": {"matchLabels": {"app": "something-else"}}}, None, False),
+    ({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
+      "podSelector": {"matchLabels": {"app.kubernetes.io/name": "envoy"}}}, None, True),
+    ({"namespaceSelector": {}}, [{"port": 9999, "protocol": "TCP"}], False),
+    ({"namespaceSelector": {}}, [{"port": 8000, "protocol": "TCP"}], True),
+    ({"podSelector": {}}, None, False),  # the model's own namespace only
+])
+def test_the_proxies_reach_the_models_pods(rendered: dict[str, list[dict[str, Any]]], peer: dict[str, Any],
+                                           ports: list[dict[str, Any]] | None, reaches: bool) -> None:
+    copied = copy.deepcopy(rendered)
+    policy = _model_policy(copied)
+    clients = policy["spec"]["ingress"][0]
+    clients["from"] = [peer]
+    if ports is not None:
+        clients["ports"] = ports
+    found = [f for f in _findings(copied) if f.startswith("[gateway-reach]")]
+    assert found == ([] if reaches else [
+        ("[gateway-reach] Backend nim-gateway/llama3-8b-instruct spec.endpoints[0]: the Envoy proxies (namespace "
+        "envoy-gateway-system) cannot reach the pods of Service nim/llama3-8b-instruct: NetworkPolicy "
+        "llama3-8b-instruct admits none of them")])
+
+
+def test_network_policies_add_up(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied = copy.deepcopy(rendered)
+    _model_policy(copied)["spec"]["ingress"] = []  # shut to everyone...
+    assert [f for f in _findings(copied) if f.startswith("[gateway-reach]")]
+    opener = copy.deepcopy(_model_policy(rendered))  # ...unless another policy on the same pods opens it
+    opener["metadata"]["name"] = "admit-the-gateway"
+    opener["spec"]["ingress"] = [{"from": [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "envoy-gateway-system"}}}], "ports": [{"port": 8000}]}]
+    copied["llama3-8b-instruct"].append(opener)
+    assert [f for f in _findings(copied) if f.startswith("[gateway-reach]")] == []
+

@@ -9,6 +9,7 @@ no schema can see.
   targets its HTTPRoute or its Gateway, unless the route is marked public (label nimgen.io/access: public, from a
   model's `gateway.public: true`).
 - No two routes of one Gateway answer to the same model name (Envoy would send it to one of them, unsaid).
+- The Envoy proxies may reach each model: no NetworkPolicy on the pods behind a route's Service shuts them out.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ SSL_CERT = "service.beta.kubernetes.io/aws-load-balancer-ssl-cert"
 SSL_PORTS = "service.beta.kubernetes.io/aws-load-balancer-ssl-ports"
 AUTHENTICATION = ("apiKeyAuth", "jwt", "basicAuth", "extAuth", "oidc")
 SERVICE_DNS = ".svc.cluster.local"
+# Envoy Gateway runs the proxies in its own namespace (the gateway-helm Application's destination), labelled so.
+PROXY_NAMESPACE = "envoy-gateway-system"
+PROXY_LABELS = {"app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy",
+                "app.kubernetes.io/managed-by": "envoy-gateway"}
 
 
 def _spec(applied: Applied) -> dict[str, Any]:
@@ -185,4 +190,74 @@ def model_names_are_unique(index: Index) -> Iterator[Finding]:
                                                 "give each model its own public name (gateway.name, aliases)")
 
 
-RULES = (listeners_use_tls, routes_reach_models, routes_require_authentication, model_names_are_unique)
+def _proxy_namespace(index: Index) -> str:
+    for app in index.apps.values():
+        source = (app.obj.get("spec") or {}).get("source") or {}
+        if source.get("chart") == "gateway-helm":
+            return str(((app.obj.get("spec") or {}).get("destination") or {}).get("namespace") or PROXY_NAMESPACE)
+    return PROXY_NAMESPACE
+
+
+def _admits(rule: dict[str, Any], namespace: str, ports: set[Any]) -> bool:
+    """Whether one ingress rule lets the proxies of `namespace` in on one of `ports`."""
+    from nimgen.validation.crossref import selects  # here: crossref runs these rules, so imports this module
+
+    peers = rule.get("from")
+    allowed = not peers or any(
+        "namespaceSelector" in peer and selects(peer["namespaceSelector"] or {},
+                                                {"kubernetes.io/metadata.name": namespace})
+        and selects(peer.get("podSelector") or {}, PROXY_LABELS) for peer in peers if isinstance(peer, dict))
+    rule_ports = {p.get("port") for p in rule.get("ports") or [] if isinstance(p, dict)}
+    return allowed and (not rule_ports or bool(rule_ports & ports))
+
+
+def proxies_reach_models(index: Index) -> Iterator[Finding]:
+    """A NetworkPolicy on a model's pods that admits no proxy turns every request to it into a timeout."""
+    namespace = _proxy_namespace(index)
+    for backend in _of(index, ENVOY_GATEWAY, "Backend"):
+        for number, endpoint in enumerate(_spec(backend).get("endpoints") or []):
+            fqdn = (endpoint.get("fqdn") if isinstance(endpoint, dict) else None) or {}
+            host = str(fqdn.get("hostname", ""))
+            if not host.endswith(SERVICE_DNS) or host.count(".") != 4:
+                continue
+            name, service_namespace = host.split(".")[:2]
+            service = index.find("", "Service", service_namespace, name)
+            if service is None:
+                continue  # routes_reach_models says so
+            selector = _spec(service).get("selector")
+            if not selector:
+                continue
+            targets = [p.get("targetPort", p.get("port")) for p in _spec(service).get("ports") or []
+                       if isinstance(p, dict) and p.get("port") == fqdn.get("port")]
+            if not targets:
+                continue  # not a port of the Service: routes_reach_models says so
+            pods = [pod for pod in index.pods_with(selector) if pod.namespace == service_namespace
+                    and selector.items() <= pod.labels.items()]
+            # A NetworkPolicy names the container's port, by number or by name: both forms of the target port.
+            ports = set(targets) | {form for pod in pods for container in pod.spec.get("containers") or []
+                                    for port in container.get("ports") or [] if isinstance(port, dict)
+                                    and {port.get("name"), port.get("containerPort")} & set(targets)
+                                    for form in (port.get("name"), port.get("containerPort")) if form is not None}
+            # NetworkPolicies add up: the pods are shut to the proxies only when some policy selects them and no
+            # policy selecting them lets the proxies in.
+            selecting = [policy for policy in index.of_kind("NetworkPolicy") if _namespace(policy) == service_namespace
+                         and "Ingress" in (_spec(policy).get("policyTypes") or ["Ingress"])
+                         and any(_selects_pod(_spec(policy), pod.labels) for pod in pods)]
+            if not selecting or any(_admits(rule, namespace, ports) for policy in selecting
+                                    for rule in _spec(policy).get("ingress") or [] if isinstance(rule, dict)):
+                continue
+            names = ", ".join(sorted(str(policy.obj["metadata"].get("name")) for policy in selecting))
+            yield index.finding(backend, "gateway-reach", f"the Envoy proxies (namespace {namespace}) cannot reach "
+                                f"the pods of Service {service_namespace}/{name}: NetworkPolicy {names} admits none of "
+                                "them", f"spec.endpoints[{number}]", "admit the proxies' namespace in the model's "
+                                "NetworkPolicy (nim-llm networkPolicy.clients)")
+
+
+def _selects_pod(spec: dict[str, Any], labels: dict[str, str]) -> bool:
+    from nimgen.validation.crossref import selects  # here: crossref runs these rules, so imports this module
+
+    return selects(spec.get("podSelector") or {}, labels)
+
+
+RULES = (listeners_use_tls, routes_reach_models, routes_require_authentication, model_names_are_unique,
+         proxies_reach_models)
