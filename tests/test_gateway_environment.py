@@ -98,6 +98,10 @@ def test_cert_manager_and_oidc(tmp_path: Path) -> None:
     ("  hostname: llm.example.com", "  hostname: LLM.example.com", "$.gateway.hostname: "),
     ("acm:us-west-2:123456789012", "acm:us-west-2:1234", "$.gateway.tls.acmCertificateArn: "),
     ("clients: [team-a, team-b]", "clients: []", "$.gateway.auth.apiKeys.clients: "),
+    ("  hostname: llm.example.com\n", "  hostname: llm.example.com\n  namespace: kube-system\n",
+     "$.gateway.namespace: gateway namespace 'kube-system' is reserved"),
+    ("  hostname: llm.example.com\n", "  hostname: llm.example.com\n  namespace: argocd\n",
+     "$.gateway.namespace: gateway namespace 'argocd' is reserved"),
 ])
 def test_gateway_settings_refused(tmp_path: Path, old: str, new: str, message: str) -> None:
     assert old in GATEWAY
@@ -182,3 +186,12 @@ def test_plan_names_an_oidc_issuer(tmp_path: Path) -> None:
                               "    oidc: {issuer: https://login.example.com/realms/ai, audiences: [nim]}\n")
     output = run("plan", write_env(tmp_path, _text(gateway))).output
     assert "authentication: OIDC (https://login.example.com/realms/ai)" in output
+
+
+def test_a_model_that_is_no_mapping_keeps_the_others_places(tmp_path: Path) -> None:
+    text = _text(models="  - just-a-name\n" + SECOND.replace("servedModelName: mistralai/mistral-7b-instruct-v0.3",
+                                                             "servedModelName: meta/llama3-8b-instruct"))
+    output = _refused(tmp_path, text)
+    # models[1] is the string; the clash is reported where the second model is, models[2].
+    assert "$.models[2].servedModelName: models 'llama3-8b-instruct' and 'mistral-7b' both answer to" in output
+

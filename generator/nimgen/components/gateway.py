@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
 from nimgen.components.models import SERVICE_PORT
 from nimgen.errors import shorten as _s
-from nimgen.model import Environment, Gateway, Model, Route
+from nimgen.model import RESERVED_NAMESPACES, Environment, Gateway, Model, Route
 
 # Envoy Gateway and Envoy AI Gateway publish their charts to Docker Hub as OCI artifacts. Argo CD reads a Helm
 # repoURL without a scheme as an OCI registry (docs/gateway-design.md has the sources of these pins).
@@ -127,9 +127,10 @@ def check(document: Any, models: list[Any], add: Add) -> None:
     """A gateway needs a hostname and TLS; every model it serves needs a caller check or `public: true`; no two
     models may answer to the same name."""
     spec = _mapping(document.get("gateway"))
-    named = [m for m in models if isinstance(m, dict)]
+    # Indexes are those of the file: a model that is no mapping keeps its place (the schema reports it).
+    named = [(index, model) for index, model in enumerate(models) if isinstance(model, dict)]
     if not spec.get("enabled"):
-        for index, model in enumerate(named):
+        for index, model in named:
             if isinstance(model.get("gateway"), dict) and model["gateway"].get("public"):
                 add(["models", index, "gateway", "public"], f"model '{_s(model.get('name', '?'))}' is marked public "
                     "but the environment has no gateway", "enable gateway, or remove models[].gateway", warning=True)
@@ -142,10 +143,15 @@ def check(document: Any, models: list[Any], add: Add) -> None:
         add(base, "the gateway has no TLS: every listener must use it (API keys and prompts would cross the network "
             "in clear text)", "set gateway.tls.acmCertificateArn (TLS at the load balancer) or "
             "gateway.tls.certManager.issuer (TLS at Envoy)")
+    namespace = spec.get("namespace", "nim-gateway")
+    gitops = _mapping(document.get("gitops"))
+    if namespace in RESERVED_NAMESPACES or namespace == gitops.get("namespace", "argocd"):
+        add([*base, "namespace"], f"gateway namespace '{_s(str(namespace))}' is reserved",
+            "run the gateway in its own namespace (default nim-gateway)")
     authenticated = bool(spec.get("auth"))
     owners: dict[str, str] = {}
     served = 0
-    for index, model in enumerate(named):
+    for index, model in named:
         names = public_names(model)
         if not names:
             continue
