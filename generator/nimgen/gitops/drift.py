@@ -64,7 +64,7 @@ class Reads:
     def record(self, root: Path, scope: Scope) -> ownership.Record:
         key = (root, scope.folder.as_posix())
         if key not in self._records:
-            self._records[key] = read_record(root, scope)
+            self._records[key] = read_record(root, scope, self.memo)
         return self._records[key]
 
     def owned_by_others(self, root: Path, scope: Scope) -> set[PurePosixPath]:

@@ -119,14 +119,15 @@ class Record:
     in_progress: bool = False
 
 
-def read_record(root: Path, scope: Scope) -> Record:
-    """The record of `scope` under `root`, every entry checked; an empty Record when there is none.
+def read_record(root: Path, scope: Scope, memo: Memo | None = None) -> Record:
+    """The record of `scope` under `root`, every entry checked; an empty Record when there is none. `memo` keeps
+    what one run has looked at (every record lists the shared charts' files).
 
     Raises:
         OwnershipError: an entry names a path the record may not own, or the record is not a plain file.
     """
     place = scope.record
-    refuse_symlinks(root, place)
+    refuse_symlinks(root, place, memo=memo)
     path = root / place
     try:
         raw = path.read_bytes()
@@ -148,7 +149,7 @@ def read_record(root: Path, scope: Scope) -> Record:
         relative = PurePosixPath(name)
         reason = scope.why_not(relative) if name == relative.as_posix() else "not a normalised relative path"
         if reason is None:
-            reason = _symlink_reason(root, relative)
+            reason = _symlink_reason(root, relative, memo)
         if reason is not None:
             problems.append(f"  {place}:{number}: {_excerpt(name)}: {reason}")
         else:

@@ -41,26 +41,31 @@ class Checked:
 
     result: AppResult
     valid: list[bool] = field(default_factory=list)  # per object: passed its schema (the other checks read it)
+    app_valid: bool = True  # the Application itself passed its schema
+    applied: Applied | None = None  # the caller's own copy of the Application (set by results())
     findings: list[Finding] = field(default_factory=list)
     unevaluated_rules: set[tuple[str, str, str]] = field(default_factory=set)
     unchecked: dict[tuple[str, str], int] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
 
     def into(self, report: Report, checker: Checker) -> list[Applied]:
-        """Add what the checks found to the run's report; the objects that passed their schema."""
+        """Add what the checks found to the run's report; the Application and objects that passed their schema."""
         report.findings += self.findings
         report.unevaluated_rules |= self.unevaluated_rules
         for kind, count in self.unchecked.items():
             report.unchecked[kind] = report.unchecked.get(kind, 0) + count
         checker.unreachable.update(self.unreachable)
-        return [item for item, ok in zip(self.result.objects, self.valid) if ok]
+        app = [self.applied] if self.app_valid and self.applied is not None else []
+        return app + [item for item, ok in zip(self.result.objects, self.valid) if ok]
 
 
-def _checked(result: AppResult, checker: Checker, env: Environment) -> Checked:
+def _checked(app: Applied, result: AppResult, checker: Checker, env: Environment) -> Checked:
+    """The schema and CEL checks of an Application and of what it renders (on the worker that rendered it)."""
     report = Report()
+    app_valid = checker.check(env, app, report)
     valid = [checker.check(env, item, report) for item in result.objects]
-    return Checked(result, valid, report.findings, report.unevaluated_rules, report.unchecked,
-                   dict(checker.unreachable))
+    return Checked(result, valid, app_valid, findings=report.findings, unevaluated_rules=report.unevaluated_rules,
+                   unchecked=report.unchecked, unreachable=dict(checker.unreachable))
 
 
 _WORKER: dict[str, Any] = {}
@@ -73,7 +78,7 @@ def _start_worker(env: Environment, options: Options, api_versions: tuple[str, .
 def _in_worker(job: RenderJob) -> Checked:
     env: Environment = _WORKER["env"]
     result = render(job, _WORKER["engine"], env.kubernetes_version, _WORKER["api_versions"])
-    return _checked(result, _WORKER["checker"], env)
+    return _checked(job.applied, result, _WORKER["checker"], env)
 
 
 @contextmanager
@@ -108,6 +113,8 @@ class CheckingRenderer:
         else:
             self._pool = ThreadPoolExecutor(max_workers=cpus)
         self._futures: list[Future[Any]] = []
+        self._folders: dict[Any, Any] = {}  # what the file system says of each chart folder, read once
+        self._applications: dict[Future[Any], Applied] = {}
         # Charts of this repository (relative folder) -> the Applications rendering them.
         self.local_charts: dict[str, list[str]] = {}
 
@@ -124,17 +131,22 @@ class CheckingRenderer:
             return self._pool.submit(function, *args)
 
     def submit(self, applied: Applied) -> None:
-        job = job_of(applied, self.root, self.env, self.chart_cache)
+        job = job_of(applied, self.root, self.env, self.chart_cache, self._folders)
         if job.local:
             self.local_charts.setdefault(job.local, []).append(str(applied.obj["metadata"]["name"]))
+        future: Future[Any]
         if self.processes:
             with _go_settings():  # workers start as jobs arrive
-                self._futures.append(self._pool.submit(_in_worker, job))
+                future = self._pool.submit(_in_worker, job)
         else:
-            self._futures.append(self._pool.submit(render, job, self.engine, self.env.kubernetes_version,
-                                                   self.api_versions))
+            future = self._pool.submit(render, job, self.engine, self.env.kubernetes_version, self.api_versions)
+        self._futures.append(future)
+        self._applications[future] = applied
 
     def results(self) -> Iterator[Checked]:
+        """Each Application's outcome as it finishes; its Application and objects checked (here, for threads)."""
         for future in as_completed(self._futures):
-            outcome = future.result()
-            yield outcome if self.processes else _checked(outcome, self.checker, self.env)
+            applied = self._applications[future]
+            outcome = future.result() if self.processes else _checked(applied, future.result(), self.checker, self.env)
+            outcome.applied = applied
+            yield outcome

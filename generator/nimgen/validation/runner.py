@@ -78,7 +78,8 @@ def _environment(env: Environment, root: Path, options: Options, engine: helm.En
                         *assignments.check(env, root, manifests), *chartvalues.check(env, manifests, chart_cache),
                         *(stale.result() if stale else staleness.check(env, root))]:
             report.add(finding)
-        valid = [item for item in manifests if checker.check(env, item, report)]
+        # The Applications are checked with what they render (on the workers, with processes).
+        valid = [item for item in manifests if not is_application(item) and checker.check(env, item, report)]
         for outcome in renderer.results():
             results.append(outcome.result)
             valid += outcome.into(report, checker)

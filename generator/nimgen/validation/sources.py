@@ -184,25 +184,52 @@ class RenderJob:
     local: str = ""  # the chart's folder relative to the repository root, for a chart of this repository
 
 
-def _local_chart(applied: Applied, root: Path, source: dict[str, Any]) -> RenderJob:
+@dataclass(frozen=True)
+class _Folder:
+    """What the file system says of an Application's `path`: read once per run, however many Applications share it."""
+
+    chart: Path | None  # the real folder, None when the path is not in the repository (paths.check says why)
+    relative: str = ""
+    is_dir: bool = False
+    exists: bool = False
+    tool: tuple[str, str] = ("directory", "")  # Argo CD's detection: (tool, file)
+    has_chart_yaml: bool = False
+    has_templates_or_values: bool = False
+
+
+def _folder(root: Path, path: str) -> _Folder:
+    chart, _ = inside(root, path)
+    if chart is None:
+        return _Folder(None)
+    relative = chart.relative_to(root.resolve()).as_posix() or "."
+    if not chart.is_dir():
+        return _Folder(chart, relative, exists=chart.exists())
+    return _Folder(chart, relative, True, True, kustomize.detected_tool(chart), (chart / "Chart.yaml").is_file(),
+                   (chart / "templates").is_dir() or (chart / "values.yaml").is_file())
+
+
+def _local_chart(applied: Applied, root: Path, source: dict[str, Any], folders: dict[Any, _Folder]) -> RenderJob:
     """A chart folder of this repository; a missing folder or Chart.yaml is an error, as it is for Argo CD."""
     if "path" not in source:
         return RenderJob(applied, None, {}, error="spec.source has neither a path nor a chart")
-    chart, _ = inside(root, source["path"])
+    key = source["path"] if isinstance(source["path"], str) else repr(source["path"])
+    folder = folders.get(key)
+    if folder is None:
+        folder = folders[key] = _folder(root, source["path"]) if isinstance(source["path"], str) else _Folder(None)
+    chart, relative = folder.chart, folder.relative
     if chart is None:
         return RenderJob(applied, None, {})  # paths.check reports the path itself
-    relative = chart.relative_to(root.resolve()).as_posix() or "."
-    if not chart.is_dir():
-        what = "is a file, not a folder" if chart.exists() else "does not exist in the repository"
+    if not folder.is_dir:
+        what = "is a file, not a folder" if folder.exists else "does not exist in the repository"
         return RenderJob(applied, None, {}, error=f"{relative} {what}: Argo CD cannot generate the Application's "
                                                   "manifests")
-    tool, file = kustomize.detected_tool(chart)
+    tool, file = folder.tool
     if tool == "kustomize" and not kustomize.explicit_tools(source):
-        if (chart / "Chart.yaml").is_file():
+        if folder.has_chart_yaml:
             return RenderJob(applied, None, {}, error=kustomize.chart_as_kustomize(relative, file))
         return RenderJob(applied, None, {}, notice=f"{relative} is a kustomize folder ({file}): not rendered by validate")
-    if not (chart / "Chart.yaml").is_file():
-        if "helm" in source or (chart / "templates").is_dir() or (chart / "values.yaml").is_file():
+    if not folder.has_chart_yaml:
+        if "helm" in source or folder.has_templates_or_values:
             return RenderJob(applied, None, {}, error=f"{relative} has no Chart.yaml: Argo CD cannot render it as a "
                                                       "Helm chart")
         return RenderJob(applied, None, {}, notice=f"{relative} is a plain folder of manifests: not rendered by "
@@ -210,7 +237,9 @@ def _local_chart(applied: Applied, root: Path, source: dict[str, Any]) -> Render
     return RenderJob(applied, chart, helm_values(source, chart, root), local=relative)
 
 
-def job_of(applied: Applied, root: Path, env: Environment, chart_cache: Path | None) -> RenderJob:
+def job_of(applied: Applied, root: Path, env: Environment, chart_cache: Path | None,
+           folders: dict[Any, _Folder] | None = None) -> RenderJob:
+    """How to render one Application; `folders` keeps what the file system said of chart folders for a run."""
     spec = applied.obj["spec"]  # a mapping: manifests.shape_problem holds back Applications without one
     if spec.get("sources"):
         return RenderJob(applied, None, {}, notice="multi-source Applications are not rendered offline")
@@ -227,7 +256,7 @@ def job_of(applied: Applied, root: Path, env: Environment, chart_cache: Path | N
                 return RenderJob(applied, None, {}, notice=f"not rendered offline: {where}{hint}")
             return RenderJob(applied, chart, helm_values(source, chart))
         if source.get("repoURL") == env.gitops.repo_url:
-            return _local_chart(applied, root, source)
+            return _local_chart(applied, root, source, {} if folders is None else folders)
     except (helm.HelmError, yaml.YAMLError) as error:
         return RenderJob(applied, None, {}, error=str(error))
     return RenderJob(applied, None, {}, notice=f"source {source.get('repoURL', '')} is not this repository: "
@@ -259,6 +288,7 @@ class Renderer:
         self.api_versions = cluster_api_versions(env)
         self._pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
         self._futures: list[Future[AppResult]] = []
+        self._folders: dict[Any, _Folder] = {}
         # Charts of this repository (relative folder) -> the Applications rendering them, for checks on the
         # chart's own files.
         self.local_charts: dict[str, list[str]] = {}
@@ -270,7 +300,7 @@ class Renderer:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def submit(self, applied: Applied) -> None:
-        job = job_of(applied, self.root, self.env, self.chart_cache)
+        job = job_of(applied, self.root, self.env, self.chart_cache, self._folders)
         if job.local:
             self.local_charts.setdefault(job.local, []).append(str(applied.obj["metadata"]["name"]))
         self._futures.append(self._pool.submit(self._run, job))
