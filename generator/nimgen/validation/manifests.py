@@ -132,6 +132,7 @@ class _Reader:
 
     def __init__(self, root: Path, env: Environment) -> None:
         self.root, self.env, self.tree = root, env, ArgoTree()
+        self.on_read: Callable[[Applied], object] = lambda _: None
 
     def problem(self, file: str, line: int, message: str, application: str, obj: str = "",
                 severity: Severity = "error", hint: str = "") -> None:
@@ -181,6 +182,7 @@ class _Reader:
                 problem = shape_problem(doc)
             if problem is None:
                 found.append(Applied(doc, application, relative))
+                self.on_read(found[-1])
                 continue
             nodes = _nodes(text) if nodes is None else nodes
             obj = object_ref(doc) if isinstance(doc, dict) else ""
@@ -202,11 +204,19 @@ def _root_tool(reader: _Reader, root_app: dict[str, Any] | None, apps: Path) -> 
     return relative
 
 
-def read_argocd(root: Path, env: Environment) -> ArgoTree:
+def manifest_files(root: Path, env: Environment) -> int:
+    """How many manifest files argocd/<env>/apps/ holds (before reading any)."""
+    apps = root / "argocd" / env.name / "apps"
+    return sum(1 for p in apps.rglob("*") if p.suffix in MANIFEST_SUFFIXES) if apps.is_dir() else 0
+
+
+def read_argocd(root: Path, env: Environment, on_read: Callable[[Applied], object] | None = None) -> ArgoTree:
     """What is applied by hand (root.yaml with the root Application, and any other manifest beside it, such as
     the root's AppProject), then every manifest under argocd/<env>/apps/ (the root Application's recursive
-    directory)."""
+    directory). `on_read` gets each manifest as soon as its file is read (validate starts rendering meanwhile)."""
     reader = _Reader(root, env)
+    if on_read is not None:
+        reader.on_read = on_read
     folder = root / "argocd" / env.name
     folder_name = f"argocd/{env.name}"
     if not folder.is_dir():

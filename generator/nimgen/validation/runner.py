@@ -23,7 +23,7 @@ from nimgen.validation import (
 from nimgen.validation.checker import Checker, Options
 from nimgen.validation.checkpool import CheckingRenderer
 from nimgen.validation.findings import Finding, Report, Severity, object_ref
-from nimgen.validation.manifests import is_application, read_argocd
+from nimgen.validation.manifests import is_application, manifest_files, read_argocd
 from nimgen.validation.sources import AppResult, chart_cache_of
 
 __all__ = ["OFFLINE_HINT", "Options", "schema_location_findings", "validate"]
@@ -63,16 +63,16 @@ def _determinism_findings(env: Environment, root: Path, charts: dict[str, list[s
 def _environment(env: Environment, root: Path, options: Options, engine: helm.Engine, checker: Checker,
                  scanned: dict[Path, list[determinism.Use]], report: Report) -> None:
     """Everything validate checks for one environment, into the report."""
-    tree = read_argocd(root, env)
-    manifests, results = tree.manifests, []
+    results: list[AppResult] = []
     chart_cache = chart_cache_of(root, options.chart_cache)
-    apps = [item for item in manifests if is_application(item)]
-    with CheckingRenderer(root, env, engine, chart_cache, checker, len(apps)) as renderer:
+    with CheckingRenderer(root, env, engine, chart_cache, checker, manifest_files(root, env)) as renderer:
         # With worker processes, one of them also renders the environment again for the stale-tree check (seconds
         # for a large one, unless `nimgen check` or `render` just did).
         stale = renderer.call(staleness.check, env, root) if renderer.processes else None
-        for item in apps:
-            renderer.submit(item)
+        # Each Application goes to the workers as soon as its file is read, while the others are read.
+        tree = read_argocd(root, env, on_read=lambda item: renderer.submit(item) if is_application(item) else None)
+        manifests = tree.manifests
+        apps = [item for item in manifests if is_application(item)]
         # Checked while Helm renders on the workers, then each result as it arrives.
         for finding in [*tree.findings, *ownership.check(env, root), *paths.check(env, root, manifests),
                         *assignments.check(env, root, manifests), *chartvalues.check(env, manifests, chart_cache),
