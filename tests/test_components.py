@@ -92,7 +92,8 @@ def test_a_registered_component_gets_its_application_and_rights(gateway: Gateway
     tree = render_environment(env)
     assert load_plain(tree[PurePosixPath("argocd/prod/apps/platform/gateway.yaml")]) == app
     readme = tree[PurePosixPath("argocd/prod/README.md")]
-    assert "(projects first, then monitoring, then the gateway, then node pools, then models)" in readme
+    assert ("(projects first, then monitoring, then the gateway's controllers, then the gateway, then node pools, "
+            "then models)") in readme
 
 
 def test_a_disabled_component_renders_nothing_but_keeps_its_name(gateway: Gateway) -> None:

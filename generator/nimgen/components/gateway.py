@@ -272,6 +272,7 @@ class FrontDoor(Component):
     application_names: ClassVar[tuple[str, ...]] = (ENVOY_GATEWAY_RELEASE, AI_GATEWAY_CRDS_RELEASE,
                                                      AI_GATEWAY_RELEASE, RELEASE_NAME)
     readme: ClassVar[dict[str, str]] = {"after-models": "readme/gateway.md.j2"}
+    sync_label: ClassVar[str] = "the gateway's controllers"
     # gateway-helm writes config.envoyGateway whole into its EnvoyGateway configuration; its values.yaml lists a few
     # keys of that API only.
     open_values: ClassVar[dict[str, tuple[str, ...]]] = {ENVOY_GATEWAY.name: ("config.envoyGateway",)}
