@@ -283,3 +283,30 @@ def test_a_readme_of_a_public_model_sends_no_key(tmp_path: Path) -> None:
     assert "| `llama3-8b-instruct` | `meta/llama3-8b-instruct` | public |" in section
     assert "Authorization" not in section and "NIM_API_KEY" not in section
     assert "curl https://llm.example.com/v1/chat/completions \\\n  -H 'Content-Type: application/json'" in section
+
+
+def _closure_findings(prod: Environment, monkeypatch: pytest.MonkeyPatch, *, hook: bool) -> list[str]:
+    from nimgen.validation import closure
+    from nimgen.validation.manifests import Applied
+    from nimgen.validation.sources import AppResult
+
+    if not hook:
+        monkeypatch.setattr(gateway.FrontDoor, "run_time_objects", lambda self, env: {})
+    apps = applications.by_name(prod)
+    manifests = [Applied(app, "prod-root", f"argocd/prod/apps/{name}.yaml") for name, app in apps.items()]
+    # What gateway-helm renders for its controller: a Deployment mounting the certificates certgen makes.
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": "envoy-gateway", "namespace": "envoy-gateway-system"},
+                  "spec": {"template": {"spec": {"containers": [{"name": "envoy-gateway", "image": "x"}],
+                                                  "volumes": [{"name": "certs",
+                                                               "secret": {"secretName": "envoy-gateway"}}]}}}}
+    result = AppResult(apps["envoy-gateway"], "envoy-gateway.yaml",
+                       objects=[Applied(deployment, "envoy-gateway", "gateway-helm/templates/deployment.yaml")])
+    found, _ = closure.check_and_order(prod, manifests, [result])
+    return [f.message for f in found if "envoy-gateway" in f.message]
+
+
+def test_the_certificates_certgen_makes_count_as_made(prod: Environment, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _closure_findings(prod, monkeypatch, hook=True) == []
+    [missing] = _closure_findings(prod, monkeypatch, hook=False)
+    assert "Secret envoy-gateway-system/envoy-gateway" in missing

@@ -253,3 +253,20 @@ def test_a_rule_tripping_over_a_malformed_manifest_is_a_finding_named_after_it(m
     monkeypatch.setattr(policy, "find_secrets", trips)
     leaky = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"password": "hunter2hunter2"}}
     assert [(f.check, f.environment) for f in check(leaky, valid=False)] == [("policy/no-plaintext-secret", "dev")]
+
+
+def test_a_secret_a_chart_generates_as_it_renders_is_no_secret_in_git() -> None:
+    cert = {"apiVersion": "v1", "kind": "Secret", "data": {"tls.crt": "LS0t"},
+            "metadata": {"name": "self-signed-cert-for-mutating-webhook", "namespace": "envoy-ai-gateway-system"}}
+    generated = frozenset({("ai-gateway", "envoy-ai-gateway-system", "self-signed-cert-for-mutating-webhook")})
+
+    def secret_findings(application: str, obj: dict[str, Any]) -> list[str]:
+        applied = [Applied(obj, application, "chart")]
+        return [f.message for f in policy.check(ENV, applied, applied, generated) if f.check == "policy/no-plaintext-secret"]
+
+    assert secret_findings("ai-gateway", cert) == []
+    # The same Secret from another Application, or another Secret of that one, is refused as ever.
+    assert secret_findings("nim-gateway", cert) == ["a Secret with its values would be committed to Git"]
+    renamed = {**cert, "metadata": {**cert["metadata"], "name": "api-keys"}}
+    assert secret_findings("ai-gateway", renamed) == ["a Secret with its values would be committed to Git"]
+

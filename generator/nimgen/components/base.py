@@ -119,6 +119,16 @@ class Component:
         charts rendered offline show their references themselves, these are checked even when they are not."""
         return {}
 
+    def run_time_objects(self, env: Environment) -> dict[str, tuple[Ref, ...]]:
+        """Objects its upstream charts' own programs create once they run (a hook Job's Secrets), by Application:
+        no manifest shows them, yet what reads them will find them."""
+        return {}
+
+    def generated_secrets(self, env: Environment) -> dict[str, tuple[Ref, ...]]:
+        """Secrets its upstream charts render with values they generate at render time (a self-signed
+        certificate), by Application: no value of them is in Git or in the environment file."""
+        return {}
+
     def crds(self, env: Environment) -> dict[str, tuple[str, ...]]:
         """API groups whose CRDs its upstream charts install, by Application (known even when not rendered offline)."""
         return {}

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
 from nimgen.components.models import SERVICE_PORT
 from nimgen.errors import shorten as _s
-from nimgen.model import RESERVED_NAMESPACES, Environment, Gateway, Model, Route
+from nimgen.model import RESERVED_NAMESPACES, Environment, Gateway, Model, Ref, Route
 
 # Envoy Gateway and Envoy AI Gateway publish their charts to Docker Hub as OCI artifacts. Argo CD reads a Helm
 # repoURL without a scheme as an OCI registry (docs/gateway-design.md has the sources of these pins).
@@ -308,6 +308,15 @@ class FrontDoor(Component):
     def crds(self, env: Environment) -> dict[str, tuple[str, ...]]:
         return {ENVOY_GATEWAY_RELEASE: ("gateway.networking.k8s.io", "gateway.envoyproxy.io"),
                 AI_GATEWAY_CRDS_RELEASE: ("aigateway.envoyproxy.io",)}
+
+    def run_time_objects(self, env: Environment) -> dict[str, tuple[Ref, ...]]:
+        # gateway-helm's certgen Job (a PreSync hook) creates the certificates Envoy Gateway mounts.
+        return {ENVOY_GATEWAY_RELEASE: tuple(Ref("Secret", ENVOY_GATEWAY_NAMESPACE, name)
+                                             for name in ("envoy-gateway", "envoy", "envoy-rate-limit"))}
+
+    def generated_secrets(self, env: Environment) -> dict[str, tuple[Ref, ...]]:
+        # ai-gateway-helm's webhook certificate, made with genCA at render time (see AI_GATEWAY_IGNORE_DIFFERENCES).
+        return {AI_GATEWAY_RELEASE: (Ref("Secret", AI_GATEWAY_NAMESPACE, "self-signed-cert-for-mutating-webhook"),)}
 
     def check(self, document: Any, models: list[Any], add: Add) -> None:
         check(document, models, add)

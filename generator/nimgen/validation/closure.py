@@ -80,6 +80,9 @@ class _Tree:
             for app_name, groups in component.crds(env).items():
                 for group in groups:
                     self.crd_groups.setdefault(group, []).append(self.at(app_name))
+            for app_name, refs in component.run_time_objects(env).items():
+                for ref in refs:
+                    self._add(ref, app_name)
         self.needs = {name: refs for component in components for name, refs in component.needs(env).items()}
         self.prerequisites = {p.ref: p.why for component in components for p in component.prerequisites(env)}
         self.prerequisites.update({p.ref: p.why for p in env.prerequisites})

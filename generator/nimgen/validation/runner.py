@@ -95,7 +95,8 @@ def _environment(env: Environment, root: Path, options: Options, engine: helm.En
     for finding in [*_render_findings(env, results), *_determinism_findings(env, root, local_charts, scanned),
                     *crossref.check(env, [m for m in manifests if id(m) in checked], passed),
                     *closure_findings,
-                    *policy.check(env, valid, manifests + [o for r in results for o in r.objects])]:
+                    *policy.check(env, valid, manifests + [o for r in results for o in r.objects],
+                                  policy.generated_secrets(env))]:
         report.add(finding)
 
 
