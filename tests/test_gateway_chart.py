@@ -152,6 +152,9 @@ def test_the_applications_install_the_pinned_controllers_first(prod: Environment
     assert (ai["spec"]["source"]["chart"], ai["spec"]["source"]["targetRevision"]) == ("ai-gateway-helm", "v1.1.0")
     assert "ServerSideApply=true" in eg["spec"]["syncPolicy"]["syncOptions"]
     assert "ServerSideApply=true" in crds["spec"]["syncPolicy"]["syncOptions"]
+    # Only cluster-scoped CRDs: the namespace is the controller Application's to create.
+    assert "CreateNamespace=true" not in crds["spec"]["syncPolicy"]["syncOptions"]
+    assert "CreateNamespace=true" in ai["spec"]["syncPolicy"]["syncOptions"]
     config = eg["spec"]["source"]["helm"]["valuesObject"]["config"]["envoyGateway"]
     assert config["extensionApis"]["enableBackend"] is True
     assert config["extensionManager"]["service"]["fqdn"] == {

@@ -290,8 +290,9 @@ class FrontDoor(Component):
             AppSpec(ENVOY_GATEWAY_RELEASE, ENVOY_GATEWAY, envoy_gateway_values(env), ENVOY_GATEWAY_NAMESPACE,
                     WAVE_CONTROLLERS, (("Purpose", "Envoy Gateway: the Gateway API controller and its proxies"),),
                     sync_options=server_side),
+            # Cluster-scoped CRDs only: the namespace is the controller's to create (an empty one otherwise).
             AppSpec(AI_GATEWAY_CRDS_RELEASE, AI_GATEWAY_CRDS, {}, AI_GATEWAY_NAMESPACE, WAVE_CONTROLLERS,
-                    (("Purpose", "Envoy AI Gateway's CRDs"),), sync_options=server_side),
+                    (("Purpose", "Envoy AI Gateway's CRDs"),), sync_options=server_side, create_namespace=False),
             AppSpec(AI_GATEWAY_RELEASE, AI_GATEWAY, ai_gateway_values(env), AI_GATEWAY_NAMESPACE, WAVE_CONTROLLERS + 1,
                     (("Purpose", "Envoy AI Gateway: model routing, token counting, usage metrics"),),
                     ignore_differences=AI_GATEWAY_IGNORE_DIFFERENCES),
