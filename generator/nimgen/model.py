@@ -111,6 +111,8 @@ class Model:
     profile: str = ""  # NIM_MODEL_PROFILE ("" : NIM picks by its GPUs, unless the warm-up names one profile)
     on_demand_replicas: int = 0  # Spot with a floor: replicas kept On-Demand (0: no floor)
     route: Route | None = None  # how the environment's gateway serves it (None: not through the gateway)
+    scale_to_zero: bool = False  # KEDA stops the last replica when the gateway sees no request for it
+    scale_to_zero_cooldown_seconds: int = 1800
 
     @property
     def peak_replicas(self) -> int:
@@ -119,8 +121,8 @@ class Model:
 
     @property
     def autoscaled(self) -> bool:
-        """An HPA owns the replica count only when there is a range to scale in."""
-        return self.max_replicas > self.min_replicas
+        """An autoscaler owns the replica count only when there is a range to scale in (down to 0 included)."""
+        return self.max_replicas > self.min_replicas or self.scale_to_zero
 
     @property
     def keda_scaled(self) -> bool:

@@ -50,6 +50,8 @@ class ModelPlan:
     on_demand_floor: int = 0
     on_demand_min: int = 0
     on_demand_max: int = 0
+    # Scale to zero: the minimum figures are those of no replica, and the first request waits up to this long.
+    cold_start_minutes: int = 0
 
 
 @dataclass(frozen=True)
@@ -185,18 +187,19 @@ def plan(env: Environment) -> Plan:
         if pool and "on-demand" not in pool.capacity_types and "spot" not in pool.capacity_types:
             on_demand = None  # a reserved-only pool has no overflow to price
         min_slots, peak_slots = at_min.get(model.node_pool, {}), at_peak.get(model.node_pool, {})
-        reserved_min, on_demand_min = _priced(model.min_replicas, instance, pool, dict(min_slots), on_demand)
+        lowest = 0 if model.scale_to_zero else model.min_replicas
+        reserved_min, on_demand_min = _priced(lowest, instance, pool, dict(min_slots), on_demand)
         reserved_max, on_demand_max = _priced(model.peak_replicas, instance, pool, dict(peak_slots), on_demand)
-        _, spot_min = _priced(model.min_replicas, instance, pool, dict(min_slots), spot)
+        _, spot_min = _priced(lowest, instance, pool, dict(min_slots), spot)
         _, spot_max = _priced(model.peak_replicas, instance, pool, dict(peak_slots), spot)
-        _priced(model.min_replicas, instance, pool, min_slots, None)  # the model takes its reserved instances
+        _priced(lowest, instance, pool, min_slots, None)  # the model takes its reserved instances
         _priced(model.peak_replicas, instance, pool, peak_slots, None)
         split = pool.spot_per_on_demand if pool and model.on_demand_replicas else 0
-        floor_min = spotfloor.most_on_demand(model.min_replicas, split) if split else 0
+        floor_min = spotfloor.most_on_demand(lowest, split) if split else 0
         floor_max = spotfloor.most_on_demand(model.peak_replicas, split) if split else 0
         if split and spot is not None:
             # A floor pool holds no reservations (refused), so only Spot and On-Demand replicas remain.
-            spot_min = _floor_priced(model.min_replicas, floor_min, on_demand, spot)
+            spot_min = _floor_priced(lowest, floor_min, on_demand, spot)
             spot_max = _floor_priced(model.peak_replicas, floor_max, on_demand, spot)
         rows.append(ModelPlan(
             model=model.name,
@@ -204,12 +207,12 @@ def plan(env: Environment) -> Plan:
             instance=instance.name if instance else "",
             gpu=instance.gpu.name if instance else "",
             gpus_per_replica=model.gpus,
-            replicas_min=model.min_replicas,
+            replicas_min=lowest,
             replicas_max=model.max_replicas,
             gpu_memory_needed_gib=round(capacity.needed_gib(parameters, model.precision, model.gpus), 1)
             if parameters else None,
             gpu_memory_available_gib=float(model.gpus * instance.gpu.memory_gib) if instance else None,
-            gpus_min=model.gpus * model.min_replicas,
+            gpus_min=model.gpus * lowest,
             gpus_max=model.gpus * model.peak_replicas,
             on_demand_usd_min=on_demand_min,
             on_demand_usd_max=on_demand_max,
@@ -221,6 +224,7 @@ def plan(env: Environment) -> Plan:
             on_demand_floor=model.on_demand_replicas if split else 0,
             on_demand_min=floor_min,
             on_demand_max=floor_max,
+            cold_start_minutes=model.startup_timeout_minutes if model.scale_to_zero else 0,
         ))
     pool_names = sorted({row.pool for row in rows} | set(pools))
     pool_rows = tuple(
@@ -284,7 +288,9 @@ def as_text(result: Plan) -> str:
         model_rows.append([row.model, row.pool, f"{row.instance} ({row.gpu})" if row.instance else "unknown",
                            str(row.gpus_per_replica),
                            f"{row.replicas_min}-{row.replicas_max}" + (f" +{row.surge} surge" if row.surge else "")
-                           + (f" ({row.on_demand_floor} on-demand)" if row.on_demand_floor else ""),
+                           + (f" ({row.on_demand_floor} on-demand)" if row.on_demand_floor else "")
+                           + (f" (to zero; cold start up to {row.cold_start_minutes} min)"
+                              if row.cold_start_minutes else ""),
                            memory(row),
                            f"{row.gpus_min}-{row.gpus_max}", _usd(row.on_demand_usd_min, row.on_demand_usd_max),
                            _usd(row.spot_usd_min, row.spot_usd_max)])

@@ -98,6 +98,34 @@ def route(model: dict[str, Any], gateway: Gateway | None) -> Route | None:
                  public=bool(spec.get("public", False)), tokens_per_minute=spec.get("tokensPerMinute"))
 
 
+def scale_to_zero(model: dict[str, Any]) -> dict[str, Any]:
+    """The Model fields of a (layered) model's `scaleToZero`."""
+    spec = model.get("scaleToZero") or {}
+    return {"scale_to_zero": bool(spec.get("enabled", False)),
+            "scale_to_zero_cooldown_seconds": int(spec.get("cooldownSeconds", 1800))}
+
+
+def _check_scale_to_zero(document: Any, named: list[tuple[int, dict[str, Any]]], gateway_on: bool,
+                         add: Add) -> None:
+    """Scale to zero wakes on the gateway's requests through KEDA: it needs both, and production says so."""
+    for index, model in named:
+        spec = _mapping(model.get("scaleToZero"))
+        if not spec.get("enabled"):
+            continue
+        where, name = ["models", index, "scaleToZero"], _s(str(model.get("name", "?")))
+        own = _mapping(model.get("gateway"))
+        if not gateway_on or own.get("enabled") is False:
+            add(where, f"model '{name}' scales to zero, but no gateway serves it: nothing would see the request "
+                "that wakes it", "enable gateway (and leave gateway.enabled on the model)")
+        if _mapping(model.get("autoscaling")).get("engine") != "keda":
+            add(where, f"model '{name}' scales to zero, which only a KEDA ScaledObject does", "set autoscaling.engine: "
+                "keda")
+        if document.get("production") and not spec.get("allowInProduction"):
+            add(where, f"model '{name}' scales to zero in a production environment: callers get 503 for a cold "
+                f"start of up to {model.get('startupTimeoutMinutes', 'startupTimeoutMinutes')} minutes",
+                "set scaleToZero.allowInProduction: true if its callers accept that, or turn scaleToZero off")
+
+
 def _mapping(value: Any) -> dict[str, Any]:
     """A setting of a (maybe schema-invalid) document as a mapping: {} for anything else."""
     return value if isinstance(value, dict) else {}
@@ -129,6 +157,7 @@ def check(document: Any, models: list[Any], add: Add) -> None:
     spec = _mapping(document.get("gateway"))
     # Indexes are those of the file: a model that is no mapping keeps its place (the schema reports it).
     named = [(index, model) for index, model in enumerate(models) if isinstance(model, dict)]
+    _check_scale_to_zero(document, named, bool(spec.get("enabled")), add)
     if not spec.get("enabled"):
         for index, model in named:
             if isinstance(model.get("gateway"), dict) and model["gateway"].get("public"):

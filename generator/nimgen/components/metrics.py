@@ -180,3 +180,17 @@ def dashboard() -> dict[str, Any]:
         ]},
         "panels": panels,
     }
+
+
+def wake_query(gateway_namespace: str, model: Model) -> str:
+    """PromQL of the requests the gateway gets for a model, served or not (the wake of a model scaled to zero).
+
+    At zero replicas Envoy's connection to the model's Service fails: counted as a connect failure, not as a
+    request. Envoy Gateway names the cluster of each rule of the HTTPRoute Envoy AI Gateway makes from the
+    model's AIGatewayRoute `httproute/<namespace>/<route>/rule/<n>` (a rule per public name); each sum is a single
+    series, as KEDA's Prometheus scaler needs.
+    """
+    cluster = f'envoy_cluster_name=~"httproute/{gateway_namespace}/{model.name}/rule/[0-9]+"'
+    return (f"(sum(rate(envoy_cluster_upstream_rq_total{{{cluster}}}[2m])) or vector(0)) + "
+            f"(sum(rate(envoy_cluster_upstream_cx_connect_fail{{{cluster}}}[2m])) or vector(0))")
+

@@ -122,7 +122,18 @@ def _autoscaling(env: Environment, model: Model) -> dict[str, Any]:
             }],
             # Prometheus unreachable: hold the current count rather than drop to a fixed one.
             "fallback": {"failureThreshold": 3, "replicas": model.min_replicas, "behavior": "currentReplicas"},
+            "scaleToZero": {"enabled": model.scale_to_zero, "cooldownPeriod": model.scale_to_zero_cooldown_seconds},
         }
+        if model.scale_to_zero and env.gateway is not None:
+            # The wake: any request the gateway gets for the model activates the ScaledObject (at zero replicas,
+            # Envoy's connection to the Service fails and is counted). The threshold only asks for one replica.
+            autoscaling["keda"]["triggers"].append({
+                "type": "prometheus",
+                "metricType": "AverageValue",
+                "metadata": {"serverAddress": env.observability.prometheus_url,
+                             "query": metrics.wake_query(env.gateway.namespace, model),
+                             "threshold": "1000000", "activationThreshold": "0"},
+            })
     else:
         autoscaling["metrics"] = [
             {

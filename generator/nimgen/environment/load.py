@@ -192,7 +192,8 @@ def _build(document: Any, models: list[Any], shown: str, defaults_shown: str) ->
                                                    top["ngc"]["properties"]["externalSecret"]["properties"]),
         ),
         models=tuple(replace(_build_model(model, block.storage_class, shared_cache, pools.get(model["nodePool"])),
-                             route=gateway.route(model, front_door)) for model in models),
+                             route=gateway.route(model, front_door), **gateway.scale_to_zero(model))
+                     for model in models),
         gateway=front_door,
         model_cache=shared_cache,
         block_storage=block,
