@@ -90,12 +90,12 @@ def build(spec: dict[str, Any]) -> Gateway | None:
 
 def route(model: dict[str, Any], gateway: Gateway | None) -> Route | None:
     """How the gateway serves one (layered) model; None without a gateway or when the model opts out."""
-    spec = model.get("gateway") or {}
-    if gateway is None or not spec.get("enabled", True):
+    names = public_names(model) if gateway is not None else []
+    if not names:
         return None
-    name = spec.get("name") or model.get("servedModelName") or model["name"]
-    return Route((name, *(alias for alias in spec.get("aliases") or () if alias != name)),
-                 public=bool(spec.get("public", False)), tokens_per_minute=spec.get("tokensPerMinute"))
+    spec = _mapping(model.get("gateway"))
+    return Route(tuple(dict.fromkeys(names)), public=bool(spec.get("public", False)),
+                 tokens_per_minute=spec.get("tokensPerMinute"))
 
 
 def scale_to_zero(model: dict[str, Any]) -> dict[str, Any]:

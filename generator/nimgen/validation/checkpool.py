@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ from nimgen.model import Environment
 from nimgen.validation.checker import Checker, Options
 from nimgen.validation.findings import Finding, Report
 from nimgen.validation.manifests import Applied
-from nimgen.validation.sources import AppResult, RenderJob, cluster_api_versions, job_of, render
+from nimgen.validation.sources import AppResult, RenderJob, RenderPool, cluster_api_versions, render
 
 PROCESSES_FROM = 150
 T = TypeVar("T")
@@ -93,36 +93,24 @@ def _go_settings() -> Iterator[None]:
             os.environ.pop(key, None)
 
 
-class CheckingRenderer:
+class CheckingRenderer(RenderPool):
     """Renders and checks Applications as they are submitted; each comes back as a Checked when it is done."""
 
     def __init__(self, root: Path, env: Environment, engine: helm.Engine, chart_cache: Path | None,
                  checker: Checker, applications: int) -> None:
-        self.root, self.env, self.engine, self.chart_cache, self.checker = root, env, engine, chart_cache, checker
-        self.api_versions = cluster_api_versions(env)
         cpus = max(1, os.cpu_count() or 1)
         # Only the in-process engine is rebuilt in a worker; any other (a helm binary, a test's) stays here.
         self.processes = cpus > 1 and applications >= PROCESSES_FROM and isinstance(engine, helm.InProcessEngine)
-        self._pool: Executor
+        pool: Executor | None = None
         if self.processes:
             with _go_settings():
                 # spawn, not fork: the Go runtime's threads do not survive a fork.
-                self._pool = ProcessPoolExecutor(max_workers=cpus, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_start_worker,
-                                                 initargs=(env, checker.options, self.api_versions))
-        else:
-            self._pool = ThreadPoolExecutor(max_workers=cpus)
-        self._futures: list[Future[Any]] = []
-        self._folders: dict[Any, Any] = {}  # what the file system says of each chart folder, read once
+                pool = ProcessPoolExecutor(max_workers=cpus, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_start_worker,
+                                           initargs=(env, checker.options, cluster_api_versions(env)))
+        super().__init__(root, env, engine, chart_cache, pool)
+        self.checker = checker
         self._applications: dict[Future[Any], Applied] = {}
-        # Charts of this repository (relative folder) -> the Applications rendering them.
-        self.local_charts: dict[str, list[str]] = {}
-
-    def __enter__(self) -> CheckingRenderer:  # noqa: PYI034 - typing.Self needs Python 3.11
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def call(self, function: Callable[..., T], *args: Any) -> Future[T]:
         """`function(*args)` on the workers: a module-level function with picklable arguments when they are
@@ -131,9 +119,7 @@ class CheckingRenderer:
             return self._pool.submit(function, *args)
 
     def submit(self, applied: Applied) -> None:
-        job = job_of(applied, self.root, self.env, self.chart_cache, self._folders)
-        if job.local:
-            self.local_charts.setdefault(job.local, []).append(str(applied.obj["metadata"]["name"]))
+        job = self._prepare(applied)
         future: Future[Any]
         if self.processes:
             with _go_settings():  # workers start as jobs arrive

@@ -86,12 +86,19 @@ def listeners_use_tls(index: Index) -> Iterator[Finding]:
                 f"(annotations {SSL_CERT} and {SSL_PORTS} on the Gateway's EnvoyProxy Service): set gateway.tls")
 
 
-def _service_port(index: Index, backend: Applied, number: int, endpoint: dict[str, Any]) -> Finding | None:
-    fqdn = endpoint.get("fqdn") or {}
-    host = str(fqdn.get("hostname", ""))
-    if not host.endswith(SERVICE_DNS) or host.count(".") != 4:
-        return None  # outside the cluster, or not a Service's name: not the tree's to check
-    name, namespace = host.split(".")[:2]
+def _service_endpoints(backend: Applied) -> Iterator[tuple[int, dict[str, Any], str, str]]:
+    """(index, fqdn, Service name, namespace) of each endpoint of a Backend that names a Service of the cluster;
+    one outside the cluster, or not a Service's name, is not the tree's to check."""
+    for number, endpoint in enumerate(_spec(backend).get("endpoints") or []):
+        fqdn = (endpoint.get("fqdn") if isinstance(endpoint, dict) else None) or {}
+        host = str(fqdn.get("hostname", ""))
+        if host.endswith(SERVICE_DNS) and host.count(".") == 4:
+            name, namespace = host.split(".")[:2]
+            yield number, fqdn, name, namespace
+
+
+def _service_port(index: Index, backend: Applied, number: int, fqdn: dict[str, Any], name: str,
+                  namespace: str) -> Finding | None:
     service = index.find("", "Service", namespace, name)
     where = f"spec.endpoints[{number}].fqdn"
     if service is None:
@@ -131,8 +138,8 @@ def routes_reach_models(index: Index) -> Iterator[Finding]:
                     yield index.finding(backend, "gateway-backend", f"sends to Backend {eg_namespace}/"
                                         f"{target.get('name', '')}, which nothing renders", "spec.backendRef")
     for backend in _of(index, ENVOY_GATEWAY, "Backend"):
-        for number, endpoint in enumerate(_spec(backend).get("endpoints") or []):
-            problem = _service_port(index, backend, number, endpoint if isinstance(endpoint, dict) else {})
+        for number, fqdn, name, namespace in _service_endpoints(backend):
+            problem = _service_port(index, backend, number, fqdn, name, namespace)
             if problem is not None:
                 yield problem
 
@@ -215,12 +222,7 @@ def proxies_reach_models(index: Index) -> Iterator[Finding]:
     """A NetworkPolicy on a model's pods that admits no proxy turns every request to it into a timeout."""
     namespace = _proxy_namespace(index)
     for backend in _of(index, ENVOY_GATEWAY, "Backend"):
-        for number, endpoint in enumerate(_spec(backend).get("endpoints") or []):
-            fqdn = (endpoint.get("fqdn") if isinstance(endpoint, dict) else None) or {}
-            host = str(fqdn.get("hostname", ""))
-            if not host.endswith(SERVICE_DNS) or host.count(".") != 4:
-                continue
-            name, service_namespace = host.split(".")[:2]
+        for number, fqdn, name, service_namespace in _service_endpoints(backend):
             service = index.find("", "Service", service_namespace, name)
             if service is None:
                 continue  # routes_reach_models says so

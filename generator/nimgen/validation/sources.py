@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -39,7 +39,7 @@ SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 # them and never writes there (its ownership scope is argocd/<env>/ and charts/<a chart nimgen ships>/).
 UPSTREAM_CHARTS = Path("charts", "upstream")
 # `nimgen diff` reads the tree and renders through this module.
-__all__ = ["APPLICATION", "CLUSTER_SCOPED", "AppResult", "Applied", "Issue", "Renderer", "TreeError", "cached_chart",
+__all__ = ["APPLICATION", "CLUSTER_SCOPED", "AppResult", "Applied", "Issue", "RenderPool", "Renderer", "TreeError", "cached_chart",
            "chart_cache_of", "cluster_api_versions", "helm_values", "is_application", "iter_argocd_manifests", "job_of",
            "render", "wave"]
 
@@ -277,40 +277,52 @@ def cluster_api_versions(env: Environment) -> tuple[str, ...]:
     return tuple(sorted(versions))
 
 
-class Renderer:
-    """Renders Applications on worker threads as they are submitted; results come back as they finish.
+_Pool = TypeVar("_Pool", bound="RenderPool")
 
-    Helm renders in Go with the GIL released, so the caller reads and checks the tree meanwhile.
-    """
 
-    def __init__(self, root: Path, env: Environment, engine: helm.Engine, chart_cache: Path | None) -> None:
+class RenderPool:
+    """What rendering Applications on workers needs, whatever comes back: the environment, the workers, what the
+    file system says of each chart folder (read once) and the local charts in use."""
+
+    def __init__(self, root: Path, env: Environment, engine: helm.Engine, chart_cache: Path | None,
+                 pool: Executor | None = None) -> None:
         self.root, self.env, self.engine, self.chart_cache = root, env, engine, chart_cache
         self.api_versions = cluster_api_versions(env)
-        self._pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
-        self._futures: list[Future[AppResult]] = []
+        self._pool = pool or ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
+        self._futures: list[Future[Any]] = []
         self._folders: dict[Any, _Folder] = {}
         # Charts of this repository (relative folder) -> the Applications rendering them, for checks on the
         # chart's own files.
         self.local_charts: dict[str, list[str]] = {}
 
-    def __enter__(self) -> Renderer:  # noqa: PYI034 - typing.Self needs Python 3.11
+    def __enter__(self: _Pool) -> _Pool:  # noqa: PYI019 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def submit(self, applied: Applied) -> None:
+    def _prepare(self, applied: Applied) -> RenderJob:
+        """How to render an Application, noting the local chart it uses."""
         job = job_of(applied, self.root, self.env, self.chart_cache, self._folders)
         if job.local:
             self.local_charts.setdefault(job.local, []).append(str(applied.obj["metadata"]["name"]))
-        self._futures.append(self._pool.submit(self._run, job))
+        return job
+
+
+class Renderer(RenderPool):
+    """Renders Applications on worker threads as they are submitted; results come back as they finish.
+
+    Helm renders in Go with the GIL released, so the caller reads and checks the tree meanwhile.
+    """
+
+    def submit(self, applied: Applied) -> None:
+        job = self._prepare(applied)
+        self._futures.append(self._pool.submit(render, job, self.engine, self.env.kubernetes_version,
+                                               self.api_versions))
 
     def results(self) -> Iterator[AppResult]:
         for future in as_completed(self._futures):
             yield future.result()
-
-    def _run(self, job: RenderJob) -> AppResult:
-        return render(job, self.engine, self.env.kubernetes_version, self.api_versions)
 
 
 def render(job: RenderJob, engine: helm.Engine, kube_version: str, api_versions: tuple[str, ...]) -> AppResult:
