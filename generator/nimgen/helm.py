@@ -74,9 +74,7 @@ def _precheckable_schema(chart: Path, loaded: Any) -> dict[str, Any] | None:
     That is a chart folder whose schema declares JSON Schema draft 7 (so no default draft is guessed) and that
     has no subcharts (Helm checks each subchart's values against the subchart's own schema as well).
     """
-    if not chart.is_dir() or not (chart / SCHEMA_FILE).is_file() or loaded.dependencies:
-        return None
-    if (chart / "charts").is_dir() and any((chart / "charts").iterdir()):
+    if not chart.is_dir() or loaded.dependencies:  # an archive is not copied without its schema here
         return None
     schema = loaded.schema
     if not isinstance(schema, dict) or schema.get("$schema") not in _DRAFT_7:
