@@ -5,21 +5,15 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from conftest import example_environment, shared
 from kube import application_objects
 from nimgen import helm
 from nimgen.gitops import applications
-from nimgen.model import Environment
-from nimgen.validation import crossref
-from nimgen.validation.findings import Finding
-from nimgen.validation.manifests import Applied
-from nimgen.validation.sources import AppResult
+from test_crossref_rules import run
 
-ENV = cast(Environment, SimpleNamespace(name="prod"))
 RULES = ("gateway-tls", "gateway-backend", "gateway-auth", "gateway-names", "gateway-reach")
 
 
@@ -33,10 +27,7 @@ def rendered(rendered_repo: Path, helm_engine: helm.Engine) -> dict[str, list[di
 
 
 def _findings(by_app: dict[str, list[dict[str, Any]]]) -> list[str]:
-    results = [AppResult(app={"metadata": {"name": name}}, file=f"{name}.yaml",
-                         objects=[Applied(o, name, "chart") for o in objects]) for name, objects in by_app.items()]
-    found: list[Finding] = crossref.check(ENV, [], results)
-    return sorted(f"[{f.check}] {f.obj} {f.path}: {f.message}" for f in found if f.check in RULES)
+    return sorted(f"[{f.check}] {f.obj} {f.path}: {f.message}" for f in run(apps=by_app) if f.check in RULES)
 
 
 def _edit(rendered: dict[str, list[dict[str, Any]]], kind: str, name: str = "") -> tuple[dict[str, Any], dict]:
