@@ -19,4 +19,4 @@ secret_recovery_window_days = 30
 gitops_repo_url = "https://github.com/example/nim-gitops.git"
 
 # The model gateway's clients (environments/prod.yaml gateway.auth.apiKeys.clients): one API key each.
-gateway_api_clients = ["chat-frontend", "batch-eval"]
+gateway_api_clients = ["chat-frontend", "batch-eval", "open-webui"]

@@ -207,12 +207,14 @@ def test_validate_prints_the_bootstrap_order(rendered_repo: Path, crd_schemas: P
     assert waves == sorted(waves) and waves[0] == (-18, "platform-secrets")
     by_name = {step["application"]: step for step in steps}
     # ...the gateway's API keys among them, in the gateway's namespace.
-    assert by_name["platform-secrets"]["creates"] == {"ClusterSecretStore": 1, "ExternalSecret": 5, "Namespace": 4}
+    assert by_name["platform-secrets"]["creates"] == {"ClusterSecretStore": 1, "ExternalSecret": 6, "Namespace": 4}
     assert by_name["platform-secrets"]["waitsFor"] == ["CRDs external-secrets.io (terraform/)"]
     # Grafana's admin, and the class of Prometheus' and Alertmanager's volumes.
     assert by_name["kube-prometheus-stack"]["waitsFor"] == ["Secret monitoring/grafana-admin (platform-secrets)",
                                                             "StorageClass nimgen-gp3 (block-storage)"]
+    # Open WebUI's own key and its gateway key.
     assert by_name["open-webui"]["waitsFor"] == ["Secret open-webui/open-webui (platform-secrets)",
+                                                 "Secret open-webui/open-webui-gateway-api-key (platform-secrets)",
                                                  "StorageClass nimgen-gp3 (block-storage)"]
     assert "CRDs monitoring.coreos.com (kube-prometheus-stack)" in by_name["llama3-8b-instruct"]["waitsFor"]
     # The Gateway and its routes wait for the CRDs of the controllers that serve them.
@@ -220,7 +222,7 @@ def test_validate_prints_the_bootstrap_order(rendered_repo: Path, crd_schemas: P
             "CRDs gateway.networking.k8s.io (envoy-gateway)"} <= set(by_name["nim-gateway"]["waitsFor"])
     text = validate(rendered_repo, crd_schemas).output.splitlines()
     start = text.index("bootstrap order of prod on an empty cluster (after terraform/ and the root Application):")
-    assert text[start + 1] == "  wave  -18  platform-secrets: creates 1 ClusterSecretStore, 5 ExternalSecret, 4 Namespace"
+    assert text[start + 1] == "  wave  -18  platform-secrets: creates 1 ClusterSecretStore, 6 ExternalSecret, 4 Namespace"
     assert text[start + 2] == "             waits for CRDs external-secrets.io (terraform/)"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -189,11 +190,11 @@ def test_removed_model_and_reformatted_file(repo: Path) -> None:
         "llama-3-1-70b-instruct", "llama-3-1-70b-instruct-cache-warmup"}
     assert {o["kind"] for o in data["objects"] if o["change"] == "removed" and o["namespace"] == "nim-gateway"} == {
         "AIGatewayRoute", "AIServiceBackend", "Backend"}
-    # Its HPA metric is gone, so prometheus-adapter stops serving it; Open WebUI stops listing it; the gateway's
-    # authentication and token budgets stop naming its route.
+    # Its HPA metric is gone, so prometheus-adapter stops serving it; the gateway's authentication and token budgets
+    # stop naming its route. Open WebUI lists the models through the gateway: only its Application's info changes.
     # ... and with the only warm-up gone, the models' project stops admitting Jobs.
     assert keys(data, "changed") == {("Application", "argocd", "prometheus-adapter"),
-                                     ("Application", "argocd", "open-webui"), ("Deployment", "open-webui", "open-webui"),
+                                     ("Application", "argocd", "open-webui"),
                                      ("AppProject", "argocd", "prod"), ("Application", "argocd", "nim-gateway"),
                                      ("SecurityPolicy", "nim-gateway", "nim-gateway"),
                                      ("BackendTrafficPolicy", "nim-gateway", "nim-gateway")}
@@ -323,7 +324,7 @@ def test_the_gateways_endpoint_and_who_may_call_each_model(repo: Path) -> None:
     prod(repo).write_text(text.replace(old, old + "    gateway: {aliases: [llama-70b], public: true}\n"), encoding="utf-8")
     endpoint = report(repo)["summary"]["endpoint"]
     side = {"url": "https://llm.prod.example.com/v1", "scheme": "internal",
-            "authentication": "API keys (2 clients: chat-frontend, batch-eval)"}
+            "authentication": "API keys (3 clients: chat-frontend, batch-eval, open-webui)"}
     assert endpoint == {"before": side, "after": side, "routes": [{
         "model": "llama-3-1-70b-instruct", "change": "changed",
         "before": {"names": ["meta/llama-3.1-70b-instruct"], "public": False},
@@ -335,6 +336,7 @@ def test_the_gateways_endpoint_and_who_may_call_each_model(repo: Path) -> None:
     assert "Endpoint: https://llm.prod.example.com/v1 (internal, authentication: API keys" in markdown
     # Without the gateway: the endpoint and both routes go.
     gone = text.split("gateway:                          #", 1)[0] + "modelDefaults:" + text.split("modelDefaults:", 1)[1]
+    gone = re.sub(r"\n    gatewayClient: [^\n]*", "", gone)  # Open WebUI then calls the models directly
     prod(repo).write_text(gone, encoding="utf-8")
     endpoint = report(repo)["summary"]["endpoint"]
     assert endpoint["after"] is None and [r["change"] for r in endpoint["routes"]] == ["removed", "removed"]

@@ -74,8 +74,17 @@ def test_the_load_balancer_ends_tls_with_the_acm_certificate(prod: Environment,
                                                      "gateway.envoyproxy.io/owning-gateway-namespace": "nim-gateway"}
                for c in spread)
     gw = _one(objects, "Gateway")
-    assert gw["spec"]["listeners"] == [{"name": "https", "hostname": "llm.prod.example.com", "port": 443,
-                                        "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}]
+    # The public listener, and the in-cluster one answering on the same port for the Envoy Service's own name.
+    service = deployment["envoyService"]["name"]
+    assert service == gateway.proxy_service(prod.gateway) == "nim-gateway-nim-gateway"
+    assert gw["spec"]["listeners"] == [
+        {"name": "https", "hostname": "llm.prod.example.com", "port": 443, "protocol": "HTTP",
+         "allowedRoutes": {"namespaces": {"from": "Same"}}},
+        {"name": "in-cluster", "hostname": f"{service}.envoy-gateway-system.svc.cluster.local", "port": 443,
+         "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}]
+    assert gateway.in_cluster_url(prod.gateway) == f"http://{service}.envoy-gateway-system.svc.cluster.local:443/v1"
+    assert all([(ref["name"], ref["sectionName"]) for ref in route["spec"]["parentRefs"]] == [
+        ("nim-gateway", "https"), ("nim-gateway", "in-cluster")] for route in _of(objects, "AIGatewayRoute"))
     assert gw["spec"]["infrastructure"]["parametersRef"] == {
         "group": "gateway.envoyproxy.io", "kind": "EnvoyProxy", "name": _one(objects, "EnvoyProxy")["metadata"]["name"]}
     assert gw["spec"]["gatewayClassName"] == _one(objects, "GatewayClass")["metadata"]["name"]
@@ -176,7 +185,8 @@ def test_the_api_keys_come_from_secrets_manager(prod: Environment, rendered_repo
     [keys] = [o for o in secrets if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == "gateway-api-keys"]
     assert keys["metadata"]["namespace"] == "nim-gateway"
     assert [(d["secretKey"], d["remoteRef"]) for d in keys["spec"]["data"]] == [
-        (client, {"key": "nim-prod/gateway-api-keys", "property": client}) for client in ("chat-frontend", "batch-eval")]
+        (client, {"key": "nim-prod/gateway-api-keys", "property": client})
+        for client in ("chat-frontend", "batch-eval", "open-webui")]
 
 
 def test_the_platform_project_admits_every_gateway_kind(prod: Environment, objects: list[dict[str, Any]]) -> None:
@@ -211,7 +221,7 @@ def test_cert_manager_tls_oidc_and_no_limits(tmp_path: Path, helm_engine: helm.E
             assert crd_errors(obj, crd_schemas) == []
     gw = _one(objects, "Gateway")
     assert gw["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
-    [listener] = gw["spec"]["listeners"]
+    [listener] = gw["spec"]["listeners"]  # no in-cluster listener: port 443 speaks TLS only
     assert listener["protocol"] == "HTTPS" and listener["tls"] == {
         "mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": "nim-gateway-tls"}]}
     service = _one(objects, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]
@@ -251,6 +261,9 @@ def test_a_public_model_is_left_out_of_authentication(tmp_path: Path, helm_engin
               "secretName": "x"}}, "tls.certificateArn is required"),
     ({"tls": {"mode": "gateway", "certificateArn": "", "issuer": "", "issuerKind": "ClusterIssuer",
               "secretName": "x"}}, "tls.issuer is required"),
+    # prod's in-cluster listener shares port 443, which speaks TLS only once Envoy ends it.
+    ({"tls": {"mode": "gateway", "certificateArn": "", "issuer": "letsencrypt", "issuerKind": "ClusterIssuer",
+              "secretName": "x"}}, "inCluster.enabled needs tls.mode loadBalancer"),
     ({"auth": {"apiKeys": {"enabled": False, "secret": "k"}, "oidc": {"enabled": False, "issuer": "", "jwksUri": "",
                                                                        "audiences": [], "clientClaim": "sub"}}},
      "need auth.apiKeys or auth.oidc"),

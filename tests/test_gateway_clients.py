@@ -6,14 +6,17 @@ obeys is nimgen's output, read from the rendered tree."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from conftest import example_environment
 from helpers import run
@@ -22,7 +25,8 @@ from nimgen import helm
 from nimgen.gitops import applications
 from smokestub import StubConfig, StubServer, start_stub
 
-KEYS = {"chat-frontend": "key-of-chat-frontend", "batch-eval": "key-of-batch-eval"}  # Secrets Manager, in the test
+KEYS = {"chat-frontend": "key-of-chat-frontend", "batch-eval": "key-of-batch-eval",  # Secrets Manager, in the test
+        "open-webui": "key-of-open-webui"}
 
 
 def _routing(objects: list[dict[str, Any]]) -> tuple[dict[str, tuple[str, str | None, str]], set[str]]:
@@ -157,3 +161,60 @@ def test_an_unknown_model_name_is_routed_nowhere(gateway: Callable[[], tuple[str
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 404  # the model's object name is not one of its public names
     assert all(stub.posts() == [] for stub in backends.values())
+
+
+def _external_secret_data(objects: list[dict[str, Any]], namespace: str, name: str) -> dict[str, str]:
+    """The Secret External Secrets makes from Secrets Manager (KEYS, here) for one ExternalSecret of nimgen's."""
+    [external] = [o for o in objects if o["kind"] == "ExternalSecret" and o["metadata"]["namespace"] == namespace
+                  and o["spec"]["target"]["name"] == name]
+    return {entry["secretKey"]: KEYS[entry["remoteRef"]["property"]] for entry in external["spec"]["data"]}
+
+
+def _expand(value: str, defined: dict[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion of an env value, from the variables defined before it."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: defined.get(m[1], m[0]), value)
+
+
+def test_open_webui_chats_through_the_gateway_with_its_own_key(
+        gateway: Callable[[], tuple[str, dict[str, StubServer]]], rendered_repo: Path,
+        helm_engine: helm.Engine) -> None:
+    """Open WebUI's rendered settings, resolved as Kubernetes and External Secrets would, reach every model."""
+    prod = example_environment("prod")
+    apps = applications.by_name(prod)
+    webui = application_objects(helm_engine, rendered_repo, apps["open-webui"])
+    secrets = application_objects(helm_engine, rendered_repo, apps["platform-secrets"])
+    door = application_objects(helm_engine, rendered_repo, apps["nim-gateway"])
+    [deployment] = [o for o in webui if o["kind"] == "Deployment"]
+    defined: dict[str, str] = {}
+    for var in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if "value" in var:
+            defined[var["name"]] = _expand(var["value"], defined)
+        elif (ref := var["valueFrom"].get("secretKeyRef")) and ref["name"] != "open-webui":
+            defined[var["name"]] = _external_secret_data(secrets, deployment["metadata"]["namespace"],
+                                                         ref["name"])[ref["key"]]
+    [url] = defined["OPENAI_API_BASE_URLS"].split(";")
+    [key] = defined["OPENAI_API_KEYS"].split(";")
+    assert key == KEYS["open-webui"]
+    # The URL names the Envoy Service (its name fixed by the EnvoyProxy, in Envoy Gateway's namespace) on the port
+    # of a listener that answers for that name and that every route is attached to.
+    address = urllib.parse.urlsplit(url)
+    [proxy] = [o for o in door if o["kind"] == "EnvoyProxy"]
+    [listener] = [item for o in door if o["kind"] == "Gateway" for item in o["spec"]["listeners"]
+                  if item["hostname"] == address.hostname]
+    proxy_namespace = apps["envoy-gateway"]["spec"]["destination"]["namespace"]
+    assert address.hostname == (f"{proxy['spec']['provider']['kubernetes']['envoyService']['name']}."
+                                f"{proxy_namespace}.svc.cluster.local")
+    assert (address.scheme, address.port, address.path) == ("http", listener["port"], "/v1")
+    assert all(any(ref.get("sectionName") == listener["name"] for ref in route["spec"]["parentRefs"])
+               for route in door if route["kind"] == "AIGatewayRoute")
+    # What Open WebUI then does: list the models, and chat with each under the name it lists.
+    local, backends = gateway()
+    client = openai.OpenAI(base_url=f"{local}{address.path}", api_key=key, max_retries=0)
+    listed = sorted(model.id for model in client.models.list())
+    assert listed == sorted(name for model in prod.models if model.route for name in model.route.names)
+    for model in prod.models:
+        assert model.route is not None
+        reply = client.chat.completions.create(model=model.route.names[0],
+                                               messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content
+        assert [post["body"]["model"] for post in backends[model.name].posts()] == [model.served_model_name]

@@ -45,20 +45,25 @@ def test_a_plain_listener_without_tls_at_the_load_balancer(rendered: dict[str, l
     copied, proxy = _edit(rendered, "EnvoyProxy")
     annotations = proxy["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"]
     del annotations["service.beta.kubernetes.io/aws-load-balancer-ssl-cert"]
-    [finding] = _findings(copied)
-    assert finding.startswith("[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[0]: listener 'https' "
-                              "serves HTTP on port 443 without TLS")
+    # Both listeners of port 443, the public one and the in-cluster one, are then plain to the outside.
+    https, in_cluster = _findings(copied)
+    assert https.startswith("[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[0]: listener 'https' "
+                            "serves HTTP on port 443 without TLS")
+    assert in_cluster.startswith("[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[1]: listener "
+                                 "'in-cluster' serves HTTP on port 443 without TLS")
     # TLS on another port of the load balancer leaves 443 plain all the same.
     copied, proxy = _edit(rendered, "EnvoyProxy")
     proxy["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"][
         "service.beta.kubernetes.io/aws-load-balancer-ssl-ports"] = "8443"
     assert [f.split(":")[0] for f in _findings(copied)] == [
-        "[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[0]"]
+        "[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[0]",
+        "[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[1]"]
 
 
 def test_an_https_listener_needs_nothing_at_the_load_balancer(rendered: dict[str, list[dict[str, Any]]]) -> None:
     copied, gateway = _edit(rendered, "Gateway")
     gateway["spec"]["listeners"][0].update(protocol="HTTPS", tls={"certificateRefs": [{"name": "tls"}]})
+    del gateway["spec"]["listeners"][1]  # as the chart renders it with TLS at Envoy: no in-cluster listener
     proxy = next(o for o in copied["nim-gateway"] if o["kind"] == "EnvoyProxy")
     proxy["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"] = {}
     assert _findings(copied) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -10,15 +11,27 @@ from conftest import example_environment, shared
 from helpers import VALID, run, write_env
 from kube import application_objects, crd_errors, kubernetes_errors
 from nimgen import helm
-from nimgen.components import models, openwebui
+from nimgen.components import gateway, models, openwebui
 from nimgen.environment.load import load_environment
 from nimgen.gitops import applications
 from nimgen.helm import HelmError
-from nimgen.model import Environment
+from nimgen.model import Environment, Gateway
 from nimgen.secrets import find_secrets
 from nimgen.yamlio import load_all_plain
 
 WEBUI = VALID.replace("models:\n", "addons:\n  openWebUI: {enabled: true}\nmodels:\n")
+GATEWAY_WEBUI = VALID.replace("    nodePool: a10g\n", "    nodePool: a10g\n    servedModelName: meta/llama3-8b-instruct\n"
+                              ).replace("models:\n", """\
+addons:
+  openWebUI: {enabled: true}
+gateway:
+  enabled: true
+  hostname: llm.example.com
+  tls: {acmCertificateArn: "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"}
+  auth:
+    apiKeys: {externalSecret: nim-test/gateway-api-keys, clients: [chat, team-a]}
+models:
+""")
 SECOND_MODEL = """\
   - name: mistral-7b
     image: nvcr.io/nim/mistralai/mistral-7b-instruct-v0.3:1.12.0
@@ -76,10 +89,13 @@ def test_every_object_passes_kubernetes_strict_schema(prod: Environment, prod_ob
         assert kubernetes_errors(obj, "1.33") == [], obj["kind"]
 
 
-def test_wired_to_every_models_service(prod: Environment, prod_objects: list[dict[str, Any]], rendered_repo: Path,
-                                       helm_engine: helm.Engine) -> None:
-    [container] = _one(prod_objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+def test_wired_to_every_models_service(prod: Environment, rendered_repo: Path, helm_engine: helm.Engine) -> None:
+    assert prod.open_webui is not None
+    direct = dataclasses.replace(prod, open_webui=dataclasses.replace(prod.open_webui, gateway_client=""))
+    objects = application_objects(helm_engine, rendered_repo, applications.by_name(direct)["open-webui"])
+    [container] = _one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
     env_vars = {e["name"]: e for e in container["env"]}
+    assert "NIMGEN_GATEWAY_API_KEY" not in env_vars
     urls = env_vars["OPENAI_API_BASE_URLS"]["value"].split(";")
     expected = []
     for model in prod.models:
@@ -91,10 +107,59 @@ def test_wired_to_every_models_service(prod: Environment, prod_objects: list[dic
                         f".svc.cluster.local:{port}/v1")
     assert urls == expected == [models.model_url(model) for model in prod.models]
     # One (unused) key per URL, as Open WebUI pairs them; NIM needs none.
-    assert len(env_vars["OPENAI_API_KEYS"]["value"].split(";")) == len(urls)
+    assert env_vars["OPENAI_API_KEYS"]["value"].split(";") == ["not-needed"] * len(urls)
     assert env_vars["ENABLE_OPENAI_API"]["value"] == "True" and env_vars["ENABLE_OLLAMA_API"]["value"] == "False"
     # Taken from the manifest at every start, so a model added later shows up after the next sync.
     assert env_vars["ENABLE_PERSISTENT_CONFIG"]["value"] == "False"
+
+
+def test_prod_chats_through_the_gateway_with_a_key_of_its_own(prod: Environment,
+                                                              prod_objects: list[dict[str, Any]]) -> None:
+    assert prod.gateway is not None and prod.open_webui is not None
+    assert prod.open_webui.gateway_client == "open-webui" in prod.gateway.api_key_clients
+    [container] = _one(prod_objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    names = [e["name"] for e in container["env"]]
+    env_vars = {e["name"]: e for e in container["env"]}
+    # Every model of prod is behind the gateway: one connection, the gateway's in-cluster endpoint.
+    assert env_vars["OPENAI_API_BASE_URLS"]["value"] == gateway.in_cluster_url(prod.gateway)
+    # The key is put in by Kubernetes from a variable defined before it: never in the manifest.
+    assert env_vars["OPENAI_API_KEYS"]["value"] == "$(NIMGEN_GATEWAY_API_KEY)"
+    assert names.index("NIMGEN_GATEWAY_API_KEY") < names.index("OPENAI_API_KEYS")
+    assert env_vars["NIMGEN_GATEWAY_API_KEY"]["valueFrom"] == {"secretKeyRef": {
+        "name": "open-webui-gateway-api-key", "key": "open-webui"}}
+    info = {i["name"]: i["value"] for i in applications.by_name(prod)["open-webui"]["spec"]["info"]}
+    assert info["Through"] == f"{gateway.in_cluster_url(prod.gateway)} as open-webui"
+
+
+def test_models_the_gateway_does_not_serve_stay_direct(tmp_path: Path, rendered_repo: Path,
+                                                       helm_engine: helm.Engine) -> None:
+    text = (GATEWAY_WEBUI.replace("{enabled: true}", "{enabled: true, gatewayClient: chat}")
+            + SECOND_MODEL + "    gateway: {enabled: false}\n")
+    env = _env(tmp_path, text)
+    assert env.gateway is not None
+    objects = application_objects(helm_engine, rendered_repo, applications.by_name(env)["open-webui"])
+    env_vars = {e["name"]: e for e in _one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env_vars["OPENAI_API_BASE_URLS"]["value"] == (
+        f"{gateway.in_cluster_url(env.gateway)};http://mistral-7b.nim-b.svc.cluster.local:8000/v1")
+    assert env_vars["OPENAI_API_KEYS"]["value"] == "$(NIMGEN_GATEWAY_API_KEY);not-needed"
+    assert env_vars["NIMGEN_GATEWAY_API_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "open-webui-gateway-api-key", "key": "chat"}
+    # Without gatewayClient, the gateway changes nothing for Open WebUI.
+    env = _env(tmp_path, GATEWAY_WEBUI + SECOND_MODEL + "    servedModelName: mistralai/mistral-7b-instruct-v0.3\n")
+    assert openwebui.values(env)["gateway"] == {"url": "", "apiKeySecret": {"name": "", "key": ""}}
+    assert openwebui.values(env)["openaiBaseUrls"] == [models.model_url(model) for model in env.models]
+    assert openwebui.gateway_key_secrets(env) == []
+
+
+def test_with_tls_at_envoy_the_public_endpoint_is_called() -> None:
+    door = Gateway(namespace="door", hostname="llm.example.com", scheme="internal", cert_issuer="letsencrypt",
+                   api_key_clients=("chat",), api_keys_remote="k")
+    assert gateway.in_cluster_url(door) == "https://llm.example.com/v1"
+    assert gateway.in_cluster_url(dataclasses.replace(door, cert_issuer="", acm_certificate_arn="arn")) == (
+        "http://nim-gateway-door.envoy-gateway-system.svc.cluster.local:443/v1")
+    # A long gateway namespace still names a Service within the 63 characters of a DNS label.
+    long = dataclasses.replace(door, namespace="n" * 60)
+    assert gateway.proxy_service(long) == f"nim-gateway-{'n' * 51}" and len(gateway.proxy_service(long)) == 63
 
 
 def test_model_network_policies_admit_open_webui(prod: Environment, rendered_repo: Path,
@@ -208,6 +273,9 @@ def test_alone_it_still_gets_a_platform_project(tmp_path: Path, crd_schemas: Pat
     ("namespace: argocd", "$.addons.openWebUI.namespace: Open WebUI namespace 'argocd' is reserved"),
     ("namespace: nim", None),  # sharing a namespace with the models is fine...
     ("webuiSecretKey: abc", "$.addons.openWebUI.webuiSecretKey: unknown key 'webuiSecretKey'"),
+    ("gatewayClient: chat", ("$.addons.openWebUI.gatewayClient: Open WebUI would chat through the gateway as "
+                             "'chat', but the environment has no gateway")),
+    ("gatewayClient: Chat", "$.addons.openWebUI.gatewayClient: "),
 ])
 def test_checks(tmp_path: Path, setting: str, message: str | None) -> None:
     result = run("render", write_env(tmp_path, WEBUI.replace("{enabled: true}", f"{{enabled: true, {setting}}}")))
@@ -216,6 +284,23 @@ def test_checks(tmp_path: Path, setting: str, message: str | None) -> None:
     else:
         assert result.exit_code == 1 and message in result.output, result.output
         assert not (tmp_path / "argocd").exists()
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("clients: [chat, team-a]", "clients: [team-a]", ("Open WebUI's gateway client 'chat' is not one of "
+                                                      "gateway.auth.apiKeys.clients, so the gateway's secret holds no "
+                                                      "key for it")),
+    ("apiKeys: {externalSecret: nim-test/gateway-api-keys, clients: [chat, team-a]}",
+     "oidc: {issuer: 'https://login.example.com', audiences: [nim]}",
+     "but the gateway takes no API keys: Open WebUI can send a key, not obtain an OIDC token"),
+])
+def test_a_gateway_client_needs_a_key(tmp_path: Path, old: str, new: str, message: str) -> None:
+    text = GATEWAY_WEBUI.replace("{enabled: true}", "{enabled: true, gatewayClient: chat}")
+    assert old in text
+    result = run("render", write_env(tmp_path, text.replace(old, new)))
+    assert result.exit_code == 1 and "$.addons.openWebUI.gatewayClient: " in result.output, result.output
+    assert message in result.output
+    assert not (tmp_path / "argocd").exists()
 
 
 def test_service_name_clash_and_no_models(tmp_path: Path) -> None:

@@ -92,12 +92,16 @@ def test_prod_example_uses_external_secrets(rendered_repo: Path, helm_engine: he
     externals = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["spec"] for o in objects
                  if o["kind"] == "ExternalSecret"}
     assert set(externals) == {("nim", "ngc-api"), ("nim", "ngc-secret"), ("monitoring", "grafana-admin"),
-                              ("open-webui", "open-webui"), ("nim-gateway", "gateway-api-keys")}
+                              ("open-webui", "open-webui"), ("nim-gateway", "gateway-api-keys"),
+                              ("open-webui", "open-webui-gateway-api-key")}
     assert externals[("monitoring", "grafana-admin")]["data"] == [
         {"secretKey": key, "remoteRef": {"key": "nim-prod/grafana-admin", "property": key}}
         for key in ("admin-user", "admin-password")]
     assert [d["secretKey"] for d in externals[("open-webui", "open-webui")]["data"]] == [
         "WEBUI_SECRET_KEY", "WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD"]
+    # Open WebUI's own gateway key: its client's entry of the gateway's secret, in its namespace.
+    assert externals[("open-webui", "open-webui-gateway-api-key")]["data"] == [
+        {"secretKey": "open-webui", "remoteRef": {"key": "nim-prod/gateway-api-keys", "property": "open-webui"}}]
     [store] = [o for o in objects if o["kind"] == "ClusterSecretStore"]
     assert store["spec"]["conditions"] == [{"namespaces": ["monitoring", "nim", "nim-gateway", "open-webui"]}]
 

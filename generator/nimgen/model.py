@@ -308,6 +308,8 @@ class OpenWebUI:
     memory: str
     # Secrets Manager secret External Secrets makes `secret` from ("" = the Secret must exist).
     secret_remote: str = ""
+    # Chat through the gateway as this API-key client ("" = call each model's Service directly).
+    gateway_client: str = ""
 
 
 @dataclass(frozen=True)

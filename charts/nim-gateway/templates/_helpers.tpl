@@ -42,6 +42,13 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{/*
+The name in-cluster clients call the Envoy Service by: the in-cluster listener answers for it.
+*/}}
+{{- define "nim-gateway.inClusterHost" -}}
+{{- printf "%s.%s.svc.cluster.local" .Values.proxy.serviceName .Values.proxy.namespace }}
+{{- end }}
+
+{{/*
 The rate limiter's Redis: name and selector labels.
 */}}
 {{- define "nim-gateway.redisName" -}}

@@ -19,6 +19,11 @@ Project = Literal["models", "platform"]
 Add = Callable[..., None]
 
 
+def setting(value: Any) -> dict[str, Any]:
+    """A setting of a (maybe schema-invalid) document as a mapping, for checks: {} for anything else."""
+    return value if isinstance(value, dict) else {}
+
+
 @dataclass(frozen=True)
 class Chart:
     """Where an Application's chart comes from: a chart nimgen ships (no `repo`), or a pinned upstream one."""
@@ -101,6 +106,10 @@ class Component:
     def grants(self, env: Environment) -> Grants:
         """Kinds and extra namespaces its Applications create (only called when enabled)."""
         return Grants()
+
+    def readme_context(self, env: Environment) -> dict[str, Any]:
+        """Names its README templates use besides `env` (only called when enabled)."""
+        return {}
 
     def charts(self, env: Environment) -> tuple[str, ...]:
         """Charts nimgen ships for it (written under charts/): by default, those its Applications use."""

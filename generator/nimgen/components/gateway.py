@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
+from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind, setting
 from nimgen.components.models import SERVICE_PORT
 from nimgen.errors import shorten as _s
 from nimgen.model import RESERVED_NAMESPACES, Environment, Gateway, Model, Ref, Route
@@ -93,7 +93,7 @@ def route(model: dict[str, Any], gateway: Gateway | None) -> Route | None:
     names = public_names(model) if gateway is not None else []
     if not names:
         return None
-    spec = _mapping(model.get("gateway"))
+    spec = setting(model.get("gateway"))
     return Route(tuple(dict.fromkeys(names)), public=bool(spec.get("public", False)),
                  tokens_per_minute=spec.get("tokensPerMinute"))
 
@@ -109,15 +109,15 @@ def _check_scale_to_zero(document: Any, named: list[tuple[int, dict[str, Any]]],
                          add: Add) -> None:
     """Scale to zero wakes on the gateway's requests through KEDA: it needs both, and production says so."""
     for index, model in named:
-        spec = _mapping(model.get("scaleToZero"))
+        spec = setting(model.get("scaleToZero"))
         if not spec.get("enabled"):
             continue
         where, name = ["models", index, "scaleToZero"], _s(str(model.get("name", "?")))
-        own = _mapping(model.get("gateway"))
+        own = setting(model.get("gateway"))
         if not gateway_on or own.get("enabled") is False:
             add(where, f"model '{name}' scales to zero, but no gateway serves it: nothing would see the request "
                 "that wakes it", "enable gateway (and leave gateway.enabled on the model)")
-        if _mapping(model.get("autoscaling")).get("engine") != "keda":
+        if setting(model.get("autoscaling")).get("engine") != "keda":
             add(where, f"model '{name}' scales to zero, which only a KEDA ScaledObject does", "set autoscaling.engine: "
                 "keda")
         if document.get("production") and not spec.get("allowInProduction"):
@@ -126,14 +126,9 @@ def _check_scale_to_zero(document: Any, named: list[tuple[int, dict[str, Any]]],
                 "set scaleToZero.allowInProduction: true if its callers accept that, or turn scaleToZero off")
 
 
-def _mapping(value: Any) -> dict[str, Any]:
-    """A setting of a (maybe schema-invalid) document as a mapping: {} for anything else."""
-    return value if isinstance(value, dict) else {}
-
-
 def public_names(model: dict[str, Any]) -> list[str]:
     """The names a (layered, maybe schema-invalid) model answers to through the gateway."""
-    spec = _mapping(model.get("gateway"))
+    spec = setting(model.get("gateway"))
     if spec.get("enabled") is False:
         return []
     name = spec.get("name") or model.get("servedModelName") or model.get("name")
@@ -154,7 +149,7 @@ def _name_path(index: int, model: dict[str, Any], own: dict[str, Any], position:
 def check(document: Any, models: list[Any], add: Add) -> None:
     """A gateway needs a hostname and TLS; every model it serves needs a caller check or `public: true`; no two
     models may answer to the same name."""
-    spec = _mapping(document.get("gateway"))
+    spec = setting(document.get("gateway"))
     # Indexes are those of the file: a model that is no mapping keeps its place (the schema reports it).
     named = [(index, model) for index, model in enumerate(models) if isinstance(model, dict)]
     _check_scale_to_zero(document, named, bool(spec.get("enabled")), add)
@@ -173,7 +168,7 @@ def check(document: Any, models: list[Any], add: Add) -> None:
             "in clear text)", "set gateway.tls.acmCertificateArn (TLS at the load balancer) or "
             "gateway.tls.certManager.issuer (TLS at Envoy)")
     namespace = spec.get("namespace", "nim-gateway")
-    gitops = _mapping(document.get("gitops"))
+    gitops = setting(document.get("gitops"))
     if namespace in RESERVED_NAMESPACES or namespace == gitops.get("namespace", "argocd"):
         add([*base, "namespace"], f"gateway namespace '{_s(str(namespace))}' is reserved",
             "run the gateway in its own namespace (default nim-gateway)")
@@ -185,7 +180,7 @@ def check(document: Any, models: list[Any], add: Add) -> None:
         if not names:
             continue
         served += 1
-        own = _mapping(model.get("gateway"))
+        own = setting(model.get("gateway"))
         where = ["models", index, "gateway"]
         if not model.get("servedModelName"):
             add(["models", index], f"model '{_s(model.get('name', '?'))}' is served through the gateway but has no "
@@ -206,10 +201,28 @@ def check(document: Any, models: list[Any], add: Add) -> None:
     if served == 0:
         add(["gateway", "enabled"], "the gateway is enabled but serves no model", "serve a model through it, or "
             "disable gateway", warning=True)
-    limits = _mapping(spec.get("rateLimits"))
+    limits = setting(spec.get("rateLimits"))
     if limits and not authenticated:
         add(["gateway", "rateLimits"], "token limits per client need clients: without authentication every caller "
             "is one client", "set gateway.auth (apiKeys or oidc)")
+
+
+def proxy_service(gateway: Gateway) -> str:
+    """Name of the Envoy Service (fixed in the EnvoyProxy: Envoy Gateway would generate one)."""
+    return f"{RELEASE_NAME}-{gateway.namespace}"[:63].rstrip("-")
+
+
+def in_cluster_url(gateway: Gateway) -> str:
+    """Base URL (ending in /v1) for clients inside the cluster, such as Open WebUI and benchmarks.
+
+    With TLS at the load balancer, the Envoy Service itself on port 443, where the chart's in-cluster listener
+    answers for the Service's name in plain HTTP (as every model's own Service does): the traffic stays in the
+    cluster. With TLS at Envoy, port 443 speaks TLS with the public name's certificate only, so clients use the
+    public endpoint (its name must resolve, and the load balancer admit the cluster, inside the cluster too).
+    """
+    if gateway.acm_certificate_arn:
+        return f"http://{proxy_service(gateway)}.{ENVOY_GATEWAY_NAMESPACE}.svc.cluster.local:443/v1"
+    return f"https://{gateway.hostname}/v1"
 
 
 def redis_host(gateway: Gateway) -> str:
@@ -273,7 +286,9 @@ def values(env: Environment) -> dict[str, Any]:
         "tls": {"mode": mode, "certificateArn": gateway.acm_certificate_arn, "issuer": gateway.cert_issuer,
                 "issuerKind": gateway.cert_issuer_kind, "secretName": f"{RELEASE_NAME}-tls"},
         "loadBalancer": {"scheme": gateway.scheme, "sourceRanges": list(gateway.source_ranges)},
+        "proxy": {"namespace": ENVOY_GATEWAY_NAMESPACE, "serviceName": proxy_service(gateway)},
         "clientHeader": CLIENT_HEADER,
+        "inCluster": {"enabled": mode == "loadBalancer"},
         "auth": {"apiKeys": {"enabled": bool(gateway.api_key_clients), "secret": gateway.api_keys_secret},
                  "oidc": {"enabled": bool(gateway.oidc_issuer), "issuer": gateway.oidc_issuer,
                           "jwksUri": gateway.oidc_jwks_uri or f"{gateway.oidc_issuer.rstrip('/')}/.well-known/jwks.json"
@@ -281,8 +296,7 @@ def values(env: Environment) -> dict[str, Any]:
                           "audiences": list(gateway.oidc_audiences), "clientClaim": gateway.oidc_client_claim}},
         "models": models,
         "rateLimits": {"tokensPerMinutePerClient": gateway.tokens_per_client or 0 if gateway.authenticated else 0},
-        "metrics": {"podMonitor": bool(env.observability and env.observability.prometheus_stack),
-                    "proxyNamespace": ENVOY_GATEWAY_NAMESPACE},
+        "metrics": {"podMonitor": bool(env.observability and env.observability.prometheus_stack)},
     }
 
 
@@ -334,6 +348,11 @@ class FrontDoor(Component):
         assert gateway is not None
         monitoring = MONITORING_KINDS if env.observability and env.observability.prometheus_stack else ()
         return Grants(CONTROLLER_CLUSTER_KINDS, (*NAMESPACED_KINDS, *monitoring))
+
+    def readme_context(self, env: Environment) -> dict[str, Any]:
+        assert env.gateway is not None
+        return {"proxy_namespace": ENVOY_GATEWAY_NAMESPACE, "proxy_service": proxy_service(env.gateway),
+                "in_cluster_url": in_cluster_url(env.gateway)}
 
     def crds(self, env: Environment) -> dict[str, tuple[str, ...]]:
         return {ENVOY_GATEWAY_RELEASE: ("gateway.networking.k8s.io", "gateway.envoyproxy.io"),

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
+from nimgen.components import gateway
+from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind, setting
 from nimgen.components.models import model_url
 from nimgen.errors import shorten as _s
 from nimgen.errors import shown
 from nimgen.imageref import IMAGE_FORM, ImageRef, InvalidReference
 from nimgen.model import RESERVED_NAMESPACES, Environment, Prerequisite, Ref
+from nimgen.model import OpenWebUI as Settings
 
 CHART = Chart("open-webui")
 RELEASE_NAME = "open-webui"
@@ -36,14 +38,34 @@ NAMESPACED_KINDS: tuple[Kind, ...] = (
 )
 
 
+def gateway_key_secret(webui: Settings) -> str:
+    """The Secret in Open WebUI's namespace holding its gateway API key (data key: the client's name)."""
+    return f"{webui.secret[:41].rstrip('-.')}-gateway-api-key"
+
+
+def gateway_key_secrets(env: Environment) -> list[dict[str, Any]]:
+    """Open WebUI's gateway key, for External Secrets (platform-secrets): its client's entry of the gateway's secret."""
+    webui, gateway = env.open_webui, env.gateway
+    if webui is None or not webui.gateway_client or gateway is None:
+        return []
+    return [{"name": gateway_key_secret(webui), "namespace": webui.namespace, "remoteKey": gateway.api_keys_remote,
+             "keys": [webui.gateway_client]}]
+
+
 def values(env: Environment) -> dict[str, Any]:
-    """Values for charts/open-webui: every model's endpoint, the Secret by name, the data claim."""
+    """Values for charts/open-webui: the gateway or every model's endpoint, the Secrets by name, the data claim."""
     webui = env.open_webui
     assert webui is not None, "only called for environments with addons.openWebUI.enabled"
+    through = env.gateway if webui.gateway_client else None
+    # Through the gateway, the models it does not serve are still called directly.
+    direct = [model for model in env.models if through is None or model.route is None]
     return {
         "commonLabels": {"nimgen.io/environment": env.name},
         "image": {"repository": webui.image.repository, "tag": webui.image.tag, "digest": webui.image.digest},
-        "openaiBaseUrls": [model_url(model) for model in env.models],
+        "gateway": {"url": gateway.in_cluster_url(through) if through else "",
+                    "apiKeySecret": {"name": gateway_key_secret(webui) if through else "",
+                                     "key": webui.gateway_client}},
+        "openaiBaseUrls": [model_url(model) for model in direct],
         "auth": {"secretName": webui.secret, "allowSignup": webui.allow_signup},
         "persistence": {"size": webui.storage_size, "storageClassName": webui.storage_class},
         "resources": {"requests": {"cpu": webui.cpu, "memory": webui.memory},
@@ -63,11 +85,19 @@ class OpenWebUI(Component):
     def applications(self, env: Environment) -> list[AppSpec]:
         assert env.open_webui is not None
         listed = ", ".join(model.name for model in env.models) or "none"
-        return [AppSpec(RELEASE_NAME, CHART, values(env), env.open_webui.namespace, WAVE,
-                        (("Image", str(env.open_webui.image)), ("Models", listed)))]
+        info = [("Image", str(env.open_webui.image)), ("Models", listed)]
+        if env.open_webui.gateway_client and env.gateway is not None:
+            info.append(("Through", f"{gateway.in_cluster_url(env.gateway)} as {env.open_webui.gateway_client}"))
+        return [AppSpec(RELEASE_NAME, CHART, values(env), env.open_webui.namespace, WAVE, tuple(info))]
 
     def grants(self, env: Environment) -> Grants:
         return Grants(namespaced_kinds=NAMESPACED_KINDS)
+
+    def readme_context(self, env: Environment) -> dict[str, Any]:
+        webui = env.open_webui
+        through = env.gateway if webui is not None and webui.gateway_client else None
+        return {"gateway_url": gateway.in_cluster_url(through) if through else "",
+                "gateway_key_secret": gateway_key_secret(webui) if through and webui else ""}
 
     def prerequisites(self, env: Environment) -> tuple[Prerequisite, ...]:
         webui = env.open_webui
@@ -105,6 +135,7 @@ class OpenWebUI(Component):
             add([*base, "namespace"] if "namespace" in webui else base,
                 f"Open WebUI namespace '{_s(namespace)}' is reserved",
                 "run Open WebUI in its own namespace (default open-webui)")
+        _check_gateway_client(document, webui, base, add)
         named = [m for m in models if isinstance(m, dict)]
         if not named:
             add([*base, "enabled"], "Open WebUI is enabled but the environment has no model to chat with",
@@ -114,3 +145,24 @@ class OpenWebUI(Component):
                 add([*base, "namespace"] if "namespace" in webui else base,
                     f"model 'open-webui' and Open WebUI would both own Service {namespace}/open-webui",
                     "give Open WebUI another namespace (addons.openWebUI.namespace)")
+
+
+def _check_gateway_client(document: Any, webui: dict[str, Any], base: list[Any], add: Add) -> None:
+    """Chatting through the gateway needs a gateway that takes API keys, and a key of Open WebUI's own."""
+    client = webui.get("gatewayClient")
+    if not isinstance(client, str) or not client:
+        return
+    where = [*base, "gatewayClient"]
+    front = setting(document.get("gateway"))
+    keys = setting(front.get("auth")).get("apiKeys")
+    if not front.get("enabled"):
+        add(where, f"Open WebUI would chat through the gateway as '{_s(client)}', but the environment has no gateway",
+            "enable gateway, or remove addons.openWebUI.gatewayClient to call the models directly")
+    elif not isinstance(keys, dict):
+        add(where, f"Open WebUI would chat through the gateway as '{_s(client)}', but the gateway takes no API keys: "
+            "Open WebUI can send a key, not obtain an OIDC token", "remove addons.openWebUI.gatewayClient to call "
+            "the models directly, or authenticate the gateway with gateway.auth.apiKeys")
+    elif client not in (keys.get("clients") or []):
+        add(where, f"Open WebUI's gateway client '{_s(client)}' is not one of gateway.auth.apiKeys.clients, so the "
+            "gateway's secret holds no key for it", f"add '{_s(client)}' to gateway.auth.apiKeys.clients (and to "
+            "terraform's gateway_api_clients, which generates its key)")

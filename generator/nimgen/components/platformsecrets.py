@@ -2,7 +2,8 @@
 
 The NGC API key and pull Secrets in every model namespace (ngc.externalSecret), Grafana's admin
 (observability.grafanaAdminExternalSecret), the Alertmanager receivers' URLs and keys
-(observability.alerting.receivers) and Open WebUI's key and first admin (addons.openWebUI.externalSecret).
+(observability.alerting.receivers), Open WebUI's key and first admin (addons.openWebUI.externalSecret), the
+gateway's API keys (gateway.auth.apiKeys) and Open WebUI's own one (addons.openWebUI.gatewayClient).
 One ClusterSecretStore serves them all, and only their namespaces. The Application syncs right after the
 projects, before everything that reads a Secret: kube-prometheus-stack's Grafana at wave -15 would
 otherwise wait for a Secret that a later wave creates, and hold back every wave after it.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from nimgen.components import alerting, gateway
+from nimgen.components import alerting, gateway, openwebui
 from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
 from nimgen.model import Environment
 
@@ -42,7 +43,7 @@ def platform_secrets(env: Environment) -> list[dict[str, Any]]:
     if webui is not None and webui.secret_remote:
         found.append({"name": webui.secret, "namespace": webui.namespace, "remoteKey": webui.secret_remote,
                       "keys": list(OPEN_WEBUI_KEYS)})
-    return found + gateway.api_key_secrets(env)
+    return found + gateway.api_key_secrets(env) + openwebui.gateway_key_secrets(env)
 
 
 def namespaces(env: Environment) -> tuple[str, ...]:

@@ -219,7 +219,8 @@ def _build_open_webui(spec: dict[str, Any], properties: dict[str, Any], block_cl
     return OpenWebUI(namespace=spec["namespace"], image=ImageRef.parse(spec["image"]), secret=spec["secret"],
                      allow_signup=bool(spec["allowSignup"]), storage_size=persistence["size"],
                      storage_class=persistence.get("storageClassName", block_class), cpu=resources["cpu"],
-                     memory=resources["memory"], secret_remote=spec.get("externalSecret", ""))
+                     memory=resources["memory"], secret_remote=spec.get("externalSecret", ""),
+                     gateway_client=spec.get("gatewayClient", ""))
 
 
 def _build_external_secret(spec: dict[str, Any] | None, region: str,

@@ -86,7 +86,7 @@ def _readme(env: Environment, parts: applications.Parts) -> str:
     waves: dict[str, int] = {}
     for component, specs in parts:
         for slot, template in component.readme.items():
-            slots[slot].append(render_text(template, env=env))
+            slots[slot].append(render_text(template, **component.readme_context(env), env=env))
         for spec in specs:
             if component.sync_label:
                 waves[component.sync_label] = min(spec.wave, waves.get(component.sync_label, spec.wave))

@@ -181,7 +181,8 @@ def model_names_are_unique(index: Index) -> Iterator[Finding]:
     owners: dict[tuple[str, str, str], str] = {}
     for route in _of(index, AI_GATEWAY, "AIGatewayRoute"):
         namespace, name = _namespace(route), str(route.obj["metadata"].get("name"))
-        parents = [str(p.get("name")) for p in _spec(route).get("parentRefs") or [] if isinstance(p, dict)]
+        # A route attached to two listeners of one Gateway (sectionName) still takes each name once there.
+        parents = dict.fromkeys(str(p.get("name")) for p in _spec(route).get("parentRefs") or [] if isinstance(p, dict))
         for r, rule in enumerate(_spec(route).get("rules") or []):
             for match in rule.get("matches") or []:
                 for header in match.get("headers") or []:
