@@ -70,17 +70,24 @@ def smoke(url: str, model_id: str, prompts_file: Path | None, concurrency: int, 
               help="Distinct synthetic prompts.")
 @click.option("--tokenizer", default="hf-internal-testing/llama-tokenizer", show_default=True, metavar="ID",
               help="Hugging Face tokenizer GenAI-Perf counts tokens with (downloaded by the Job).")
+@click.option("--gateway", "through_gateway", is_flag=True,
+              help="Call the models through the environment's gateway (its in-cluster endpoint, under their public "
+                   "names), with its authentication and token budgets, instead of their Services.")
+@click.option("--client", default="", metavar="NAME",
+              help="With --gateway: the API-key client (gateway.auth.apiKeys.clients) the Jobs call as; its key "
+                   "comes from the gateway's Secret, and the benchmark's tokens count against its budget.")
 @click.option("--write", is_flag=True,
               help="Write argocd/<env>/bench/ (AppProject, an Application that is never auto-synced, one Job "
                    "per model) instead of printing the Jobs.")
 @global_options
 def bench(env_file: Path, models: tuple[str, ...], concurrency: int, input_tokens: int,
-          output_tokens: int, num_prompts: int, tokenizer: str, write: bool) -> None:
+          output_tokens: int, num_prompts: int, tokenizer: str, through_gateway: bool, client: str,
+          write: bool) -> None:
     """Render a Kubernetes Job per model of ENV_FILE that benchmarks it with NVIDIA GenAI-Perf.
 
-    Each Job runs GenAI-Perf (pinned Triton SDK image) against the model's in-cluster Service on
-    /v1/completions with the reference deployment's load unless told otherwise, needs no GPU, runs on
-    ordinary nodes and prints GenAI-Perf's summary export as its log. Printed to stdout by default
+    Each Job runs GenAI-Perf (pinned Triton SDK image) against the model's in-cluster Service (or, with
+    --gateway, the gateway) on /v1/completions with the reference deployment's load unless told otherwise,
+    needs no GPU, runs on ordinary nodes and prints GenAI-Perf's summary export as its log. Printed to stdout by default
     (kubectl apply -f -); with --write, kept in Git for Argo CD to run on each manual sync.
     """
     from nimgen.commands.bench import BenchParams, run_bench
@@ -89,7 +96,8 @@ def bench(env_file: Path, models: tuple[str, ...], concurrency: int, input_token
     with error_boundary():
         params = BenchParams(concurrency=concurrency, input_tokens=input_tokens, output_tokens=output_tokens,
                              num_prompts=num_prompts, tokenizer=tokenizer)
-        result = run_bench(require_environment(env_file), models=models, params=params, write=write)
+        result = run_bench(require_environment(env_file), models=models, params=params, write=write,
+                           through_gateway=through_gateway, client=client)
         for warning in result.env.warnings:
             click.echo(warning.render(), err=True)
         if not write:

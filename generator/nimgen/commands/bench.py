@@ -13,9 +13,11 @@ add a storage class to pick and a volume to clean up.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from nimgen.components import gateway as components_gateway
 from nimgen.components import models as model_component
 from nimgen.environment.load import load_environment
 from nimgen.errors import UserError
@@ -48,6 +50,8 @@ COMMAND = "nimgen bench --write"
 # What the bench Application applies, for its AppProject.
 KINDS: tuple[tuple[str, str], ...] = (("batch", "Job"), ("networking.k8s.io", "NetworkPolicy"))
 
+# Runs GenAI-Perf with the gateway's key, masked in everything printed (the script's docstring says why).
+WITH_KEY = resources.files("nimgen").joinpath("data/bench/genai_perf_with_key.py").read_text(encoding="utf-8")
 # Polls the model's readiness endpoint until it answers 200, or gives up (stdlib: the SDK image's Python).
 _WAIT = """\
 import sys, time, urllib.request
@@ -64,6 +68,16 @@ while True:
         sys.exit(f"{url} not ready after {sys.argv[2]} s")
     time.sleep(10)
 """
+
+
+@dataclass(frozen=True)
+class Door:
+    """The gateway a benchmark goes through: its in-cluster URL, and the key of the client it calls as."""
+
+    url: str  # base URL, ending in /v1
+    namespace: str  # where the Jobs run: the gateway's, which holds the keys' Secret
+    secret: str = ""  # Secret of the API keys ("" when the gateway asks for none)
+    client: str = ""  # the data key of that Secret the Jobs read
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,30 @@ def select_models(env: Environment, names: tuple[str, ...]) -> tuple[Model, ...]
     return tuple(model for model in env.models if not names or model.name in names)
 
 
+def gateway_door(env: Environment, models: tuple[Model, ...], client: str) -> Door:
+    """How benchmarks of `models` go through the environment's gateway as `client`; UserError when they cannot."""
+    gateway = env.gateway
+    if gateway is None:
+        raise UserError(f"environment '{env.name}' has no gateway to benchmark through",
+                        hint="leave out --gateway to call each model's Service, or enable gateway")
+    if gateway.oidc_issuer:
+        raise UserError("the gateway takes OIDC tokens: a benchmark Job cannot obtain one",
+                        hint="leave out --gateway to call each model's Service")
+    outside = [model.name for model in models if model.route is None]
+    if outside:
+        raise UserError(f"the gateway does not serve {', '.join(repr(name) for name in outside)}",
+                        hint="pick models it serves with --model, or leave out --gateway")
+    if gateway.api_key_clients and client not in gateway.api_key_clients:
+        given = f"--client '{client}' is not one of its clients" if client else "--client is missing"
+        raise UserError(f"the gateway asks for an API key: {given}",
+                        hint=f"pass --client with one of {', '.join(gateway.api_key_clients)} (gateway.auth.apiKeys"
+                             ".clients); the benchmark's tokens count against that client's budget")
+    if client and not gateway.api_key_clients:
+        raise UserError("--client names an API key, but the gateway asks for none", hint="leave out --client")
+    return Door(components_gateway.in_cluster_url(gateway), gateway.namespace,
+                gateway.api_keys_secret if client else "", client)
+
+
 def served_name(model: Model) -> str:
     """The model id on the OpenAI API: servedModelName, else NIM's default (the image path below /nim/)."""
     return model.served_model_name or model.image.repository.partition("/nim/")[2] or \
@@ -101,13 +139,17 @@ def service_address(model: Model) -> str:
     return f"{model.name}.{model.namespace}.svc.cluster.local:{model_component.SERVICE_PORT}"
 
 
-def genai_perf_args(model: Model, params: BenchParams) -> list[str]:
-    """Arguments of `genai-perf profile` (0.0.10) for one model."""
+def genai_perf_args(model: Model, params: BenchParams, door: Door | None = None) -> list[str]:
+    """Arguments of `genai-perf profile` (0.0.10) for one model, directly or through the gateway."""
+    name, url = served_name(model), service_address(model)
+    if door is not None and model.route is not None:
+        # Its public name, at the gateway's base URL (GenAI-Perf appends /v1/completions).
+        name, url = model.route.names[0], door.url.removesuffix("/v1")
     return [
-        "-m", served_name(model),
+        "-m", name,
         "--service-kind", "openai",
         "--endpoint-type", "completions",  # POST /v1/completions
-        "--url", service_address(model),
+        "--url", url,
         "--streaming",  # time to first token and inter-token latency need a stream
         "--synthetic-input-tokens-mean", str(params.input_tokens),
         "--synthetic-input-tokens-stddev", "0",
@@ -136,7 +178,8 @@ def _labels(env: Environment, model: Model) -> dict[str, str]:
             "nimgen.io/model": model.name}
 
 
-def _container(name: str, command: list[str], args: list[str], cpu: str, memory: str) -> dict[str, Any]:
+def _container(name: str, command: list[str], args: list[str], cpu: str, memory: str,
+               env: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
     return {
         "name": name,
         "image": SDK_IMAGE,
@@ -147,14 +190,30 @@ def _container(name: str, command: list[str], args: list[str], cpu: str, memory:
                             "readOnlyRootFilesystem": False, "runAsNonRoot": True},
         "command": command,
         "args": args,
-        "env": [{"name": "HOME", "value": "/tmp"}, {"name": "HF_HOME", "value": "/tmp/huggingface"}],
+        "env": [{"name": "HOME", "value": "/tmp"}, {"name": "HF_HOME", "value": "/tmp/huggingface"}, *env],
         "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}},
         "volumeMounts": [{"name": "artifacts", "mountPath": ARTIFACTS}, {"name": "tmp", "mountPath": "/tmp"}],
     }
 
 
-def job(env: Environment, model: Model, params: BenchParams) -> dict[str, Any]:
-    """A batch/v1 Job benchmarking one model through its in-cluster Service, on an ordinary node."""
+def _profile(model: Model, params: BenchParams, door: Door | None) -> dict[str, Any]:
+    """The GenAI-Perf container: on its own, or under the wrapper that adds the gateway key and masks it."""
+    args = genai_perf_args(model, params, door)
+    if door is None or not door.secret:
+        return _container("genai-perf", ["genai-perf", "profile"], args, "2", "4Gi")
+    key = {"name": "NIMGEN_GATEWAY_API_KEY", "valueFrom": {"secretKeyRef": {"name": door.secret, "key": door.client}}}
+    summary = {"name": "NIMGEN_SUMMARY_FILE", "value": f"{ARTIFACTS}/{SUMMARY_FILE}"}
+    return _container("genai-perf", ["python3", "-c", WITH_KEY], args, "2", "4Gi", (key, summary))
+
+
+def namespace(model: Model, door: Door | None) -> str:
+    """Where a model's benchmark runs: beside the model, or beside the gateway's keys."""
+    return door.namespace if door is not None else model.namespace
+
+
+def job(env: Environment, model: Model, params: BenchParams, door: Door | None = None) -> dict[str, Any]:
+    """A batch/v1 Job benchmarking one model through its in-cluster Service or the gateway, on an ordinary node."""
+    # Ready means the model itself is: the gateway would answer (503) for a model without replicas.
     ready = f"http://{service_address(model)}/v1/health/ready"
     labels = _labels(env, model)
     return {
@@ -162,7 +221,7 @@ def job(env: Environment, model: Model, params: BenchParams) -> dict[str, Any]:
         "kind": "Job",
         "metadata": {
             "name": job_name(model),
-            "namespace": model.namespace,
+            "namespace": namespace(model, door),
             "labels": labels,
             "annotations": {
                 # Each manual sync of the bench Application runs it again (the previous run is deleted first).
@@ -192,8 +251,7 @@ def job(env: Environment, model: Model, params: BenchParams) -> dict[str, Any]:
                     "initContainers": [
                         _container("wait-for-model", ["python3", "-c", _WAIT],
                                    [ready, str(READY_WAIT_SECONDS)], "100m", "128Mi"),
-                        _container("genai-perf", ["genai-perf", "profile"], genai_perf_args(model, params),
-                                   "2", "4Gi"),
+                        _profile(model, params, door),
                     ],
                     "containers": [
                         _container("report", ["cat"], [f"{ARTIFACTS}/{SUMMARY_FILE}"], "50m", "64Mi")],
@@ -205,12 +263,12 @@ def job(env: Environment, model: Model, params: BenchParams) -> dict[str, Any]:
     }
 
 
-def network_policy(env: Environment, model: Model) -> dict[str, Any]:
+def network_policy(env: Environment, model: Model, door: Door | None = None) -> dict[str, Any]:
     """No ingress to the benchmark pod: it serves nothing (egress stays open for the model and Hugging Face)."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": {"name": job_name(model), "namespace": model.namespace, "labels": _labels(env, model)},
+        "metadata": {"name": job_name(model), "namespace": namespace(model, door), "labels": _labels(env, model)},
         "spec": {
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "genai-perf",
                                             "app.kubernetes.io/instance": model.name}},
@@ -220,9 +278,9 @@ def network_policy(env: Environment, model: Model) -> dict[str, Any]:
     }
 
 
-def manifests(env: Environment, model: Model, params: BenchParams) -> list[dict[str, Any]]:
+def manifests(env: Environment, model: Model, params: BenchParams, door: Door | None = None) -> list[dict[str, Any]]:
     """One model's benchmark: its NetworkPolicy and its Job."""
-    return [network_policy(env, model), job(env, model, params)]
+    return [network_policy(env, model, door), job(env, model, params, door)]
 
 
 def bench_dir(env: Environment) -> PurePosixPath:
@@ -235,13 +293,15 @@ def project_name(env: Environment) -> str:
     return f"{env.name}-bench"
 
 
-def bench_project(env: Environment) -> dict[str, Any]:
+def bench_project(env: Environment, door: Door | None = None) -> dict[str, Any]:
     """An AppProject of its own, so the models' project keeps admitting no Job it does not need."""
+    namespaces = tuple(sorted({*env.namespaces, door.namespace})) if door else env.namespaces
     return applications.project(env, project_name(env), f"GenAI-Perf benchmarks of environment {env.name} "
-                          "(generated by nimgen bench)", env.namespaces, (), KINDS)
+                          "(generated by nimgen bench)", namespaces, (), KINDS)
 
 
-def bench_application(env: Environment, models: tuple[Model, ...], params: BenchParams) -> dict[str, Any]:
+def bench_application(env: Environment, models: tuple[Model, ...], params: BenchParams,
+                      door: Door | None = None) -> dict[str, Any]:
     """The bench Application: the jobs/ folder, synced only by hand (no automated sync policy)."""
     return {
         "apiVersion": applications.API_VERSION,
@@ -258,6 +318,8 @@ def bench_application(env: Environment, models: tuple[Model, ...], params: Bench
                 {"name": "Load", "value": f"{params.input_tokens} input / {params.output_tokens} output "
                                           f"tokens, {params.num_prompts} prompts, concurrency "
                                           f"{params.concurrency}"},
+                *([{"name": "Through", "value": f"{door.url}" + (f" as {door.client}" if door.client else "")}]
+                  if door else []),
                 {"name": "Run", "value": f"argocd app sync {project_name(env)}"},
             ],
             # No syncPolicy.automated: a benchmark loads the models, so it runs only when someone syncs it.
@@ -265,21 +327,22 @@ def bench_application(env: Environment, models: tuple[Model, ...], params: Bench
     }
 
 
-def jobs_yaml(env: Environment, models: tuple[Model, ...], params: BenchParams) -> str:
+def jobs_yaml(env: Environment, models: tuple[Model, ...], params: BenchParams, door: Door | None = None) -> str:
     """The Jobs and their NetworkPolicies as one YAML stream (what `nimgen bench` prints)."""
     header = (f"# GenAI-Perf Jobs generated by nimgen from {env.source}; run them with kubectl apply -f - "
               "(delete a finished Job before running it again)\n")
-    return header + dump_all([obj for model in models for obj in manifests(env, model, params)])
+    return header + dump_all([obj for model in models for obj in manifests(env, model, params, door)])
 
 
-def bench_tree(env: Environment, models: tuple[Model, ...], params: BenchParams) -> Tree:
+def bench_tree(env: Environment, models: tuple[Model, ...], params: BenchParams, door: Door | None = None) -> Tree:
     """What `nimgen bench --write` writes: project, Application and one Job file per model."""
     header = (f"Generated by nimgen from {env.source}. Do not edit: run "
               f"'nimgen bench {env.source} --write' (options in the Application's info).")
     base = bench_dir(env)
-    files = {base / "project.yaml": dump(bench_project(env)),
-             base / "application.yaml": dump(bench_application(env, models, params))}
-    files.update({base / "jobs" / f"{model.name}.yaml": dump_all(manifests(env, model, params)) for model in models})
+    files = {base / "project.yaml": dump(bench_project(env, door)),
+             base / "application.yaml": dump(bench_application(env, models, params, door))}
+    files.update({base / "jobs" / f"{model.name}.yaml": dump_all(manifests(env, model, params, door))
+                  for model in models})
     return {path: with_header(path, text, header) for path, text in sorted(files.items())}
 
 
@@ -300,8 +363,10 @@ class BenchResult:
 
 
 def run_bench(env_file: Path, *, models: tuple[str, ...], params: BenchParams, write: bool,
-              lock_timeout: float = 60.0) -> BenchResult:
+              through_gateway: bool = False, client: str = "", lock_timeout: float = 60.0) -> BenchResult:
     """Validate ENV_FILE, pick the models, and return their Jobs or write them under argocd/<env>/bench/.
+
+    With `through_gateway`, the Jobs call the models through the environment's gateway as `client`.
 
     Writes go through the writer with the bench folder's own ownership record: a new run replaces the
     previous one's files (Jobs of models not benchmarked any more are deleted), never touches a file it did
@@ -310,9 +375,13 @@ def run_bench(env_file: Path, *, models: tuple[str, ...], params: BenchParams, w
     root = default_root(env_file) if write else env_file.resolve().parent.parent
     env = load_environment(env_file, root)
     selected = select_models(env, models)
+    if client and not through_gateway:
+        raise UserError("--client names an API key of the gateway, which only --gateway uses",
+                        hint="add --gateway, or leave out --client")
+    door = gateway_door(env, selected, client) if through_gateway else None
     if not write:
-        return BenchResult(env, selected, root, text=jobs_yaml(env, selected, params))
-    tree = bench_tree(env, selected, params)
+        return BenchResult(env, selected, root, text=jobs_yaml(env, selected, params, door))
+    tree = bench_tree(env, selected, params, door)
     with writer.repository_lock(root, lock_timeout):
         changes = writer.write(root, writer.Scope(env.name, bench=True), env.source, tree, command=COMMAND)
     return BenchResult(env, selected, root, changes=changes)
