@@ -68,7 +68,7 @@ FULL = textwrap.dedent("""\
                                                       storageClassName: nimgen-gp3, alertmanagerSize: 1Gi}}
       prometheusAdapter: {chartVersion: 4.13.0}
       dcgmExporter: {chartVersion: 3.4.2}
-      keda: {chartVersion: 2.21.1}
+      keda: {chartVersion: 2.20.2}
       prometheusUrl: http://prometheus-operated.monitoring.svc:9090
       grafanaAdminSecret: grafana-admin
       grafanaAdminExternalSecret: nim/grafana-admin

@@ -79,7 +79,7 @@ def test_keda_platform_application_and_project_rights(keda_env: Environment, crd
     keda = apps[monitoring.KEDA_RELEASE]
     assert crd_errors(keda, crd_schemas) == []
     source = keda["spec"]["source"]
-    assert (source["repoURL"], source["chart"], source["targetRevision"]) == (*monitoring.KEDA_REPO, "2.21.1")
+    assert (source["repoURL"], source["chart"], source["targetRevision"]) == (*monitoring.KEDA_REPO, "2.20.2")
     assert keda["spec"]["destination"]["namespace"] == "keda"
     assert {"ServerSideApply=true", "RespectIgnoreDifferences=true"} <= set(keda["spec"]["syncPolicy"]["syncOptions"])
     assert {d["kind"] for d in keda["spec"]["ignoreDifferences"]} == {"APIService", "ValidatingWebhookConfiguration"}
@@ -135,4 +135,4 @@ def test_keda_environment_renders_end_to_end(tmp_path: Path) -> None:
     keda = tmp_path / "argocd/test/apps/platform/keda.yaml"
     assert keda.is_file()
     readme = (tmp_path / "argocd/test/README.md").read_text()
-    assert "KEDA 2.21.1" in readme and "(KEDA on `num_requests_waiting`)" in readme
+    assert "KEDA 2.20.2" in readme and "(KEDA on `num_requests_waiting`)" in readme
