@@ -8,8 +8,10 @@ import os
 import stat
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from conftest import example_environment, shared
@@ -17,6 +19,7 @@ from helpers import VALID, run, tree_digest, write_env
 from kube import crd_errors, kubernetes_errors
 from nimgen.commands import bench
 from nimgen.components import gateway
+from nimgen.environment.load import load_environment
 from nimgen.model import Environment
 from nimgen.secrets import find_secrets
 from nimgen.yamlio import load_all_plain, load_plain
@@ -184,3 +187,112 @@ def test_the_wrapper_passes_the_key_as_a_header_and_masks_it_everywhere(tmp_path
                           text=True, check=False, timeout=60)
     assert done.returncode == 1 and "NIMGEN_GATEWAY_API_KEY is empty" in done.stderr
     assert not args_file.exists()
+
+
+WAIT = Path(bench.__file__).parents[1] / "data" / "bench" / "wait_for_model.py"
+ASLEEP = """\
+observability:
+  enabled: true
+gateway:
+  enabled: true
+  hostname: llm.example.com
+  tls: {acmCertificateArn: "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"}
+  auth:
+    apiKeys: {externalSecret: nim-test/gateway-api-keys, clients: [team-a]}
+models:
+"""
+ASLEEP_MODEL = """\
+    servedModelName: meta/llama3-8b-instruct
+    replicas: {min: 1, max: 3}
+    startupTimeoutMinutes: 45
+    autoscaling: {engine: keda, metric: num_requests_waiting, target: 2}
+    scaleToZero: {enabled: true}
+"""
+
+
+def test_a_model_that_scales_to_zero_is_woken_through_the_gateway(tmp_path: Path) -> None:
+    path = write_env(tmp_path, VALID.replace("models:\n", ASLEEP) + ASLEEP_MODEL)
+    # Its Service may have no replica behind it, and no direct request starts one.
+    result = run("bench", path)
+    assert result.exit_code == 1
+    assert ("error: 'llama3-8b-instruct' scale to zero: only requests through the gateway start a replica"
+            in result.output)
+    result = run("bench", path, "--gateway", "--client", "team-a")
+    assert result.exit_code == 0, result.output
+    [job] = [d for d in load_all_plain(result.stdout) if d["kind"] == "Job"]
+    wait = _container(job, "wait-for-model")
+    assert wait["command"] == ["python3", "-c", WAIT.read_text(encoding="utf-8")]
+    # One-token completions at the gateway until one is served, for as long as a cold start may take.
+    assert wait["args"] == ["http://nim-gateway-nim-gateway.envoy-gateway-system.svc.cluster.local:443/v1/completions",
+                            "2700", "meta/llama3-8b-instruct"]
+    assert {v["name"]: v.get("valueFrom") for v in wait["env"]}["NIMGEN_GATEWAY_API_KEY"] == {
+        "secretKeyRef": {"name": "gateway-api-keys", "key": "team-a"}}
+    assert job["spec"]["activeDeadlineSeconds"] == bench.DEADLINE_SECONDS + 2700 - bench.READY_WAIT_SECONDS
+    # A model that keeps a replica is waited for at its readiness endpoint, with the usual deadline.
+    env = load_environment(write_env(tmp_path, VALID.replace("models:\n", ASLEEP) + ASLEEP_MODEL.replace(
+        "    scaleToZero: {enabled: true}\n", ""), "awake.yaml"), tmp_path)
+    door = bench.gateway_door(env, env.models, "team-a")
+    awake = bench.job(env, env.models[0], bench.BenchParams(), door)
+    assert _container(awake, "wait-for-model")["args"] == [
+        "http://llama3-8b-instruct.nim.svc.cluster.local:8000/v1/health/ready", "600"]
+    assert awake["spec"]["activeDeadlineSeconds"] == bench.DEADLINE_SECONDS
+
+
+class _Answers(BaseHTTPRequestHandler):
+    """503 for the first `busy` requests (a replica starting), then 200; every request recorded."""
+
+    busy = 2
+    seen: ClassVar[list[tuple[str, str, dict[str, Any] | None]]] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _answer(self, body: dict[str, Any] | None) -> None:
+        type(self).seen.append((self.command, self.headers.get("Authorization", ""), body))
+        status = 503 if len(type(self).seen) <= type(self).busy else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def do_GET(self) -> None:
+        self._answer(None)
+
+    def do_POST(self) -> None:
+        self._answer(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+
+
+@pytest.fixture
+def answers() -> Any:
+    _Answers.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _wait(*args: str, key: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NIMGEN_WAIT_INTERVAL": "0.05", "NIMGEN_GATEWAY_API_KEY": key, "NO_PROXY": "127.0.0.1"}
+    return subprocess.run([sys.executable, "-c", WAIT.read_text(encoding="utf-8"), *args], env=env,
+                          capture_output=True, text=True, check=False, timeout=60)
+
+
+def test_the_wait_polls_readiness_or_wakes_the_model_through_the_gateway(answers: str) -> None:
+    done = _wait(f"{answers}/v1/health/ready", "30")
+    assert done.returncode == 0, done.stderr
+    assert [(method, body) for method, _, body in _Answers.seen] == [("GET", None)] * 3
+    _Answers.seen = []
+    done = _wait(f"{answers}/v1/completions", "30", "meta/llama3-8b-instruct", key="sk-team-a")
+    assert done.returncode == 0, done.stderr
+    assert _Answers.seen == [("POST", "Bearer sk-team-a", {"model": "meta/llama3-8b-instruct", "prompt": "ping",
+                                                           "max_tokens": 1})] * 3
+    assert "HTTP Error 503" in done.stdout and "sk-team-a" not in done.stdout + done.stderr
+    # Nothing ever served: it gives up once the time is over.
+    _Answers.busy, _Answers.seen = 10**6, []
+    try:
+        done = _wait(f"{answers}/v1/completions", "0", "meta/llama3-8b-instruct")
+    finally:
+        _Answers.busy = 2
+    assert done.returncode == 1 and "not ready after 0 s" in done.stderr
+    assert _Answers.seen[0][1] == ""  # no key, no Authorization header

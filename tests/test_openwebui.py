@@ -350,3 +350,17 @@ def test_values_are_documented_and_schema_covers_them() -> None:
         children = spec.get("properties", {}) if spec.get("additionalProperties") is False else {}
         assert key in rows or (children and all(f"{key}.{child}" in rows for child in children)), key
     assert set(chart_default_values("open-webui")) == set(schema)
+
+
+def test_a_model_that_scales_to_zero_wants_open_webui_through_the_gateway(tmp_path: Path) -> None:
+    asleep = ("    replicas: {min: 1, max: 3}\n    autoscaling: {engine: keda, metric: num_requests_waiting, target: 2}\n"
+              "    scaleToZero: {enabled: true}\n")
+    text = GATEWAY_WEBUI.replace("gateway:\n", "observability:\n  enabled: true\ngateway:\n", 1) + asleep
+    result = run("render", write_env(tmp_path, text))
+    assert result.exit_code == 0, result.output
+    assert ("$.addons.openWebUI: warning: Open WebUI calls 'llama3-8b-instruct' directly, and a model scaled to zero "
+            "starts only on the gateway's requests") in result.output
+    through = text.replace("openWebUI: {enabled: true}", "openWebUI: {enabled: true, gatewayClient: chat}")
+    result = run("render", write_env(tmp_path / "other", through))
+    assert result.exit_code == 0, result.output
+    assert "Open WebUI calls" not in result.output

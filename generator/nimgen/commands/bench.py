@@ -52,22 +52,8 @@ KINDS: tuple[tuple[str, str], ...] = (("batch", "Job"), ("networking.k8s.io", "N
 
 # Runs GenAI-Perf with the gateway's key, masked in everything printed (the script's docstring says why).
 WITH_KEY = resources.files("nimgen").joinpath("data/bench/genai_perf_with_key.py").read_text(encoding="utf-8")
-# Polls the model's readiness endpoint until it answers 200, or gives up (stdlib: the SDK image's Python).
-_WAIT = """\
-import sys, time, urllib.request
-url, deadline = sys.argv[1], time.time() + int(sys.argv[2])
-while True:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            if answer.status == 200:
-                print("ready:", url, flush=True)
-                break
-    except Exception as error:
-        print("waiting for", url, "-", error, flush=True)
-    if time.time() > deadline:
-        sys.exit(f"{url} not ready after {sys.argv[2]} s")
-    time.sleep(10)
-"""
+# Waits for the model to answer, waking it through the gateway when it scales to zero (see its docstring).
+WAIT = resources.files("nimgen").joinpath("data/bench/wait_for_model.py").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -211,10 +197,23 @@ def namespace(model: Model, door: Door | None) -> str:
     return door.namespace if door is not None else model.namespace
 
 
+def _wait(model: Model, door: Door | None) -> tuple[dict[str, Any], int]:
+    """The container that waits for the model to answer, and how long it may take."""
+    if door is None or model.route is None or not model.scale_to_zero:
+        # Ready means the model itself is: the gateway answers (503) for a model without a ready replica.
+        args = [f"http://{service_address(model)}/v1/health/ready", str(READY_WAIT_SECONDS)]
+        return _container("wait-for-model", ["python3", "-c", WAIT], args, "100m", "128Mi"), READY_WAIT_SECONDS
+    # At zero replicas only the gateway's requests start one: a cold start, as long as the model may take.
+    seconds = max(READY_WAIT_SECONDS, model.startup_timeout_minutes * 60)
+    args = [f"{door.url}/completions", str(seconds), model.route.names[0]]
+    key = ({"name": "NIMGEN_GATEWAY_API_KEY", "valueFrom": {"secretKeyRef": {"name": door.secret, "key": door.client}}},
+           ) if door.secret else ()
+    return _container("wait-for-model", ["python3", "-c", WAIT], args, "100m", "128Mi", key), seconds
+
+
 def job(env: Environment, model: Model, params: BenchParams, door: Door | None = None) -> dict[str, Any]:
     """A batch/v1 Job benchmarking one model through its in-cluster Service or the gateway, on an ordinary node."""
-    # Ready means the model itself is: the gateway would answer (503) for a model without replicas.
-    ready = f"http://{service_address(model)}/v1/health/ready"
+    wait, wait_seconds = _wait(model, door)
     labels = _labels(env, model)
     return {
         "apiVersion": "batch/v1",
@@ -231,7 +230,8 @@ def job(env: Environment, model: Model, params: BenchParams, door: Door | None =
         },
         "spec": {
             "backoffLimit": 0,  # a failed benchmark is a result to read, not something to repeat under load
-            "activeDeadlineSeconds": DEADLINE_SECONDS,
+            # The benchmark's own time beyond the usual wait for a ready model.
+            "activeDeadlineSeconds": DEADLINE_SECONDS + wait_seconds - READY_WAIT_SECONDS,
             "ttlSecondsAfterFinished": TTL_SECONDS,
             "template": {
                 "metadata": {"labels": dict(labels),  # a copy: the YAML dump would otherwise write an alias
@@ -249,8 +249,7 @@ def job(env: Environment, model: Model, params: BenchParams, door: Door | None =
                         "nodeSelectorTerms": [{"matchExpressions": [
                             {"key": "nimgen.io/node-pool", "operator": "DoesNotExist"}]}]}}},
                     "initContainers": [
-                        _container("wait-for-model", ["python3", "-c", _WAIT],
-                                   [ready, str(READY_WAIT_SECONDS)], "100m", "128Mi"),
+                        wait,
                         _profile(model, params, door),
                     ],
                     "containers": [
@@ -378,6 +377,11 @@ def run_bench(env_file: Path, *, models: tuple[str, ...], params: BenchParams, w
     if client and not through_gateway:
         raise UserError("--client names an API key of the gateway, which only --gateway uses",
                         hint="add --gateway, or leave out --client")
+    asleep = [model.name for model in selected if model.scale_to_zero]
+    if asleep and not through_gateway:
+        raise UserError(f"{', '.join(repr(name) for name in asleep)} scale to zero: only requests through the gateway "
+                        "start a replica, so a benchmark of the Service could wait for one that never comes",
+                        hint="benchmark through the gateway (--gateway), or leave these models out with --model")
     door = gateway_door(env, selected, client) if through_gateway else None
     if not write:
         return BenchResult(env, selected, root, text=jobs_yaml(env, selected, params, door))

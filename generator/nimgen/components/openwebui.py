@@ -140,6 +140,11 @@ class OpenWebUI(Component):
         if not named:
             add([*base, "enabled"], "Open WebUI is enabled but the environment has no model to chat with",
                 "add a model, or disable addons.openWebUI", warning=True)
+        asleep = [str(m.get("name", "?")) for m in named if setting(m.get("scaleToZero")).get("enabled")]
+        if asleep and not webui.get("gatewayClient"):
+            add(base, f"Open WebUI calls {', '.join(repr(_s(name)) for name in asleep)} directly, and a model scaled to "
+                "zero starts only on the gateway's requests: its chats would fail until something else wakes it",
+                "chat through the gateway: set addons.openWebUI.gatewayClient", warning=True)
         for model in named:
             if model.get("name") == "open-webui" and (model.get("namespace") or "nim") == namespace:
                 add([*base, "namespace"] if "namespace" in webui else base,
