@@ -137,7 +137,7 @@ def test_may_run_as_root(pod_context: dict[str, Any], context: dict[str, Any]) -
     [finding] = check(owner(containers=[container(securityContext=context)], securityContext=pod_context))
     assert (finding.check, finding.path, finding.message) == (
         "policy/non-root", "spec.template.spec.containers[0].securityContext", "container 'app' may run as root")
-    assert finding.hint.startswith("set runAsNonRoot: true (and a runAsUser)")
+    assert finding.hint == "set runAsNonRoot: true (and a runAsUser) in the pod's securityContext"
 
 
 def test_non_root_without_any_security_context() -> None:
