@@ -174,3 +174,50 @@ def test_network_policies_add_up(rendered: dict[str, list[dict[str, Any]]]) -> N
     copied["llama3-8b-instruct"].append(opener)
     assert [f for f in _findings(copied) if f.startswith("[gateway-reach]")] == []
 
+
+
+def test_tls_at_the_load_balancer_of_the_gateway_class(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """A Gateway without a parametersRef of its own runs with its GatewayClass's EnvoyProxy."""
+    copied, gateway = _edit(rendered, "Gateway")
+    ref = gateway["spec"].pop("infrastructure")["parametersRef"]
+    gateway_class = next(o for o in copied["nim-gateway"] if o["kind"] == "GatewayClass")
+    gateway_class["spec"]["parametersRef"] = {**ref, "namespace": "nim-gateway"}
+    assert _findings(copied) == []
+    plain = ["[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[0]",
+             "[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[1]"]
+    # The class's reference names its namespace (a cluster-scoped class has none of its own to lend), and an
+    # EnvoyProxy: anything else says nothing of the load balancer, whose TLS is then unknown.
+    for broken in ({**ref}, {**ref, "namespace": "elsewhere"}, {**ref, "namespace": "nim-gateway", "name": "other"},
+                   {**ref, "namespace": "nim-gateway", "kind": "ConfigMap"},
+                   {**ref, "namespace": "nim-gateway", "group": "example.com"}):
+        gateway_class["spec"]["parametersRef"] = broken
+        assert [f.split(":")[0] for f in _findings(copied)] == plain, broken
+    # A Gateway of another class does not take this class's settings.
+    gateway_class["spec"]["parametersRef"] = {**ref, "namespace": "nim-gateway"}
+    gateway["spec"]["gatewayClassName"] = "another-class"
+    assert [f.split(":")[0] for f in _findings(copied)] == plain
+
+
+@pytest.mark.parametrize("ref", [{"kind": "ConfigMap"}, {"group": "example.com"}, {"name": "other"}])
+def test_a_parameters_ref_to_no_envoy_proxy_leaves_tls_unknown(rendered: dict[str, list[dict[str, Any]]],
+                                                               ref: dict[str, str]) -> None:
+    copied, gateway = _edit(rendered, "Gateway")
+    gateway["spec"]["infrastructure"]["parametersRef"].update(ref)
+    assert [f.split(":")[0] for f in _findings(copied)] == [
+        "[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[0]",
+        "[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[1]"]
+
+
+def test_the_rules_read_manifests_of_unexpected_shape(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """Schema-invalid shapes are the schema's findings: the rules neither crash nor add their own."""
+    copied, backend = _edit(rendered, "Backend")
+    backend["spec"]["endpoints"].append("not-a-mapping")
+    assert _findings(copied) == []
+    copied, proxy = _edit(rendered, "EnvoyProxy")
+    proxy["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"] = ["not", "a", "mapping"]
+    assert [f.split(":")[0] for f in _findings(copied)] == [  # no annotations: no TLS at the load balancer
+        "[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[0]",
+        "[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[1]"]
+    copied, proxy = _edit(rendered, "EnvoyProxy")
+    proxy["spec"] = ["not", "a", "mapping"]
+    assert all("could not finish" not in finding for finding in _findings(copied))
