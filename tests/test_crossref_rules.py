@@ -48,12 +48,18 @@ def application(name: str, project: str = "models", namespace: str = "nim", wave
 
 
 def run(*rendered: dict[str, Any], manifests: tuple[dict[str, Any], ...] = (), app: str = "web",
-        apps: dict[str, list[dict[str, Any]]] | None = None) -> list[Finding]:
-    """The findings for manifests committed beside the Applications and objects rendered by Applications."""
+        apps: dict[str, list[dict[str, Any]]] | None = None, shape_errors: bool = False) -> list[Finding]:
+    """The findings for manifests committed beside the Applications and objects rendered by Applications.
+
+    A rule that trips over a manifest reports it under its own name, which tests filtering by check would not
+    see: unless `shape_errors` says the test is about that, any such finding fails the test here."""
     by_app = apps if apps is not None else {app: list(rendered)}
     results = [AppResult(app={"metadata": {"name": name}}, file=f"{name}.yaml",
                          objects=[Applied(o, name, "chart") for o in objects]) for name, objects in by_app.items()]
-    return crossref.check(ENV, [Applied(m, "", "argocd/prod/apps.yaml") for m in manifests], results)
+    found = crossref.check(ENV, [Applied(m, "", "argocd/prod/apps.yaml") for m in manifests], results)
+    if not shape_errors:
+        assert [f for f in found if f.message.startswith("check could not finish")] == []
+    return found
 
 
 def messages(findings: list[Finding], check: str | None = None) -> list[str]:
@@ -340,23 +346,26 @@ def test_application_without_source_repo_is_not_checked_for_repos() -> None:
 
 
 def test_cluster_scoped_object_outside_the_whitelist() -> None:
-    pool = obj("NodePool", "gpu", None, "karpenter.sh/v1")
-    assert projects_run(project(), application("web"), pool) == [
+    nodepool = pool("gpu")
+    assert projects_run(project(), application("web"), nodepool) == [
         ("NodePool gpu: cluster-scoped karpenter.sh/NodePool is not in AppProject models's clusterResourceWhitelist: "
         "Argo CD refuses to sync it")]
-    assert projects_run(project(cluster=[{"group": "karpenter.sh", "kind": "NodePool"}]), application("web"), pool) == []
-    assert projects_run(project(cluster=[{"group": "*", "kind": "*"}]), application("web"), pool) == []
+    assert projects_run(project(cluster=[{"group": "karpenter.sh", "kind": "NodePool"}]), application("web"), nodepool) == []
+    assert projects_run(project(cluster=[{"group": "*", "kind": "*"}]), application("web"), nodepool) == []
     namespace = obj("Namespace", "nim", None)
     assert projects_run(project(), application("web"), namespace) == [
         ("Namespace nim: cluster-scoped core/Namespace is not in AppProject models's clusterResourceWhitelist: "
         "Argo CD refuses to sync it")]
     assert projects_run(project(cluster=[{"group": "", "kind": "Namespace"}]), application("web"), namespace) == []
+    # The finding is about the object as a whole: no field path, no hint beyond the message.
+    [finding] = run(manifests=(project(), application("web")), apps={"web": [nodepool]})
+    assert (finding.check, finding.path, finding.hint) == ("project", "", "")
 
 
 def test_cluster_scoped_object_needs_no_destination_namespace() -> None:
-    pool = obj("NodePool", "gpu", None, "karpenter.sh/v1")
+    nodepool = pool("gpu")
     assert projects_run(project(destinations=("nim",), cluster=[{"group": "karpenter.sh", "kind": "NodePool"}]),
-                        application("web"), pool) == []
+                        application("web"), nodepool) == []
 
 
 def test_namespaced_kind_outside_the_whitelist() -> None:
@@ -614,7 +623,7 @@ def test_provider_of_an_unknown_application_is_named_nowhere() -> None:
 
 def test_a_rule_tripping_over_a_malformed_manifest_is_a_finding() -> None:
     broken = obj("NodePool", "gpu", None, "karpenter.sh/v1", spec={})
-    findings = run(gpu_workload(), broken)
+    findings = run(gpu_workload(), broken, shape_errors=True)
     assert [(f.check, f.message.split(":")[0]) for f in findings] == [("node-pools", "check could not finish")]
 
 

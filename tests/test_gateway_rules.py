@@ -27,7 +27,10 @@ def rendered(rendered_repo: Path, helm_engine: helm.Engine) -> dict[str, list[di
 
 
 def _findings(by_app: dict[str, list[dict[str, Any]]]) -> list[str]:
-    return sorted(f"[{f.check}] {f.obj} {f.path}: {f.message}" for f in run(apps=by_app) if f.check in RULES)
+    """The gateway rules' findings; a rule tripping over a manifest (reported under its function's name) fails."""
+    found = run(apps=by_app)
+    assert [f for f in found if f.message.startswith("check could not finish")] == []
+    return sorted(f"[{f.check}] {f.obj} {f.path}: {f.message}" for f in found if f.check in RULES)
 
 
 def _edit(rendered: dict[str, list[dict[str, Any]]], kind: str, name: str = "") -> tuple[dict[str, Any], dict]:
@@ -220,4 +223,4 @@ def test_the_rules_read_manifests_of_unexpected_shape(rendered: dict[str, list[d
         "[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[1]"]
     copied, proxy = _edit(rendered, "EnvoyProxy")
     proxy["spec"] = ["not", "a", "mapping"]
-    assert all("could not finish" not in finding for finding in _findings(copied))
+    assert len(_findings(copied)) == 2  # the two plain listeners, and no rule tripped (_findings fails then)
