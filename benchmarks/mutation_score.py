@@ -38,6 +38,8 @@ class Group:
     name: str
     modules: tuple[str, ...]
     tests: tuple[str, ...]
+    # Fixtures built with shared() that never run the group's modules: they stay shared (tests/conftest.py).
+    shared_fixtures: tuple[str, ...] = ()
 
 
 # Test files, or single tests (file::name) where a module's tests also cover slow end-to-end paths: a
@@ -75,7 +77,9 @@ GROUPS = (
           ("test_crossref_rules.py", "test_policy_rules.py", "test_gateway_rules.py", "test_validate_units.py",
            f"{SAFETY}test_gpu_pod_without_the_pools_toleration_fits_no_nodepool",
            f"{SAFETY}test_gpu_pod_with_the_pools_toleration_fits", f"{SAFETY}test_service_selects_no_pod_of_another_namespace",
-           f"{SAFETY}test_service_selects_the_pods_of_its_own_namespace")),
+           f"{SAFETY}test_service_selects_the_pods_of_its_own_namespace"),
+          # Rendering and Helm never run validate's rules: the rendered repository and charts can be shared.
+          shared_fixtures=("rendered_repo", "rendered")),
     Group("diff", ("commands/diff.py", "commands/diffreport.py", "commands/diffeffects.py"),
           ("test_diff_report.py", "test_diff.py", "test_diff_effects.py", "test_safety_guards.py")),
 )
@@ -193,6 +197,7 @@ def run_group(root: Path, group: Group, jobs: int, *, again: bool = False) -> di
     # Fixtures that share nimgen's output across tests rebuild it per test (tests/conftest.py `shared`), so that
     # mutmut credits every test with the code it depends on, not only the first one to build the fixture.
     env["NIMGEN_MUTATION"] = "1"
+    env["NIMGEN_MUTATION_SHARED"] = ",".join(group.shared_fixtures)
     run = ["mutmut", "run", "--max-children", str(jobs)]
     subprocess.run(run, cwd=root, env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if earlier:

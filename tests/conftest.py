@@ -36,7 +36,10 @@ def shared(scope: str) -> Callable[[str, pytest.Config], str]:
     code; a shared fixture reaches that code for its first test only, so the later tests that assert on what it
     built would never face a mutant. Rebuilt for each test, every test is credited with the code it depends on."""
     def decide(fixture_name: str, config: pytest.Config) -> str:
-        return "function" if os.environ.get("NIMGEN_MUTATION") == "1" else scope
+        # A group of modules that the fixture never runs (NIMGEN_MUTATION_SHARED names such fixtures) loses nothing
+        # by sharing it: no mutant of the group changes what it builds.
+        kept = os.environ.get("NIMGEN_MUTATION_SHARED", "").split(",")
+        return "function" if os.environ.get("NIMGEN_MUTATION") == "1" and fixture_name not in kept else scope
     return decide
 
 
