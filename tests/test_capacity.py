@@ -145,3 +145,13 @@ def test_a_pool_of_unknown_instances_is_a_warning_on_its_name() -> None:
     assert _fit({}, {"instanceTypes": ["x9.mega"]}) == [
         (["nodePools", 2, "name"], ("node pool 'p' launches no instance nimgen knows; GPU fit of its models is not "
          "checked"), "see generator/nimgen/catalog/gpu-instances.yaml for the known instances", True)]
+
+
+def test_a_models_parameters_are_its_own_else_the_catalogs() -> None:
+    llama = "nvcr.io/nim/meta/llama3-8b-instruct"
+    catalog = capacity.model_spec(llama)
+    assert catalog is not None
+    assert capacity.parameters_of(None, llama) == catalog.parameters
+    assert capacity.parameters_of(7.5e9, llama) == 7.5e9  # what the environment declares wins
+    assert capacity.parameters_of(None, "registry.example.com/nim/acme/unknown-model") is None
+    assert capacity.parameters_of(3e9, "registry.example.com/nim/acme/unknown-model") == 3e9

@@ -103,6 +103,12 @@ def model_spec(repository: str) -> ModelSpec | None:
     return models().get(key)
 
 
+def parameters_of(declared: Any, repository: str) -> Any:
+    """A model's parameter count: the `parameters` it declares, else its catalog entry's (None: unknown)."""
+    spec = model_spec(repository)
+    return declared or (spec.parameters if spec else None)
+
+
 @dataclass(frozen=True)
 class NimProfile:
     """One profile of a NIM release, from its model manifest."""

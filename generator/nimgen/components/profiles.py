@@ -42,8 +42,8 @@ def served_profile(model: Model) -> str:
 
 
 def _parameters(model: Model) -> float | None:
-    spec = capacity.model_spec(model.image.repository)
-    return model.parameters or (spec.parameters if spec else None)
+    parameters: float | None = capacity.parameters_of(model.parameters, model.image.repository)
+    return parameters
 
 
 def warmup_values(env: Environment, model: Model) -> dict[str, Any]:
@@ -220,10 +220,9 @@ def _fits_pool_disk(model: dict[str, Any], base: list[Any], name: str, entry: tu
         return
     index, pool = entry
     try:
-        spec = capacity.model_spec(ImageRef.parse(str(model.get("image"))).repository)
+        parameters = capacity.parameters_of(model.get("parameters"), ImageRef.parse(str(model.get("image"))).repository)
     except InvalidReference:
         return
-    parameters = model.get("parameters") or (spec.parameters if spec else None)
     needed = disk_gib(float(parameters)) if isinstance(parameters, (int, float)) else None
     size = pool.get("diskSize", DEFAULT_DISK)
     if needed is not None and parse_quantity(size) < needed * capacity.GIB:

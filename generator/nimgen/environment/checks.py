@@ -234,8 +234,7 @@ def _warmup_needs_shared_cache(model: Any, base: list[Any], add: Any, shared_cac
 
 def _efs_read_time(model: Any, base: list[Any], add: Any) -> None:
     """Warn when a model's weights are large enough that EFS reads dominate start-up."""
-    spec = capacity.model_spec(ImageRef.parse(model["image"]).repository)
-    parameters = model.get("parameters") or (spec.parameters if spec else None)
+    parameters = capacity.parameters_of(model.get("parameters"), ImageRef.parse(model["image"]).repository)
     if parameters is None:
         return
     weights = capacity.weights_gib(parameters, model.get("precision", "bf16"))

@@ -174,7 +174,7 @@ def gpu_fit(model: Any, base: list[Any], pool_entry: tuple[int, Any], add: Any) 
     if spec and precision not in spec.precisions:
         add(precision_path, f"NIM offers this model in {', '.join(spec.precisions)}, not {precision}",
             f"set precision to one of {', '.join(spec.precisions)}")
-    parameters = model.get("parameters") or (spec.parameters if spec else None)
+    parameters = capacity.parameters_of(model.get("parameters"), ImageRef.parse(model["image"]).repository)
     if parameters is None:
         add(base, f"model '{_s(model['name'])}' is not in nimgen's catalog; its GPU memory fit is not checked",
             "declare parameters (e.g. parameters: 8e9) and precision on the model", warning=True)
