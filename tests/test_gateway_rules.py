@@ -12,6 +12,8 @@ from conftest import example_environment, shared
 from kube import application_objects
 from nimgen import helm
 from nimgen.gitops import applications
+from nimgen.validation.findings import Finding
+from nimgen.validation.gatewayrules import SSL_CERT, SSL_PORTS
 from test_crossref_rules import run
 
 RULES = ("gateway-tls", "gateway-backend", "gateway-auth", "gateway-names", "gateway-reach")
@@ -224,3 +226,90 @@ def test_the_rules_read_manifests_of_unexpected_shape(rendered: dict[str, list[d
     copied, proxy = _edit(rendered, "EnvoyProxy")
     proxy["spec"] = ["not", "a", "mapping"]
     assert len(_findings(copied)) == 2  # the two plain listeners, and no rule tripped (_findings fails then)
+
+
+def _found(by_app: dict[str, list[dict[str, Any]]]) -> list[Finding]:
+    _findings(by_app)  # no rule tripped
+    return sorted((f for f in run(apps=by_app) if f.check in RULES), key=lambda f: (f.obj, f.path))
+
+
+def test_each_finding_says_how_to_fix_it(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied, backend = _edit(rendered, "Backend", "llama3-8b-instruct")
+    backend["spec"]["endpoints"][0]["fqdn"]["hostname"] = "llama3-8b.nim.svc.cluster.local"
+    [gone] = _found(copied)
+    assert gone.hint == "point it at the model's Service (<model>.<namespace>.svc.cluster.local), or render the model"
+    copied, backend = _edit(rendered, "Backend", "llama3-8b-instruct")
+    backend["spec"]["endpoints"][0]["fqdn"]["port"] = 8080
+    [port] = _found(copied)
+    assert port.hint == "use the Service's port"
+    copied, proxy = _edit(rendered, "EnvoyProxy")
+    del proxy["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"][SSL_CERT]
+    plain = _found(copied)[0]
+    assert plain.message == ("listener 'https' serves HTTP on port 443 without TLS: API keys, tokens and prompts "
+                             "would cross the network in clear text")
+    assert plain.hint == ("use protocol HTTPS with a certificate, or end TLS at the load balancer (annotations "
+                          f"{SSL_CERT} and {SSL_PORTS} on the Gateway's EnvoyProxy Service): set gateway.tls")
+    copied, route = _edit(rendered, "AIGatewayRoute", "llama3-8b-instruct")
+    route["spec"]["rules"][0]["backendRefs"][0]["name"] = "typo"
+    [unrouted] = _found(copied)
+    assert unrouted.hint == ("render the backend with the route (nimgen's nim-gateway chart renders one per model)")
+
+
+@pytest.mark.parametrize(("ports", "served"), [([8000, 9000], "8000, 9000"), ([], "none")])
+def test_a_wrong_port_names_the_ports_the_service_serves(rendered: dict[str, list[dict[str, Any]]], ports: list[int],
+                                                        served: str) -> None:
+    copied, backend = _edit(rendered, "Backend", "llama3-8b-instruct")
+    backend["spec"]["endpoints"][0]["fqdn"]["port"] = 8080
+    [service] = [o for o in copied["llama3-8b-instruct"] if o["kind"] == "Service"
+                 and o["metadata"]["name"] == "llama3-8b-instruct"]
+    service["spec"]["ports"] = [{"name": f"p{port}", "port": port} for port in ports]
+    [finding] = _found(copied)
+    assert finding.message == f"port 8080 is not a port of Service nim/llama3-8b-instruct (it serves {served})"
+
+
+def test_tls_ports_of_the_load_balancer(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    # A list of ports, as the AWS Load Balancer Controller reads it ("443,8443": TLS on both).
+    copied, proxy = _edit(rendered, "EnvoyProxy")
+    proxy["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"][SSL_PORTS] = "443,8443"
+    assert _findings(copied) == []
+    # A certificate without ssl-ports: the controller puts TLS on every port.
+    copied, proxy = _edit(rendered, "EnvoyProxy")
+    del proxy["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"][SSL_PORTS]
+    assert _findings(copied) == []
+
+
+def test_every_listener_is_checked(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """A listener with TLS of its own (HTTPS, or TLS passthrough) does not stand for the next one."""
+    for protocol in ("HTTPS", "TLS"):
+        copied, gateway = _edit(rendered, "Gateway")
+        gateway["spec"]["listeners"][0].update(protocol=protocol, tls={"certificateRefs": [{"name": "tls"}]})
+        proxy = next(o for o in copied["nim-gateway"] if o["kind"] == "EnvoyProxy")
+        proxy["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"] = {}
+        assert [f.split(":")[0] for f in _findings(copied)] == [
+            "[gateway-tls] Gateway nim-gateway/nim-gateway spec.listeners[1]"], protocol
+
+
+def test_a_backend_reference_in_another_namespace(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied, route = _edit(rendered, "AIGatewayRoute", "llama3-8b-instruct")
+    route["spec"]["rules"][0]["backendRefs"][0]["namespace"] = "elsewhere"
+    assert _findings(copied) == [
+        ("[gateway-backend] AIGatewayRoute nim-gateway/llama3-8b-instruct spec.rules[0].backendRefs[0]: routes to "
+         "AIServiceBackend elsewhere/llama3-8b-instruct, which nothing renders")]
+    del route["spec"]["rules"][0]["backendRefs"][0]["namespace"], route["spec"]["rules"][0]["backendRefs"][0]["name"]
+    assert _findings(copied) == [
+        ("[gateway-backend] AIGatewayRoute nim-gateway/llama3-8b-instruct spec.rules[0].backendRefs[0]: routes to "
+         "AIServiceBackend nim-gateway/, which nothing renders")]
+
+
+def test_a_route_to_an_inference_pool(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied, route = _edit(rendered, "AIGatewayRoute", "llama3-8b-instruct")
+    route["spec"]["rules"][0]["backendRefs"][0] = {"group": "inference.networking.k8s.io", "kind": "InferencePool",
+                                                   "name": "llama3-8b-instruct"}
+    assert _findings(copied) == [
+        ("[gateway-backend] AIGatewayRoute nim-gateway/llama3-8b-instruct spec.rules[0].backendRefs[0]: routes to "
+         "InferencePool nim-gateway/llama3-8b-instruct, which nothing renders")]
+    copied["nim-gateway"].append({"apiVersion": "inference.networking.k8s.io/v1", "kind": "InferencePool",
+                                  "metadata": {"name": "llama3-8b-instruct", "namespace": "nim-gateway"},
+                                  "spec": {"selector": {"matchLabels": {"app": "x"}}, "targetPorts": [{"number": 8000}],
+                                           "endpointPickerRef": {"name": "epp", "port": {"number": 9002}}}})
+    assert _findings(copied) == []
