@@ -364,3 +364,16 @@ def test_a_model_that_scales_to_zero_wants_open_webui_through_the_gateway(tmp_pa
     result = run("render", write_env(tmp_path / "other", through))
     assert result.exit_code == 0, result.output
     assert "Open WebUI calls" not in result.output
+
+
+@pytest.mark.parametrize("gateway_values", [
+    {"url": "http://door.example:443/v1", "apiKeySecret": {"name": "", "key": "chat"}},  # a gateway needs its key
+    {"url": "http://door.example:443/v1", "apiKeySecret": {"name": "keys", "key": ""}},
+    {"url": "http://door.example:443", "apiKeySecret": {"name": "keys", "key": "chat"}},  # an OpenAI base URL ends in /v1
+    {"url": "http://a/v1;http://b/v1", "apiKeySecret": {"name": "keys", "key": "chat"}},  # ';' separates URLs
+])
+def test_chart_refuses_a_gateway_without_its_key_or_a_base_url(rendered_repo: Path, helm_engine: helm.Engine,
+                                                              gateway_values: dict[str, Any]) -> None:
+    with pytest.raises(HelmError, match="gateway"):
+        helm_engine.template(rendered_repo / "charts/open-webui", {"gateway": gateway_values}, release="open-webui",
+                             namespace="open-webui", kube_version="1.33")
