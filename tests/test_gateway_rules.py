@@ -313,3 +313,37 @@ def test_a_route_to_an_inference_pool(rendered: dict[str, list[dict[str, Any]]])
                                   "spec": {"selector": {"matchLabels": {"app": "x"}}, "targetPorts": [{"number": 8000}],
                                            "endpointPickerRef": {"name": "epp", "port": {"number": 9002}}}})
     assert _findings(copied) == []
+
+
+def test_every_backend_reference_is_followed(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """A rule with several backendRefs: each missing one is a finding, whatever came before it."""
+    copied, route = _edit(rendered, "AIGatewayRoute", "llama3-8b-instruct")
+    route["spec"]["rules"][0]["backendRefs"] = [
+        {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "pool"},
+        {"name": "first-typo"}, {"name": "second-typo"}]
+    assert [f.split(": ", 1)[1] for f in _findings(copied)] == [
+        "routes to InferencePool nim-gateway/pool, which nothing renders",
+        "routes to AIServiceBackend nim-gateway/first-typo, which nothing renders",
+        "routes to AIServiceBackend nim-gateway/second-typo, which nothing renders"]
+
+
+def test_a_service_backend_sends_to_a_backend_of_its_namespace_or_the_one_named(
+        rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied, backend = _edit(rendered, "AIServiceBackend", "llama3-8b-instruct")
+    backend["spec"]["backendRef"]["namespace"] = "elsewhere"
+    assert _findings(copied) == [
+        ("[gateway-backend] AIServiceBackend nim-gateway/llama3-8b-instruct spec.backendRef: sends to Backend "
+         "elsewhere/llama3-8b-instruct, which nothing renders")]
+    del backend["spec"]["backendRef"]["namespace"], backend["spec"]["backendRef"]["name"]
+    assert _findings(copied) == [
+        ("[gateway-backend] AIServiceBackend nim-gateway/llama3-8b-instruct spec.backendRef: sends to Backend "
+         "nim-gateway/, which nothing renders")]
+
+
+def test_a_policy_without_authentication_does_not_hide_the_next_one(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied, policy = _edit(rendered, "SecurityPolicy")
+    cors = copy.deepcopy(policy)
+    cors["metadata"]["name"] = "cors-only"
+    cors["spec"] = {"targetRefs": policy["spec"]["targetRefs"], "cors": {"allowOrigins": ["https://chat.example.com"]}}
+    copied["nim-gateway"].insert(0, cors)
+    assert _findings(copied) == []
