@@ -347,3 +347,98 @@ def test_a_policy_without_authentication_does_not_hide_the_next_one(rendered: di
     cors["spec"] = {"targetRefs": policy["spec"]["targetRefs"], "cors": {"allowOrigins": ["https://chat.example.com"]}}
     copied["nim-gateway"].insert(0, cors)
     assert _findings(copied) == []
+
+
+def _routes(copied: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in copied["nim-gateway"] if o["kind"] == "AIGatewayRoute"}
+
+
+@pytest.mark.parametrize("uncovered", ["llama3-8b-instruct", "llama-3-1-70b-instruct"])
+def test_each_route_is_checked_for_authentication(rendered: dict[str, list[dict[str, Any]]], uncovered: str) -> None:
+    """Whichever route comes first, covered or public, the other is still checked."""
+    for public in (False, True):
+        copied, policy = _edit(rendered, "SecurityPolicy")
+        policy["spec"]["targetRefs"] = [ref for ref in policy["spec"]["targetRefs"] if ref["name"] != uncovered]
+        if public:  # the covered route is marked public instead
+            other = next(name for name in _routes(copied) if name != uncovered)
+            _routes(copied)[other]["metadata"]["labels"]["nimgen.io/access"] = "public"
+            policy["spec"]["targetRefs"] = []
+        [finding] = _found(copied)
+        assert (finding.check, finding.obj, finding.path) == (
+            "gateway-auth", f"AIGatewayRoute nim-gateway/{uncovered}", "metadata")
+        assert finding.hint == ("set gateway.auth (apiKeys or oidc) in the environment file, or mark the model "
+                                "gateway.public: true (label nimgen.io/access: public) to serve it openly on purpose")
+
+
+def test_a_gateway_api_route_needs_authentication_too(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied = copy.deepcopy(rendered)
+    copied["nim-gateway"].append({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "side-door", "namespace": "nim-gateway"},
+        "spec": {"parentRefs": [{"name": "nim-gateway"}], "rules": [{"backendRefs": [{"name": "llama3-8b-instruct",
+                                                                                       "port": 8000}]}]}})
+    assert [f for f in _findings(copied) if f.startswith("[gateway-auth]")] == [
+        ("[gateway-auth] HTTPRoute nim-gateway/side-door metadata: serves models to anyone who reaches the Gateway: no "
+         "SecurityPolicy with API keys, JWT, basic auth or external authorisation targets its HTTPRoute or Gateway")]
+
+
+def test_policies_add_up_and_take_a_single_target_ref(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied, policy = _edit(rendered, "SecurityPolicy")
+    refs = policy["spec"].pop("targetRefs")
+    policy["spec"]["targetRef"] = refs[0]  # the older, single form
+    second = copy.deepcopy(policy)
+    second["metadata"]["name"] = "second"
+    second["spec"]["targetRef"] = refs[1]
+    copied["nim-gateway"].append(second)
+    assert _findings(copied) == []
+
+
+def test_only_exact_matches_on_the_model_header_are_names(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    taken = "meta/llama3-8b-instruct"
+    for header in ({"type": "RegularExpression", "name": "x-ai-eg-model", "value": taken},
+                   {"type": "Exact", "name": "x-team", "value": taken}, {"name": "x-team", "value": taken}):
+        copied = copy.deepcopy(rendered)
+        _routes(copied)["llama-3-1-70b-instruct"]["spec"]["rules"][0]["matches"][0]["headers"].insert(0, header)
+        assert _findings(copied) == [], header
+    # An exact match is one whether it says so or not (Exact is the default), after any other header of the match.
+    copied = copy.deepcopy(rendered)
+    headers = _routes(copied)["llama-3-1-70b-instruct"]["spec"]["rules"][0]["matches"][0]["headers"]
+    headers[:] = [{"name": "x-team", "value": "a"}, {"name": "X-AI-EG-Model", "value": taken}]
+    [finding] = _found(copied)
+    assert finding.check == "gateway-names"
+    assert finding.hint == "give each model its own public name (gateway.name, aliases)"
+
+
+def test_one_name_on_gateways_of_two_namespaces(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """Gateways of the same name in two namespaces are two Gateways: one model name on each is no conflict."""
+    copied = copy.deepcopy(rendered)
+    route = copy.deepcopy(_routes(copied)["llama-3-1-70b-instruct"])
+    route["metadata"]["namespace"] = "other-team"
+    route["spec"]["rules"][0]["matches"][0]["headers"][0]["value"] = "meta/llama3-8b-instruct"
+    copied.setdefault("other", []).append(route)
+    assert [f for f in _findings(copied) if f.startswith("[gateway-names]")] == []
+
+
+def test_the_proxies_namespace_is_where_envoy_gateway_is_installed(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    envoy_gateway = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                     "metadata": {"name": "envoy-gateway", "namespace": "argocd"},
+                     "spec": {"project": "platform", "source": {"chart": "gateway-helm", "repoURL": "x",
+                                                                "targetRevision": "v1.8.3"},
+                              "destination": {"server": "https://kubernetes.default.svc", "namespace": "edge"}}}
+    other = copy.deepcopy(envoy_gateway)
+    other["metadata"]["name"], other["spec"]["source"]["chart"] = "other", "something-else"
+    other["spec"]["destination"]["namespace"] = "elsewhere"
+    copied = copy.deepcopy(rendered)
+    policy = _model_policy(copied)
+    policy["spec"]["ingress"][0]["from"] = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}}]
+
+    def reach(*apps: dict[str, Any]) -> list[str]:
+        return [f"{f.obj}: {f.message}" for f in run(manifests=apps, apps=copied) if f.check == "gateway-reach"]
+
+    assert reach(other, envoy_gateway) == []
+    assert reach(other) == [  # not installed by the tree: Envoy Gateway's default namespace
+        ("Backend nim-gateway/llama3-8b-instruct: the Envoy proxies (namespace envoy-gateway-system) cannot reach the "
+         "pods of Service nim/llama3-8b-instruct: NetworkPolicy llama3-8b-instruct admits none of them")]
+    envoy_gateway["spec"]["destination"].pop("namespace")
+    assert len(reach(envoy_gateway)) == 1  # no destination namespace: the default again
