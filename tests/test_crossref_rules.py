@@ -139,8 +139,8 @@ def test_service_never_selects_pods_of_another_namespace() -> None:
 def test_service_named_target_port_must_be_a_container_port() -> None:
     web = workload(containers=[{"name": "app", "ports": [{"name": "http", "containerPort": 8000}]}])
     [finding] = run(web, service(ports=[{"port": 80, "targetPort": "http"}, {"port": 9090, "targetPort": "metrics"}]))
-    assert (finding.path, finding.message) == (
-        "spec.ports[1].targetPort", "targetPort 'metrics' is no container port of the pods it selects")
+    assert (finding.check, finding.path, finding.message) == (
+        "service-selector", "spec.ports[1].targetPort", "targetPort 'metrics' is no container port of the pods it selects")
     assert finding.hint == ""  # a finding without a fix says none
 
 
@@ -186,8 +186,8 @@ def test_claim_of_another_namespace_does_not_count() -> None:
 
 def test_mount_of_an_undeclared_volume() -> None:
     [finding] = run(mounting(mount="scratch"), claim())
-    assert (finding.path, finding.message) == (
-        "spec.template.spec.containers[0].volumeMounts[0].name",
+    assert (finding.check, finding.path, finding.message) == (
+        "claim", "spec.template.spec.containers[0].volumeMounts[0].name",
         "mounts volume 'scratch', which is neither a volume of the pod nor a claim template")
 
 
