@@ -785,3 +785,82 @@ def test_services_after_one_without_a_selector_are_checked() -> None:
     headless = service("external", selector={})
     assert messages(run(workload(), headless, service("lonely", selector={"app": "nobody"}))) == [
         "Service nim/lonely: selects no pod: no pod template in namespace nim has labels {'app': 'nobody'}"]
+
+
+# ------------------------------------------------------------------ every object checked, whatever came before it
+
+
+def test_a_spread_finding_names_every_key_and_pool_and_says_how_to_fix_it() -> None:
+    stray = gpu_workload(topologySpreadConstraints=[spread("nimgen.io/capacity-spread"), spread("example.com/rack")])
+    del stray["spec"]["template"]["spec"]["nodeSelector"]  # fits both pools
+    [finding] = run(stray, pool("gpu", taints=[GPU_TAINT]), pool("big", taints=[GPU_TAINT]))
+    assert finding.message == ("its pods spread (DoNotSchedule) over example.com/rack, nimgen.io/capacity-spread, a "
+                               "label the nodes of the NodePools they fit (big, gpu) do not carry: kube-scheduler "
+                               "never places them")
+    assert finding.hint == ("spread over a label the pool sets (nimgen.io/capacity-spread needs a pool with "
+                            "spotPerOnDemand), or make the spread ScheduleAnyway")
+
+
+def test_every_gpu_pod_is_placed_whatever_came_before_it() -> None:
+    """A pod with no GPU, one whose spread no pool satisfies, one that fits no pool: each is looked at."""
+    cpu = workload("cpu")
+    unspread = gpu_workload("unspread", topologySpreadConstraints=[spread("nimgen.io/capacity-spread")])
+    stray, lost = gpu_workload("stray"), gpu_workload("lost")
+    for untolerated in (stray, lost):
+        untolerated["spec"]["template"]["spec"]["tolerations"] = []
+    found = run(cpu, unspread, stray, lost, pool("gpu", taints=[GPU_TAINT]))
+    assert [(f.obj, f.message.split(":")[0]) for f in found] == [
+        ("Deployment nim/unspread", "its pods spread (DoNotSchedule) over nimgen.io/capacity-spread, a label the nodes "
+         "of the NodePools they fit (gpu) do not carry"),
+        ("Deployment nim/stray", "its pods fit no NodePool (gpu)"),
+        ("Deployment nim/lost", "its pods fit no NodePool (gpu)")]
+
+
+def test_every_application_of_a_project_is_checked() -> None:
+    """An Application of an outside project first, one without a project or rendered objects: the next is checked."""
+    outside = application("elsewhere", project="default", namespace="anywhere")
+    bare = application("bare")
+    del bare["spec"]["project"]
+    wrong = application("wrong", namespace="kube-system")
+    found = run(manifests=(project(), outside, bare, wrong), apps={})
+    assert [f"{f.obj}: {f.message}" for f in found] == [
+        "Application argocd/wrong: deploys to namespace 'kube-system', which AppProject models does not admit"]
+
+
+def test_destinations_without_a_namespace() -> None:
+    """An Application without a destination namespace deploys only cluster-scoped objects: it lands in ''; a
+    project destination without a namespace admits only that."""
+    app = application("web")
+    del app["spec"]["destination"]["namespace"]
+    assert projects_run(project(), app) == [
+        "Application argocd/web: deploys to namespace '', which AppProject models does not admit"]
+    assert projects_run(project(destinations=("*",)), app) == []
+    bare = project()
+    bare["spec"]["destinations"] = [{"server": "https://kubernetes.default.svc"}]
+    assert projects_run(bare, app) == []
+    assert projects_run(bare, application("web")) == [
+        "Application argocd/web: deploys to namespace 'nim', which AppProject models does not admit"]
+
+
+def test_a_source_outside_the_repos_is_a_project_finding() -> None:
+    [finding] = run(manifests=(project(repos=("https://git.example.com/*",)),
+                               application("web", repo="https://evil.example.org/x.git")), apps={"web": []})
+    assert (finding.check, finding.hint) == ("project", "")
+
+
+def test_every_service_monitor_is_checked() -> None:
+    lonely = monitor({"matchLabels": {"app": "other"}})
+    lonely["metadata"]["name"] = "lonely"
+    by_expression = monitor({"matchExpressions": [{"key": "app", "operator": "In", "values": ["nim"]}]},
+                            ports=("metrics", "http"))
+    found = run(metrics_service(), lonely, by_expression)
+    assert [(f.check, f.obj, f.path, f.message) for f in found] == [
+        ("servicemonitor", "ServiceMonitor nim/lonely", "spec.selector", "selects no Service"),
+        ("servicemonitor", "ServiceMonitor nim/mon", "spec.endpoints[1].port",
+         "port 'http' is not a named port of the Services it selects")]
+
+
+def test_a_rule_that_trips_says_in_which_environment() -> None:
+    broken = obj("NodePool", "gpu", None, "karpenter.sh/v1", spec={})
+    [finding] = run(gpu_workload(), broken, shape_errors=True)
+    assert (finding.check, finding.environment) == ("node-pools", ENV.name)
