@@ -810,8 +810,8 @@ def test_every_gpu_pod_is_placed_whatever_came_before_it() -> None:
         untolerated["spec"]["template"]["spec"]["tolerations"] = []
     found = run(cpu, unspread, stray, lost, pool("gpu", taints=[GPU_TAINT]))
     assert [(f.obj, f.message.split(":")[0]) for f in found] == [
-        ("Deployment nim/unspread", "its pods spread (DoNotSchedule) over nimgen.io/capacity-spread, a label the nodes "
-         "of the NodePools they fit (gpu) do not carry"),
+        ("Deployment nim/unspread", ("its pods spread (DoNotSchedule) over nimgen.io/capacity-spread, a label the "
+                                     "nodes of the NodePools they fit (gpu) do not carry")),
         ("Deployment nim/stray", "its pods fit no NodePool (gpu)"),
         ("Deployment nim/lost", "its pods fit no NodePool (gpu)")]
 
