@@ -442,3 +442,116 @@ def test_the_proxies_namespace_is_where_envoy_gateway_is_installed(rendered: dic
          "pods of Service nim/llama3-8b-instruct: NetworkPolicy llama3-8b-instruct admits none of them")]
     envoy_gateway["spec"]["destination"].pop("namespace")
     assert len(reach(envoy_gateway)) == 1  # no destination namespace: the default again
+
+
+# ------------------------------------------------------------------ the proxies reach the models' pods
+
+
+def _model(copied: dict[str, list[dict[str, Any]]], kind: str, name: str = "llama3-8b-instruct",
+           model: str = "llama3-8b-instruct") -> dict[str, Any]:
+    return next(o for o in copied[model] if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def _reach(copied: dict[str, list[dict[str, Any]]]) -> list[str]:
+    return [f.split(": ", 1)[1] for f in _findings(copied) if f.startswith("[gateway-reach]")]
+
+
+def _blocked(model: str = "llama3-8b-instruct", policies: str = "llama3-8b-instruct") -> str:
+    return (f"the Envoy proxies (namespace envoy-gateway-system) cannot reach the pods of Service nim/{model}: "
+            f"NetworkPolicy {policies} admits none of them")
+
+
+def _only_port(copied: dict[str, list[dict[str, Any]]], port: Any, model: str = "llama3-8b-instruct") -> None:
+    """The model's NetworkPolicy admits every namespace, on `port` only."""
+    policy = _model_policy(copied, model)
+    policy["spec"]["ingress"] = [{"from": [{"namespaceSelector": {}}], "ports": [{"port": port, "protocol": "TCP"}]}]
+
+
+@pytest.mark.parametrize(("port", "reaches"), [
+    ("http-openai", True), (8000, True),  # the container port, by name or by number
+    ("metrics", False), (9400, False),
+])
+def test_a_policy_names_the_container_port_by_name_or_number(rendered: dict[str, list[dict[str, Any]]], port: Any,
+                                                             reaches: bool) -> None:
+    for target in ("http-openai", 8000):  # the Service's targetPort, by name or by number
+        copied = copy.deepcopy(rendered)
+        _model(copied, "Service")["spec"]["ports"][0]["targetPort"] = target
+        [container] = _model(copied, "StatefulSet")["spec"]["template"]["spec"]["containers"]
+        container["ports"].append({"name": "metrics", "containerPort": 9400, "protocol": "TCP"})
+        _only_port(copied, port)
+        assert _reach(copied) == ([] if reaches else [_blocked()]), (target, port)
+
+
+def test_the_target_port_is_the_services_port_without_one(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied = copy.deepcopy(rendered)
+    service = _model(copied, "Service")
+    service["spec"]["ports"][0].pop("targetPort")
+    service["spec"]["ports"].append({"name": "metrics", "port": 9400, "targetPort": 9400})  # another port of it
+    _only_port(copied, 8000)
+    assert _reach(copied) == []
+    copied = copy.deepcopy(rendered)
+    _model(copied, "Service")["spec"]["ports"][0]["targetPort"] = 7000  # the pods serve the Backend's port on 7000
+    _only_port(copied, 8000)
+    assert _reach(copied) == [_blocked()]
+    _only_port(copied, 7000)
+    assert _reach(copied) == []
+    # Only the Service port the Backend names counts: a policy admitting another port of the Service does not help.
+    copied = copy.deepcopy(rendered)
+    _model(copied, "Service")["spec"]["ports"].append({"name": "metrics", "port": 9400, "targetPort": 9400})
+    _only_port(copied, 9400)
+    assert _reach(copied) == [_blocked()]
+
+
+def test_only_the_services_own_pods_count(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """Pods of another namespace with the same labels, even ones serving the admitted port, are not the Service's."""
+    copied = copy.deepcopy(rendered)
+    twin = copy.deepcopy(_model(copied, "StatefulSet"))
+    twin["metadata"]["namespace"] = "elsewhere"
+    twin["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"name": "alt", "containerPort": 7000}]
+    copied["llama3-8b-instruct"].append(twin)
+    _only_port(copied, 7000)
+    assert _reach(copied) == [_blocked()]
+    # A selector equal to the pods' labels still selects them.
+    copied = copy.deepcopy(rendered)
+    labels = _model(copied, "StatefulSet")["spec"]["template"]["metadata"]["labels"]
+    _model(copied, "Service")["spec"]["selector"] = dict(labels)
+    _only_port(copied, 9999)
+    assert _reach(copied) == [_blocked()]
+
+
+def test_egress_only_policies_do_not_shut_the_pods(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied = copy.deepcopy(rendered)
+    _only_port(copied, 9999)
+    _model_policy(copied)["spec"]["policyTypes"] = ["Egress"]
+    assert _reach(copied) == []
+    del _model_policy(copied)["spec"]["policyTypes"]  # without policyTypes, a policy with ingress rules is Ingress
+    assert _reach(copied) == [_blocked()]
+
+
+def test_every_policy_that_shuts_the_pods_is_named(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    copied = copy.deepcopy(rendered)
+    _only_port(copied, 9999)
+    second = copy.deepcopy(_model_policy(copied))
+    second["metadata"]["name"] = "a-second-policy"
+    copied["llama3-8b-instruct"].append(second)
+    [finding] = [f for f in _found(copied) if f.check == "gateway-reach"]
+    assert finding.message == _blocked(policies="a-second-policy, llama3-8b-instruct")
+    assert finding.hint == "admit the proxies' namespace in the model's NetworkPolicy (nim-llm networkPolicy.clients)"
+
+
+@pytest.mark.parametrize("skip", ["no-service", "no-selector", "other-port", "admitted"])
+def test_every_backend_is_checked_whatever_came_before_it(rendered: dict[str, list[dict[str, Any]]],
+                                                          skip: str) -> None:
+    """The first Backend passes for one reason or another; the second, shut out, is still found."""
+    copied = copy.deepcopy(rendered)
+    backends = [o for o in copied["nim-gateway"] if o["kind"] == "Backend"]
+    first, second = sorted(backends, key=lambda b: b["metadata"]["name"] != "llama3-8b-instruct")
+    copied["nim-gateway"] = [o for o in copied["nim-gateway"] if o["kind"] != "Backend"] + [first, second]
+    _only_port(copied, 9999, "llama-3-1-70b-instruct")
+    if skip == "no-service":
+        first["spec"]["endpoints"][0]["fqdn"]["hostname"] = "gone.nim.svc.cluster.local"
+    elif skip == "no-selector":
+        del _model(copied, "Service")["spec"]["selector"]
+    elif skip == "other-port":
+        first["spec"]["endpoints"][0]["fqdn"]["port"] = 8080
+    assert _reach(copied) == [_blocked("llama-3-1-70b-instruct", "llama-3-1-70b-instruct")]
