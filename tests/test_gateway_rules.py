@@ -540,18 +540,29 @@ def test_every_policy_that_shuts_the_pods_is_named(rendered: dict[str, list[dict
 
 
 @pytest.mark.parametrize("skip", ["no-service", "no-selector", "other-port", "admitted"])
-def test_every_backend_is_checked_whatever_came_before_it(rendered: dict[str, list[dict[str, Any]]],
-                                                          skip: str) -> None:
-    """The first Backend passes for one reason or another; the second, shut out, is still found."""
-    copied = copy.deepcopy(rendered)
-    backends = [o for o in copied["nim-gateway"] if o["kind"] == "Backend"]
-    first, second = sorted(backends, key=lambda b: b["metadata"]["name"] != "llama3-8b-instruct")
-    copied["nim-gateway"] = [o for o in copied["nim-gateway"] if o["kind"] != "Backend"] + [first, second]
+def test_every_endpoint_is_checked_whatever_came_before_it(rendered: dict[str, list[dict[str, Any]]],
+                                                           skip: str) -> None:
+    """A Backend's first endpoint passes for one reason or another; its second, shut out, is still found."""
+    copied, backend = _edit(rendered, "Backend", "llama3-8b-instruct")
+    backend["spec"]["endpoints"].append(
+        {"fqdn": {"hostname": "llama-3-1-70b-instruct.nim.svc.cluster.local", "port": 8000}})
     _only_port(copied, 9999, "llama-3-1-70b-instruct")
+    first = backend["spec"]["endpoints"][0]["fqdn"]
     if skip == "no-service":
-        first["spec"]["endpoints"][0]["fqdn"]["hostname"] = "gone.nim.svc.cluster.local"
+        first["hostname"] = "gone.nim.svc.cluster.local"
     elif skip == "no-selector":
         del _model(copied, "Service")["spec"]["selector"]
     elif skip == "other-port":
-        first["spec"]["endpoints"][0]["fqdn"]["port"] = 8080
-    assert _reach(copied) == [_blocked("llama-3-1-70b-instruct", "llama-3-1-70b-instruct")]
+        first["port"] = 8080
+    blocked = [f for f in _found(copied) if f.check == "gateway-reach"]
+    assert [(f.obj, f.path, f.message) for f in blocked if f.obj == "Backend nim-gateway/llama3-8b-instruct"] == [
+        ("Backend nim-gateway/llama3-8b-instruct", "spec.endpoints[1]",
+         _blocked("llama-3-1-70b-instruct", "llama-3-1-70b-instruct"))]
+
+
+@pytest.mark.parametrize("host", ["llm.api.eu.example.com", "llm.svc.cluster.local"])
+def test_only_a_services_full_name_is_a_service(rendered: dict[str, list[dict[str, Any]]], host: str) -> None:
+    """<name>.<namespace>.svc.cluster.local names a Service; four dots elsewhere, or fewer before the suffix, not."""
+    copied, backend = _edit(rendered, "Backend", "llama3-8b-instruct")
+    backend["spec"]["endpoints"][0]["fqdn"] = {"hostname": host, "port": 443}
+    assert _findings(copied) == []
