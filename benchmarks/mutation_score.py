@@ -58,7 +58,7 @@ GROUPS = (
                      "components/reservations.py", "components/profiles.py", "components/spotfloor.py"),
           ("test_environment_errors.py", "test_capacity.py", "test_amis.py", "test_nodepools.py", "test_keda.py",
            "test_pool_messages.py", "test_availability.py", "test_reservations.py", "test_profiles.py",
-           "test_spot_floor.py",
+           "test_spot_floor.py", "test_profile_rules.py",
            "test_observability.py", "test_openwebui.py", "test_storage.py", "test_components.py", "test_plan.py",
            "test_block_storage.py", "test_platform_secrets.py", "test_layering.py",
            f"{SAFETY}test_pool_gpu_demand_is_the_sum_over_its_models", f"{SAFETY}test_pool_gpu_limit_boundary_is_the_sum",
@@ -154,6 +154,11 @@ def workspace(root: Path, group: Group, jobs: int) -> None:
     root.mkdir(parents=True)
     _copy_sources(root)
     (root / "generator").symlink_to("src", target_is_directory=True)  # tests read charts at generator/nimgen/
+    _settings(root, group, jobs)
+
+
+def _settings(root: Path, group: Group, jobs: int) -> None:
+    """mutmut's settings for the group: its modules and its tests, as the group lists them now."""
     modules = ", ".join(f'"src/nimgen/{module}"' for module in group.modules)
     tests = ", ".join(f'"tests/{test}"' for test in group.tests)
     also = ", ".join(f'"{name}"' for name in (*COPIED, "generator") if name != "tests")
@@ -177,6 +182,7 @@ def run_group(root: Path, group: Group, jobs: int, *, again: bool = False) -> di
     earlier = again and stats.is_file()
     if earlier:
         _copy_sources(root)
+        _settings(root, group, jobs)  # the group may list new tests
         # mutmut copies what the tests read into mutants/ once, when it first runs: refresh those copies too.
         for name in (*COPIED, "generator"):
             target, source = root / "mutants" / name, root / ("src" if name == "generator" else name)

@@ -14,6 +14,7 @@ from conftest import example_environment
 from helpers import VALID, run, tree_digest, write_env
 from nimgen import helm
 from nimgen.commands.plan import as_text, plan
+from nimgen.components import reservations
 from nimgen.components.nodepools import nodepool_values
 from nimgen.environment.load import load_environment
 from nimgen.validation.cel import CelProgram
@@ -242,3 +243,18 @@ def test_every_pool_is_checked_whatever_the_one_before(tmp_path: Path) -> None:
     assert "$.nodePools[3].capacityReservations[0]: expected object" in output
     assert ("$.nodePools[3].capacityReservations[1].instanceType: the reservation holds g5.xlarge, which node pool "
             "'fourth' never launches (p5.48xlarge)") in output
+
+
+def test_a_model_without_replicas_or_gpus_holds_one_gpu_of_a_reserved_only_pool() -> None:
+    pool = {"name": "a10g", "instanceTypes": ["g5.xlarge"], "capacityTypes": ["reserved"],
+            "capacityReservations": [{"id": "cr-0123456789abcdef0", "instanceType": "g5.xlarge", "instances": 1}]}
+
+    def findings(models: list[dict[str, Any]]) -> list[str]:
+        found: list[str] = []
+        reservations.check({"nodePools": [pool]}, models, lambda path, message, hint="", **_: found.append(message))
+        return found
+
+    assert findings([{"name": "one", "nodePool": "a10g"}]) == []
+    assert findings([{"name": "one", "nodePool": "a10g"}, {"name": "two", "nodePool": "a10g"}]) == [
+        ("node pool 'a10g' buys only reserved capacity, whose reservations hold 1 GPUs (1 x g5.xlarge), but its models "
+        "may need 2 at replicas.max plus rollout surge")]
