@@ -173,3 +173,34 @@ def test_the_warmup_sizes_its_disk_by_the_models_declared_parameters(tmp_path: P
     chart = applications.by_name(env)[env.models[0].name]["spec"]["source"]["helm"]["valuesObject"]
     # 70e9 parameters at 4 GB per billion: 280 GB, 261 GiB rounded up.
     assert chart["cacheWarmup"]["resources"]["requests"]["ephemeral-storage"] == "261Gi"
+
+
+def test_an_unknown_id_suggests_four_profiles_for_the_models_gpus() -> None:
+    [(_, _, hint)] = findings([model("b" * 64, gpus=1)])
+    assert hint == (f"profiles for this model's GPUs: {VLLM_TP1} (vllm bf16 tp1); "
+                    "3ad27031e57506f12b47d3cd74d045fe05977f0bb92e2f8c80a3240748482578 (vllm bf16 tp1 lora); "
+                    "3f67662fdffadc89d38abd02c2fcb3c756f6f874e6bddc6d8521383663abd5c4 (tensorrt_llm fp8 tp1 H100 "
+                    "throughput lora); "
+                    "47f45a1d55aa8a03aa64f15781e2cf28cec4ff31e67b99e59f0067bf6d2f8afc (tensorrt_llm fp8 tp1 H100_NVL "
+                    "throughput lora)")
+
+
+def test_a_pool_of_several_gpus_names_them_all() -> None:
+    [(_, message, _)] = findings([model(H100_BF16_TP1, gpus=1, nodePool="mixed")],
+                                 [{"name": "mixed", "instanceFamilies": ["g6e", "g5"]}])
+    assert message == f"profile {H100_BF16_TP1[:12]}... is built for H100, but node pool 'mixed' launches A10G, L40S"
+
+
+def test_the_warmups_disk_is_checked_by_the_declared_parameters_where_its_pool_is_known() -> None:
+    pools = [{"name": "small", "instanceFamilies": ["g5"], "diskSize": "100Gi"},
+             {"name": "odd", "instanceFamilies": ["g5"], "diskSize": 300}]  # a schema error of its own
+    models = [model("custom", name="custom", image="nvcr.io/nim/acme/custom-llm:2.0.0", parameters=7e10,
+                    cacheWarmup={}, nodePool="small"),
+              model("custom", name="unsized", image="nvcr.io/nim/acme/custom-llm:2.0.0", cacheWarmup={},
+                    nodePool="small"),
+              model("custom", name="lost", cacheWarmup={}, nodePool="nowhere"),
+              model("custom", name="odd", cacheWarmup={}, nodePool="odd")]
+    assert findings(models, pools) == [
+        (["nodePools", 0, "diskSize"], ("the warm-up Job of model 'custom' needs about 261Gi of node disk for the NIM "
+         "image and the model (about 4 GB per billion parameters), but node pool 'small' gives its nodes 100Gi"),
+         "raise diskSize to at least 261Gi")]
