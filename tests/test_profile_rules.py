@@ -199,8 +199,14 @@ def test_the_warmups_disk_is_checked_by_the_declared_parameters_where_its_pool_i
               model("custom", name="unsized", image="nvcr.io/nim/acme/custom-llm:2.0.0", cacheWarmup={},
                     nodePool="small"),
               model("custom", name="lost", cacheWarmup={}, nodePool="nowhere"),
-              model("custom", name="odd", cacheWarmup={}, nodePool="odd")]
+              model("custom", name="odd", cacheWarmup={}, nodePool="odd"),
+              model("custom", name="huge", image="nvcr.io/nim/acme/custom-llm:2.0.0", parameters=1e11,
+                    cacheWarmup={}, nodePool="default")]
+    pools.append({"name": "default", "instanceFamilies": ["p5"]})  # the schema's 300Gi
     assert findings(models, pools) == [
         (["nodePools", 0, "diskSize"], ("the warm-up Job of model 'custom' needs about 261Gi of node disk for the NIM "
          "image and the model (about 4 GB per billion parameters), but node pool 'small' gives its nodes 100Gi"),
-         "raise diskSize to at least 261Gi")]
+         "raise diskSize to at least 261Gi"),
+        (["nodePools", 2, "diskSize"], ("the warm-up Job of model 'huge' needs about 373Gi of node disk for the NIM "
+         "image and the model (about 4 GB per billion parameters), but node pool 'default' gives its nodes 300Gi"),
+         "raise diskSize to at least 373Gi")]

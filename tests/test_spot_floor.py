@@ -365,3 +365,75 @@ def test_validate_refuses_a_spread_over_a_label_no_pool_sets(helm_engine: helm.E
                                "the NodePools they fit (a10g) do not carry: kube-scheduler never places them")
     assert finding.hint == ("spread over a label the pool sets (nimgen.io/capacity-spread needs a pool with "
                             "spotPerOnDemand), or make the spread ScheduleAnyway")
+
+
+# ------------------------------------------------------------------ the rules one by one, on plain documents
+
+SPLIT = {"name": "g5", "capacityTypes": ["spot", "on-demand"], "spotPerOnDemand": 1, "gpuLimit": 16}
+
+
+def _findings(pools: list[dict[str, Any]], models: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    found: list[tuple[Any, ...]] = []
+    spotfloor.check({"nodePools": pools}, models, lambda path, message, hint="", **_: found.append((path, message, hint)))
+    return found
+
+
+def test_a_floor_model_without_replicas_runs_one() -> None:
+    assert _findings([SPLIT], [{"name": "m", "nodePool": "g5", "onDemandReplicas": 1}]) == [
+        (["models", 0, "onDemandReplicas"], ("model 'm' keeps 1 replicas On-Demand, but at replicas.min 1 the spread "
+         "over node pool 'g5' (spotPerOnDemand 1: one On-Demand value of 2) guarantees only 0"),
+         "raise replicas.min to 2")]
+
+
+def test_every_fix_of_a_floor_out_of_reach_is_a_whole_number() -> None:
+    model = {"name": "m", "nodePool": "g5", "onDemandReplicas": 2, "replicas": {"min": 5, "max": 5}}
+    [(_, _, hint)] = _findings([{**SPLIT, "spotPerOnDemand": 2}], [model])
+    assert hint == "raise replicas.min to 6, or lower spotPerOnDemand of node pool 'g5' to 1, or lower onDemandReplicas to 1"
+
+
+def test_a_pool_without_capacity_types_buys_on_demand_only() -> None:
+    pool = {key: value for key, value in SPLIT.items() if key != "capacityTypes"}
+    assert _findings([pool], []) == [
+        (["nodePools", 0, "spotPerOnDemand"], ("node pool 'g5' sets spotPerOnDemand but buys only on-demand: the floor "
+         "runs On-Demand and the other replicas prefer Spot"), ("set capacityTypes: [spot, on-demand], or drop "
+         "spotPerOnDemand"))]
+
+
+def test_a_split_of_two_gpus_gives_each_nodepool_one() -> None:
+    assert _findings([{**SPLIT, "gpuLimit": 2}], []) == []
+
+
+def test_each_half_holds_only_its_own_pools_models() -> None:
+    pools = [{**SPLIT, "gpuLimit": 4}, {"name": "other"}]
+    other = {"name": "o", "nodePool": "other", "gpus": 3}
+    assert _findings(pools, [other]) == []
+    assert _findings(pools, [other, {"name": "m", "nodePool": "g5", "gpus": 3}]) == [
+        (["nodePools", 0, "gpuLimit"], ("node pool 'g5' gives 2 of its gpuLimit 4 to NodePool 'g5-on-demand' and 2 to "
+         "'g5', but at replicas.max plus rollout surge its models may need 0 On-Demand and 3 on the rest (the spread "
+         "puts up to 1 in 2 replicas, rounded up, On-Demand)"), "raise gpuLimit to at least 6")]
+
+
+def test_the_rest_holds_each_models_rollout_surge() -> None:
+    model = {"name": "a", "nodePool": "g5", "replicas": {"min": 1, "max": 2}}
+    pools = [{**SPLIT, "gpuLimit": 4}]
+    assert _findings(pools, [model]) == []
+    [(_, message, _)] = _findings(pools, [{**model, "rollout": {"surge": 1}}])
+    assert "its models may need 0 On-Demand and 3 on the rest" in message
+
+
+def test_a_pool_over_its_whole_limit_is_left_to_the_pools_own_check() -> None:
+    models = [{"name": "a", "nodePool": "g5", "gpus": 2}, {"name": "b", "nodePool": "g5", "gpus": 3}]
+    assert _findings([{**SPLIT, "gpuLimit": 4}], models) == []
+
+
+def test_the_floor_models_add_up_on_both_halves() -> None:
+    floor = {"nodePool": "g5", "onDemandReplicas": 1, "replicas": {"min": 2, "max": 3}}
+    [(_, message, hint)] = _findings([{**SPLIT, "gpuLimit": 6}], [{"name": "a", **floor}, {"name": "b", **floor}])
+    assert "its models may need 4 On-Demand and 4 on the rest" in message
+    assert hint == "raise gpuLimit to at least 8"
+
+
+def test_the_pools_other_models_add_up_on_the_rest() -> None:
+    models = [{"name": "a", "nodePool": "g5", "gpus": 2}, {"name": "b", "nodePool": "g5", "gpus": 2}]
+    [(_, message, _)] = _findings([{**SPLIT, "gpuLimit": 6}], models)
+    assert "its models may need 0 On-Demand and 4 on the rest" in message
