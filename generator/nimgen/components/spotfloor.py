@@ -10,6 +10,7 @@ least floor(replicas / (k + 1)) of its replicas run On-Demand and at most ceil(r
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from nimgen.errors import shorten as _s
@@ -166,7 +167,8 @@ def _split_holds(pool: dict[str, Any], base: list[Any], models: list[Any], add: 
         return  # the pool's own capacity check reports it
     if on_demand <= on_demand_gpu_limit(limit, k) and rest <= limit - on_demand_gpu_limit(limit, k):
         return
-    enough = next(n for n in range(limit, max(limit, (on_demand + rest + 1) * domains(k)) + 1)
+    # Both halves only grow with n, and (on_demand + rest) * (k + 1) holds both: the search ends.
+    enough = next(n for n in itertools.count(limit)
                   if on_demand <= on_demand_gpu_limit(n, k) and rest <= n - on_demand_gpu_limit(n, k))
     name = _s(str(pool.get("name")))
     add([*base, "gpuLimit"], f"node pool '{name}' gives {on_demand_gpu_limit(limit, k)} of its gpuLimit {limit} to "
