@@ -261,9 +261,10 @@ def test_a_model_without_replicas_or_gpus_holds_one_gpu_of_a_reserved_only_pool(
 
 
 def test_a_reservation_outside_the_pool_names_every_type_it_launches() -> None:
+    # A pool of the wrong shape (a schema error of its own) comes first: the pools after it are still checked.
     pool = {"name": "l40s", "instanceTypes": ["g6e.xlarge", "g6e.2xlarge"], "capacityTypes": ["reserved"],
             "capacityReservations": [{"id": "cr-0123456789abcdef0", "instanceType": "p5.48xlarge", "instances": 1}]}
     found: list[tuple[Any, ...]] = []
-    reservations.check({"nodePools": [pool]}, [], lambda path, message, hint="", **_: found.append((path, message)))
-    assert found == [(["nodePools", 0, "capacityReservations", 0, "instanceType"], ("the reservation holds p5.48xlarge, "
+    reservations.check({"nodePools": ["l4", pool]}, [], lambda path, message, hint="", **_: found.append((path, message)))
+    assert found == [(["nodePools", 1, "capacityReservations", 0, "instanceType"], ("the reservation holds p5.48xlarge, "
                       "which node pool 'l40s' never launches (g6e.2xlarge, g6e.xlarge)"))]
