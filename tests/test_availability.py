@@ -17,6 +17,7 @@ import pytest
 from helpers import VALID, run, tree_digest, write_env
 from nimgen import helm
 from nimgen.commands.plan import plan
+from nimgen.components import availability
 from nimgen.components.availability import duration_seconds
 from nimgen.environment.load import load_environment
 from nimgen.gitops import applications
@@ -376,3 +377,12 @@ def test_every_model_is_checked_whatever_the_one_before(tmp_path: Path, first: s
         text = text.replace("    nodePool: a10g\n    nodePool: elsewhere\n", "    nodePool: elsewhere\n")
     output = run("render", write_env(tmp_path, text)).output
     assert "$.models[1]: production model 'second' runs 1 replica and no surge rollout" in output
+
+
+def test_every_model_is_checked_after_one_of_the_wrong_shape() -> None:
+    found: list[tuple[Any, ...]] = []
+    # A model without a name (a schema error of its own) still gets this finding, named by what it has.
+    availability.check({"production": True}, ["junk", {"nodePool": "x"}],
+                       lambda path, message, hint="", **_: found.append((path, message)))
+    assert found == [(["models", 1], ("production model '' runs 1 replica and no surge rollout: an upgrade, a node "
+                      "drain or a Spot reclaim leaves it with no ready replica"))]

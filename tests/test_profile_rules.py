@@ -210,3 +210,35 @@ def test_the_warmups_disk_is_checked_by_the_declared_parameters_where_its_pool_i
         (["nodePools", 2, "diskSize"], ("the warm-up Job of model 'huge' needs about 373Gi of node disk for the NIM "
          "image and the model (about 4 GB per billion parameters), but node pool 'default' gives its nodes 300Gi"),
          "raise diskSize to at least 373Gi")]
+
+
+# ------------------------------------------------------------------ the warm-up downloads what the server runs
+
+NOT_DOWNLOADED = "which its warm-up does not download: NIM would download it again at every cold start"
+
+
+def test_a_selection_resolved_on_the_pool_is_the_profile_the_warmup_must_download() -> None:
+    selection = {"engine": "tensorrt_llm", "precision": "bf16"}  # one H100 engine; four without a pool
+    assert findings([model(selection, gpus=1, nodePool="h100", cacheWarmup={"profiles": [VLLM_TP1]})], [H100]) == [
+        (["models", 0, "cacheWarmup", "profiles"], f"model 'm' runs profile {H100_BF16_TP1}, {NOT_DOWNLOADED}",
+         "add it to cacheWarmup.profiles, or leave profiles out (the warm-up then downloads the model's profile)")]
+
+
+def test_every_warmup_is_checked_whatever_the_one_before() -> None:
+    # An unresolved selection, a model without a warm-up, a warm-up with nothing to download.
+    models = [model({"engine": "tensorrt_llm"}, gpus=1, cacheWarmup={"profiles": [VLLM_TP1]}), model("x", name="cold"),
+              model("", name="empty", cacheWarmup={}),
+              model(VLLM_TP1, name="last", gpus=1, cacheWarmup={"profiles": [VLLM_TP2]})]
+    assert [(path, message) for path, message, _ in findings(models)][1:] == [
+        (["models", 2, "cacheWarmup"], ("the warm-up of model 'empty' has no profile to download: the Job has no GPU to "
+         "pick one")),
+        (["models", 3, "cacheWarmup", "profiles"], f"model 'last' runs profile {VLLM_TP1}, {NOT_DOWNLOADED}")]
+
+
+def test_only_a_warmup_of_several_profiles_without_a_pin_leaves_the_choice_to_nim() -> None:
+    models = [model(VLLM_TP1, gpus=1, cacheWarmup={"profiles": [VLLM_TP1, VLLM_TP2]}),
+              model("", name="one", cacheWarmup={"profiles": [VLLM_TP1]})]
+    assert findings(models) == []
+    [(path, message, _)] = findings([model("", cacheWarmup={"profiles": [VLLM_TP1, VLLM_TP2]})])
+    assert (path, message) == (["models", 0, "profile"], ("the warm-up of model 'm' downloads 2 profiles, and NIM picks "
+                               "one by the GPUs it finds"))

@@ -126,15 +126,17 @@ def check(document: Any, models: list[Any], add: Any) -> None:
     pools = {pool.get("name"): (index, pool) for index, pool in enumerate(document.get("nodePools") or [])
              if isinstance(pool, dict)}
     for index, model in enumerate(models):
-        if isinstance(model, dict) and isinstance(model.get("profile"), str):
-            _known_profile(model, ["models", index], pools.get(model.get("nodePool")), add)
-        elif isinstance(model, dict) and isinstance(model.get("profile"), dict):
-            _selected_profile(model, ["models", index], pools.get(model.get("nodePool")), add)
-        if not isinstance(model, dict) or "cacheWarmup" not in model:
+        if not isinstance(model, dict):
             continue
         base = ["models", index]
-        name = _s(str(model.get("name")))
         entry = pools.get(model.get("nodePool"))
+        if isinstance(model.get("profile"), str):
+            _known_profile(model, base, entry, add)
+        elif isinstance(model.get("profile"), dict):
+            _selected_profile(model, base, entry, add)
+        if "cacheWarmup" not in model:
+            continue
+        name = _s(str(model.get("name")))
         profile = profile_id(model, entry[1] if entry else None)
         if isinstance(model.get("profile"), dict) and not profile:
             continue  # the selection's own error says why
@@ -152,7 +154,7 @@ def check(document: Any, models: list[Any], add: Any) -> None:
             add([*base, "profile"], f"the warm-up of model '{name}' downloads {len(listed)} profiles, and NIM picks "
                 "one by the GPUs it finds", "set profile to the one the server should run, unless the pool mixes "
                 "GPU types on purpose", warning=True)
-        _fits_pool_disk(model, base, name, pools.get(model.get("nodePool")), add)
+        _fits_pool_disk(model, name, entry, add)
 
 
 _PROFILE_ID = re.compile(r"[0-9a-f]{64}")
@@ -214,8 +216,7 @@ def _describe(profile: capacity.NimProfile, *, with_id: bool = True) -> str:
     return f"{profile.id} ({what})" if with_id else what
 
 
-def _fits_pool_disk(model: dict[str, Any], base: list[Any], name: str, entry: tuple[int, Any] | None,
-                    add: Any) -> None:
+def _fits_pool_disk(model: dict[str, Any], name: str, entry: tuple[int, Any] | None, add: Any) -> None:
     if entry is None or not isinstance(entry[1].get("diskSize", DEFAULT_DISK), str):
         return
     index, pool = entry
