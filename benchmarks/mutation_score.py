@@ -58,7 +58,7 @@ GROUPS = (
                      "components/reservations.py", "components/profiles.py", "components/spotfloor.py"),
           ("test_environment_errors.py", "test_capacity.py", "test_amis.py", "test_nodepools.py", "test_keda.py",
            "test_pool_messages.py", "test_availability.py", "test_reservations.py", "test_profiles.py",
-           "test_spot_floor.py", "test_profile_rules.py",
+           "test_spot_floor.py", "test_profile_rules.py", "test_environment_rules.py",
            "test_observability.py", "test_openwebui.py", "test_storage.py", "test_components.py", "test_plan.py",
            "test_block_storage.py", "test_platform_secrets.py", "test_layering.py",
            f"{SAFETY}test_pool_gpu_demand_is_the_sum_over_its_models", f"{SAFETY}test_pool_gpu_limit_boundary_is_the_sum",

@@ -62,7 +62,8 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
     argocd_namespace = gitops.get("namespace", "argocd") if isinstance(gitops, dict) else "argocd"
     seen: dict[str, int] = {}
     env_name = document.get("name")
-    reserved = registry.reserved_application_names(env_name) if isinstance(env_name, str) else {}
+    # A name of the wrong type is a schema error of its own; the platform Applications' names stay reserved.
+    reserved = registry.reserved_application_names(str(env_name))
     for index, model in enumerate(models):
         if not isinstance(model, dict):
             continue
