@@ -203,6 +203,7 @@ def test_job_template_is_immutable_unless_argo_cd_runs_it_as_a_hook() -> None:
 @pytest.mark.parametrize(("edit", "expected"), [
     (_set("spec.resources.requests.storage", "1Ti"), None),  # grows in place
     (_set("spec.resources.requests.storage", "500Gi"), None),
+    (_set("spec.resources.requests.storage", "512000Mi"), None),  # the same size, spelt otherwise: no shrink
     (_set("spec.resources.requests.storage", "100Gi"), OBJECT),  # a claim cannot shrink
     (_set("spec.resources.requests.storage", "lots"), OBJECT),  # unreadable: assume the worst
     (_set("spec.storageClassName", "nimgen-gp3"), OBJECT),
@@ -349,3 +350,8 @@ def test_every_rule_is_well_formed() -> None:
         assert rule.kinds and rule.paths and rule.reason, rule
         assert rule.change == "changed" or rule.paths == ("",), rule
         assert rule.effect in (None, POD, NODES, OBJECT), rule
+
+
+def test_a_nodepool_gaining_its_node_template_drifts_its_nodes() -> None:
+    bare = {key: value for key, value in NODEPOOL.items() if key != "spec"} | {"spec": {"weight": 1}}
+    assert effect(bare, _set("spec.template", copy.deepcopy(NODEPOOL["spec"]["template"]))) == NODES

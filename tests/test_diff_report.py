@@ -201,6 +201,9 @@ def test_object_lines() -> None:
 def test_table_aligns_columns_and_trims_trailing_space() -> None:
     assert diffreport._table("A\tBB\tC\nxxx\ty\n") == "A    BB  C\nxxx  y"
     assert diffreport._table("\nONE\n") == "ONE"
+    # A column of empty cells takes no width, and a leading X is text like any other.
+    assert diffreport._table("a\t\tb\nc") == "a    b\nc"
+    assert diffreport._table("X\ty\n") == "X  y"
 
 
 def test_text_report() -> None:
@@ -237,7 +240,8 @@ def test_markdown_keeps_the_summary_and_leaves_out_details_that_do_not_fit() -> 
     result = _diff(_plan(A), _plan(A), objects=objects)
     full = diffreport.as_markdown(result)
     assert full.count("<details>") == 3 and "left out" not in full
-    assert "`````diff\n" in full  # the fence is longer than any run of backticks inside
+    assert "\n`````diff\n" in full and "``````" not in full  # one backtick longer than any run inside
+    assert full.count("</details>\n<details>") == 2  # the blocks follow one another
     assert "<summary>+ added: ConfigMap nim/c0</summary>" in full
     head = full[:full.index("<details>")]
     block = len(full[full.index("<details>"):]) // 3
@@ -517,3 +521,12 @@ def test_json_keys_are_camel_case_except_inside_objects() -> None:
     assert {"gpusMin", "onDemandUsdMax", "gpusPerReplica", "replicasMin", "notRenderedOffline"} <= _keys(outside)
     assert data["objects"][-2]["object"] == {"a_b": 1}  # the manifests themselves are never renamed
     assert data["objects"][-1]["fields"][0]["path"] == "spec.snake_key"
+
+
+def test_span_shows_whole_numbers_by_default() -> None:
+    assert (diffreport.span(2, 5), diffreport.span(8, 8)) == ("2..5", "8")
+
+
+def test_a_removed_environment_is_named_by_its_old_side() -> None:
+    assert diffreport.as_markdown(_diff(_plan(A), None)).startswith("### nimgen diff: `e` (environments/e.yaml)\n")
+    assert diffreport.as_markdown(_diff(None, _plan(A))).startswith("### nimgen diff: `e` (environments/e.yaml)\n")

@@ -210,12 +210,12 @@ def _fields(item: Mapping[str, Any]) -> str:
     return fields[0] + (f" (+{len(fields) - 1} more)" if len(fields) > 1 else "")
 
 
-def _render(template: str, result: Diff, paint: Callable[[str, str], str] | None = None, **extra: Any) -> str:
+def _render(template: str, result: Diff, paint: Callable[[str, str], str] | None = None) -> str:
     env, base = result.after.env or result.before.env, result.base
     return render_text(template, result=result, summary=summary(result), name=env.name if env else "",
                        base=base.short, base_label="" if base.label == base.commit else base.label,
                        signs=SIGNS, between=between, table=_table, lines=object_lines, fields=_fields,
-                       paint=paint or (lambda text, _style: text), max_rows=MAX_TABLE_ROWS, **extra)
+                       paint=paint or (lambda text, _style: text), max_rows=MAX_TABLE_ROWS)
 
 
 def _painter(color: bool) -> Callable[[str, str], str]:
