@@ -96,6 +96,7 @@ def test_added_model_summary_objects_and_formats(repo: Path, committed: Path) ->
     summary = data["summary"]
     assert summary["headline"] == headline and data["changed"] is True
     assert [(m["name"], m["change"]) for m in summary["models"]] == [("llama3-8b-instruct-b", "added")]
+    assert summary["models"][0]["image"] == {"before": None, "after": "nvcr.io/nim/meta/llama3-8b-instruct:1.0.3"}
     assert summary["totals"]["delta"] == {"gpusMin": 2, "gpusMax": 3,
                                           "onDemandUsdMin": usd[0], "onDemandUsdMax": usd[1]}
     a10g = next(p for p in summary["pools"] if p["pool"] == "a10g")
