@@ -122,6 +122,8 @@ def test_a_selection_is_checked_against_the_models_own_precision() -> None:
 
 def test_a_model_without_gpus_runs_a_one_gpu_profile() -> None:
     assert findings([model(VLLM_TP1)]) == []
+    # After a model of the wrong shape (the schema's error), the next is still checked.
+    assert [path for path, _, _ in findings(["junk", model(VLLM_TP2)])] == [["models", 1, "profile"]]
     assert findings([model(VLLM_TP2)]) == [
         (["models", 0, "profile"], (f"profile {VLLM_TP2[:12]}... (vllm bf16 tp2) runs on 2 GPUs, but the model has "
          "gpus: 1"), "set gpus: 2, or pick a profile for 1 GPUs")]

@@ -5,6 +5,7 @@ word for word, plan prices the floor, and validate places the pods on either Nod
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -171,6 +172,16 @@ def test_a_model_without_a_floor_does_not_spread_over_it(tmp_path: Path) -> None
     env = load_environment(write_env(tmp_path, environment(floor=None)), tmp_path)
     assert "capacitySpread" not in applications.by_name(env)["llama3-8b-instruct"]["spec"]["source"]["helm"][
         "valuesObject"]
+
+
+def test_a_floor_spreads_only_over_a_pool_that_splits(tmp_path: Path) -> None:
+    env = load_environment(write_env(tmp_path, environment()), tmp_path)
+    [model], [pool] = env.models, env.node_pools
+    assert spotfloor.chart_values(env, model)["capacitySpread"]["minDomains"] == 2
+    # The checks refuse both (a floor needs its pool, and the pool a split): the values stay empty regardless.
+    unsplit = dataclasses.replace(env, node_pools=(dataclasses.replace(pool, spot_per_on_demand=0),))
+    assert spotfloor.chart_values(unsplit, model) == {}
+    assert spotfloor.chart_values(dataclasses.replace(env, node_pools=()), model) == {}
 
 
 # ------------------------------------------------------------------ refusals, word for word
