@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,8 @@ def test_image_tag_change_is_a_field_change_that_restarts_the_pods(repo: Path) -
     prod(repo).write_text(text.replace("instruct:1.0.3", "instruct:1.0.4"), encoding="utf-8")
     data = report(repo)
     assert data["summary"]["headline"] == "1 model changed; GPUs unchanged; $/h unchanged"
+    [model] = data["summary"]["models"]
+    assert model["before"] == model["after"] and model["before"]["model"] == "llama3-8b-instruct"
     assert data["changed"] is True
     image = "spec.template.spec.containers[0].image"
     assert data["summary"]["replacements"] == [{
@@ -351,3 +354,32 @@ def test_no_endpoint_without_a_gateway_on_either_side(repo: Path) -> None:
     data = report(repo, env_file=dev)
     assert data["changed"] is True and data["summary"]["endpoint"] is None
     assert "Endpoint" not in run("diff", dev).output
+
+
+def test_paths_that_lead_nowhere_are_user_errors(repo: Path) -> None:
+    result = run("diff", repo / "environments" / "none.yaml")
+    base = git(repo, "merge-base", "HEAD", "main").strip()[:12]
+    assert result.exit_code == 1
+    assert result.output == (f"error: environments/none.yaml exists neither in the work tree nor at base merge base of "
+                             f"HEAD and main ({base})\n  hint: check the path, or pass another --base REF\n")
+    result = run("diff", repo / "nowhere" / "environments" / "prod.yaml")
+    assert (result.exit_code, result.output) == (1, f"error: {repo / 'nowhere' / 'environments'} does not exist\n")
+
+
+def test_a_removed_environment_removes_everything_it_rendered(repo: Path) -> None:
+    prod(repo).unlink()
+    data = report(repo)
+    assert data["summary"]["headline"].startswith("environment removed: -2 models; min 10→0, max 29→0 GPUs")
+    assert keys(data, "added") == keys(data, "changed") == set() and keys(data, "removed")
+
+
+def test_diff_without_a_helm_engine_says_what_to_install(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "helm_python", None)  # as if nimgen[validate] were not installed
+    tools = repo.parent / "git-only"  # diff reads the base through git; no helm beside it
+    tools.mkdir()
+    (tools / "git").symlink_to(shutil.which("git") or "git")
+    monkeypatch.setenv("PATH", str(tools))
+    result = run("diff", prod(repo))
+    assert (result.exit_code, result.output) == (1, ("error: no Helm engine: install helm-python-sdk (pip install "
+                                                    "'nimgen[validate]') or put helm on PATH\n  hint: diff renders "
+                                                    "charts as Argo CD does: pip install 'nimgen[validate]'\n"))
