@@ -374,6 +374,17 @@ def test_delta_rounds_to_cents() -> None:
     data = diffreport.summary(_diff(_plan(priced), _plan(replace(priced, on_demand_usd_min=1.2345,
                                                                   on_demand_usd_max=1.2345))))
     assert data["totals"]["delta"] == {"gpusMin": 0, "gpusMax": 0, "onDemandUsdMin": 0.23, "onDemandUsdMax": 0.23}
+    grown = diffreport.summary(_diff(_plan(priced), _plan(replace(priced, gpus_min=3, gpus_max=5))))["totals"]["delta"]
+    assert (grown["gpusMin"], grown["gpusMax"]) == (2, 4) and type(grown["gpusMin"]) is int
+
+
+def test_json_writes_dates_as_text() -> None:
+    import datetime
+
+    added = ObjectChange(ObjectKey("ConfigMap", "nim", "c", ""), "added", "app", None,
+                         {"data": {"since": datetime.date(2026, 1, 2)}})
+    [obj] = json.loads(diffreport.as_json(_diff(_plan(A), _plan(A), objects=(added,))))["objects"]
+    assert obj["object"] == {"data": {"since": "2026-01-02"}}
 
 
 def test_inline_quotes_keep_unicode_and_dates() -> None:

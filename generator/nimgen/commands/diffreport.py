@@ -122,9 +122,9 @@ def _figures(row: ModelPlan | PoolPlan | Plan | None) -> dict[str, Any]:
 
 
 def _delta(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """new - old for each figure (cents for prices); None where either side is unknown."""
-    return {key: None if old[key] is None or new[key] is None else new[key] - old[key]
-            if key.startswith("gpus") else round(new[key] - old[key], 2) for key in FIGURES}
+    """new - old for each figure (cents for prices; GPU counts are whole and stay so); None where either side is
+    unknown."""
+    return {key: None if old[key] is None or new[key] is None else round(new[key] - old[key], 2) for key in FIGURES}
 
 
 def _replacement(item: Replacement) -> dict[str, Any]:
