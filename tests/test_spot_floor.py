@@ -448,3 +448,10 @@ def test_the_pools_other_models_add_up_on_the_rest() -> None:
     models = [{"name": "a", "nodePool": "g5", "gpus": 2}, {"name": "b", "nodePool": "g5", "gpus": 2}]
     [(_, message, _)] = _findings([{**SPLIT, "gpuLimit": 6}], models)
     assert "its models may need 0 On-Demand and 4 on the rest" in message
+
+
+@pytest.mark.parametrize("k", [0, -1])
+def test_a_split_below_one_spot_node_is_left_to_the_schema(k: int) -> None:
+    # No search for a gpuLimit that could never hold the rest, and no division by k + 1.
+    model = {"name": "m", "nodePool": "g5", "onDemandReplicas": 1, "gpus": 1}
+    assert _findings([{**SPLIT, "spotPerOnDemand": k, "gpuLimit": 4}], [model]) == []

@@ -129,6 +129,8 @@ def _floor(model: dict[str, Any], base: list[Any], pool: dict[str, Any] | None, 
             f"set spotPerOnDemand on node pool '{pool_name}' (with capacityTypes [spot, on-demand]), "
             "or drop onDemandReplicas")
         return
+    if k < 1:
+        return  # the schema's error: a split needs at least one Spot node per On-Demand node
     minimum = (model.get("replicas") or {}).get("min", 1)
     if not isinstance(minimum, int) or least_on_demand(minimum, k) >= wanted:
         return
@@ -149,8 +151,8 @@ def _split_holds(pool: dict[str, Any], base: list[Any], models: list[Any], add: 
     rest; the pool's other models prefer the pool's own NodePool (it has the higher weight).
     """
     limit, k = pool.get("gpuLimit"), pool["spotPerOnDemand"]
-    if not isinstance(limit, int):
-        return
+    if not isinstance(limit, int) or k < 1:
+        return  # below one Spot node per On-Demand node is the schema's error (and no split holds anything)
     on_demand = rest = total = 0
     for model in models:
         if not isinstance(model, dict) or model.get("nodePool") != pool.get("name"):
