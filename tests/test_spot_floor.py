@@ -279,8 +279,9 @@ def test_each_nodepool_of_the_pair_must_hold_its_share(tmp_path: Path) -> None:
 
 
 def test_the_keys_are_range_checked_by_the_schema(tmp_path: Path) -> None:
-    output = refused(tmp_path, environment(k=10))
-    assert "$.nodePools[0].spotPerOnDemand:" in output and "Traceback" not in output
+    for k in (10, 0, -1):
+        output = refused(tmp_path, environment(k=k))
+        assert "$.nodePools[0].spotPerOnDemand:" in output and "Traceback" not in output
     output = refused(tmp_path, environment(floor=0))
     assert "$.models[0].onDemandReplicas:" in output and "Traceback" not in output
 
