@@ -81,12 +81,15 @@ def check(document: Any, models: list[Any], add: Any) -> None:
     for index, pool in enumerate(document.get("nodePools") or []):
         if isinstance(pool, dict) and isinstance(pool.get("spotPerOnDemand"), int):
             _pair(pool, ["nodePools", index], names, add)
-    by_name = {pool.get("name"): pool for pool in pools}
+    # Below one Spot node per On-Demand node is the schema's error: no split to hold a floor or a share.
+    unsplit = {pool.get("name") for pool in pools if isinstance(pool.get("spotPerOnDemand"), int)
+               and pool["spotPerOnDemand"] < 1}
+    by_name = {pool.get("name"): pool for pool in pools if pool.get("name") not in unsplit}
     for index, model in enumerate(models):
         if isinstance(model, dict) and isinstance(model.get("onDemandReplicas"), int):
             _floor(model, ["models", index], by_name.get(model.get("nodePool")), add)
     for index, pool in enumerate(document.get("nodePools") or []):
-        if isinstance(pool, dict) and isinstance(pool.get("spotPerOnDemand"), int):
+        if isinstance(pool, dict) and isinstance(pool.get("spotPerOnDemand"), int) and pool.get("name") not in unsplit:
             _split_holds(pool, ["nodePools", index], models, add)
 
 
@@ -129,8 +132,6 @@ def _floor(model: dict[str, Any], base: list[Any], pool: dict[str, Any] | None, 
             f"set spotPerOnDemand on node pool '{pool_name}' (with capacityTypes [spot, on-demand]), "
             "or drop onDemandReplicas")
         return
-    if k < 1:
-        return  # the schema's error: a split needs at least one Spot node per On-Demand node
     minimum = (model.get("replicas") or {}).get("min", 1)
     if not isinstance(minimum, int) or least_on_demand(minimum, k) >= wanted:
         return
@@ -151,8 +152,8 @@ def _split_holds(pool: dict[str, Any], base: list[Any], models: list[Any], add: 
     rest; the pool's other models prefer the pool's own NodePool (it has the higher weight).
     """
     limit, k = pool.get("gpuLimit"), pool["spotPerOnDemand"]
-    if not isinstance(limit, int) or k < 1:
-        return  # below one Spot node per On-Demand node is the schema's error (and no split holds anything)
+    if not isinstance(limit, int):
+        return
     on_demand = rest = total = 0
     for model in models:
         if not isinstance(model, dict) or model.get("nodePool") != pool.get("name"):
