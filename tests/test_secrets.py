@@ -21,6 +21,7 @@ from nimgen.secrets import (
     may_hold_secrets,
     secret_in_text,
     text_may_hold_secrets,
+    url_credentials,
 )
 
 URL = URL_CREDENTIALS
@@ -264,3 +265,15 @@ def test_ssh_repo_urls_are_accepted(tmp_path: Path, url: str) -> None:
     defaults.write_text(defaults.read_text(encoding="utf-8").replace(
         "https://github.com/example/nim-gitops.git", url), encoding="utf-8")
     assert load_environment(root / "environments" / "dev.yaml", root).gitops.repo_url == url
+
+
+def test_a_document_without_telltales_is_not_walked_even_with_values_json_cannot_write() -> None:
+    import datetime
+
+    assert may_hold_secrets({"kind": "ConfigMap", "data": {"since": datetime.date(2026, 1, 2)}}) is False
+
+
+def test_urls_after_a_malformed_or_empty_one_are_still_read() -> None:
+    assert url_credentials("http://[bad https://user:s3cr3tTok3n@host/x") is True
+    assert url_credentials("see http:// for details") is False
+    assert url_credentials("https://:@host/x") is False  # an empty user and password carry nothing
