@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from helpers import VALID, run, tree_digest, write_env
+from nimgen.environment import checks
 
 
 def _render_fails(root: Path, text: str) -> str:
@@ -420,3 +421,21 @@ def test_the_environment_schema_is_a_valid_draft_2020_12_schema() -> None:
     broken = {**environment_schema(), "type": "mapping"}
     with pytest.raises(jsonschema.SchemaError):
         jsonschema.Draft202012Validator.check_schema(broken)
+
+
+def test_a_check_that_cannot_finish_on_a_valid_environment_refuses_the_render(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No check is known to stop on a document the schema accepts; one that did would leave its rule unchecked,
+    # so a fault is put in a model check's place to show that such a stop refuses the render.
+    def memory_problems(model: object, base: list[object], add: object) -> None:
+        raise KeyError("precision")
+
+    monkeypatch.setattr(checks, "_memory_problems", memory_problems)
+    output = _render_fails(tmp_path, VALID)
+    assert ("environments/test.yaml:9:5: $.models[0]: check could not finish (test_environment_errors.memory_problems: "
+            "KeyError 'precision')\n    hint: the schema accepts this environment, so this is a nimgen bug: report it "
+            "with the file; nothing was rendered") in output
+    # With a schema error in the file, the same stop is the schema's to explain.
+    output = _render_fails(tmp_path, VALID.replace("    nodePool: a10g\n", "    nodePool: a10g\n    gpus: two\n"))
+    assert "could not finish" not in output
+    assert "$.models[0].gpus: expected integer" in output

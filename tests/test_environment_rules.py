@@ -20,9 +20,9 @@ def document(**fields: Any) -> dict[str, Any]:
     return {**base, **fields}
 
 
-def problems(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
+def problems(doc: dict[str, Any], *, schema_valid: bool = True) -> list[tuple[str, str, str]]:
     models = doc.get("models") if isinstance(doc.get("models"), list) else []
-    return [(p.path, p.message, p.hint) for p in environment_problems(doc, models, FILE)]
+    return [(p.path, p.message, p.hint) for p in environment_problems(doc, models, FILE, schema_valid=schema_valid)]
 
 
 def test_an_environment_name_leaves_room_for_its_platform_project() -> None:
@@ -58,7 +58,7 @@ def test_without_gitops_argo_cd_runs_in_argocd() -> None:
 
 
 def test_a_model_without_name_or_pool_is_named_by_a_question_mark() -> None:
-    assert problems(document(models=[{"image": IMAGE}])) == [
+    assert problems(document(models=[{"image": IMAGE}]), schema_valid=False) == [
         ("$.models[0]", "model '?' has no nodePool", "set nodePool on the model or in modelDefaults")]
 
 
@@ -93,13 +93,13 @@ def test_a_literal_secret_without_a_hint_of_its_own_gets_the_general_one() -> No
 def test_a_document_without_locations_puts_every_problem_at_the_files_start() -> None:
     # A key-located problem (the variable's own name) and a path-located one.
     model = {"name": "m", "image": IMAGE, "nodePool": "p", "env": {"NGC_API_KEY": "x"}}
-    found = environment_problems(document(name="a" * 55, models=[model]), [model], FILE)
+    found = environment_problems(document(name="a" * 55, models=[model]), [model], FILE, schema_valid=True)
     assert [(p.path, p.location) for p in found] == [("$.name", FILE), ("$.models[0].env.NGC_API_KEY", FILE)]
 
 
 def test_a_document_of_the_wrong_shape_is_checked_as_far_as_it_goes() -> None:
     doc = document(name=5, nodePools=["junk", {"name": "p", "instanceFamilies": ["g5"], "gpuLimit": 4}])
-    assert [path for path, _, _ in problems(doc)] == ["$.cluster"]  # nodePools without cluster.karpenter
+    assert [path for path, _, _ in problems(doc, schema_valid=False)] == ["$.cluster"]  # nodePools without cluster.karpenter
 
 
 def test_a_url_with_credentials_gets_its_own_hint() -> None:
@@ -109,6 +109,21 @@ def test_a_url_with_credentials_gets_its_own_hint() -> None:
 
 
 def test_a_model_named_like_a_platform_application_is_refused_whatever_the_environments_name() -> None:
-    assert problems(document(name=5, models=[{"name": "keda", "image": IMAGE, "nodePool": "p"}])) == [
+    assert problems(document(name=5, models=[{"name": "keda", "image": IMAGE, "nodePool": "p"}]), schema_valid=False) == [
         ("$.models[0].name", "model name 'keda' is also the name of the platform Application keda",
          "Argo CD would see two Applications with one name; rename the model")]
+
+
+HINT = ("the schema accepts this environment, so this is a nimgen bug: report it with the file; nothing was rendered")
+
+
+def test_a_check_that_stops_on_a_document_the_schema_accepts_is_an_error_where_it_stopped() -> None:
+    # The schema refuses these shapes; were it to let one through, the checks that trip over it say so.
+    doc = document(name=5, models=[{"image": IMAGE, "nodePool": "p"}], nodePools=[{"gpuLimit": 4}],
+                   cluster={"name": "c", "karpenter": {}})
+    assert [(path, message, hint) for path, message, hint in problems(doc) if hint == HINT] == [
+        ("$", "check could not finish (checks.environment_level: TypeError object of type 'int' has no len())", HINT),
+        ("$.nodePools[0]", "check could not finish (poolchecks.pool: KeyError 'name')", HINT),
+        ("$.models[0]", "check could not finish (checks.identity: KeyError 'name')", HINT),
+        ("$.nodePools", "check could not finish (poolchecks.pool_capacity: KeyError 'name')", HINT)]
+    assert all(hint != HINT for _, _, hint in problems(doc, schema_valid=False))

@@ -8,7 +8,7 @@ from typing import Any
 from nimgen import capacity, secrets
 from nimgen.components import registry
 from nimgen.environment.layering import locate, locate_key
-from nimgen.environment.poolchecks import gpu_fit, guarded, pool_capacity, pool_exists, pool_problems
+from nimgen.environment.poolchecks import Guard, gpu_fit, pool_capacity, pool_exists, pool_problems
 from nimgen.errors import Location, Problem, json_path, shown
 from nimgen.errors import shorten as _s  # checks also meet schema-invalid (any-length) values
 from nimgen.imageref import IMAGE_FORM, ImageRef, InvalidReference
@@ -38,17 +38,17 @@ ENV_NAME_SUFFIX = "-platform"
 MIN_KUBERNETES_MINOR = 29
 
 
-def environment_problems(document: Any, models: list[Any], fallback: Location) -> list[Problem]:
-    """Every cross-field problem in a schema-valid, layered environment document."""
+def environment_problems(document: Any, models: list[Any], fallback: Location, *, schema_valid: bool) -> list[Problem]:
+    """Every cross-field problem in a layered environment document. When the schema accepted it
+    (schema_valid), a check that could not finish is an error: nimgen would otherwise render unchecked."""
     problems: list[Problem] = []
+    guarded = Guard()
 
     def add(path: list[Any], message: str, hint: str = "", *, key: Any = None, warning: bool = False) -> None:
         where = locate_key(document, path, key, fallback) if key is not None else locate(document, path, fallback)
         problems.append(Problem(where, json_path([*path, key] if key is not None else path), message, hint,
                                 "warning" if warning else "error"))
 
-    # The document may still hold schema errors (reported separately): a check that meets
-    # a value of the wrong shape skips it instead of failing.
     guarded(_environment_level, document, add)
     guarded(_secret_values, document, add)
     guarded(_prerequisites, document, add)
@@ -57,7 +57,7 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
     pools = document.get("nodePools")
     pool_names = None
     if isinstance(pools, list):
-        pool_names = pool_problems(document, pools, add)
+        pool_names = pool_problems(document, pools, add, guarded)
     gitops = document.get("gitops")
     argocd_namespace = gitops.get("namespace", "argocd") if isinstance(gitops, dict) else "argocd"
     seen: dict[str, int] = {}
@@ -69,9 +69,9 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
             continue
         base = ["models", index]
         for check in (_identity, _image, _placement, _env_problems, _cache_problems, _memory_problems):
-            guarded(check, model, base, add)
-        guarded(_namespace, model, base, add, argocd_namespace)
-        guarded(pool_exists, model, base, add, pool_names)
+            guarded(check, model, base, add, at=base)
+        guarded(_namespace, model, base, add, argocd_namespace, at=base)
+        guarded(pool_exists, model, base, add, pool_names, at=base)
         name = model.get("name")
         if isinstance(name, str) and name in reserved:
             add([*base, "name"], f"model name '{_s(name)}' is also the name of {reserved[name]}",
@@ -85,16 +85,21 @@ def environment_problems(document: Any, models: list[Any], fallback: Location) -
     shared_cache = isinstance(storage, dict) and bool(storage.get("modelCache"))
     for index, model in enumerate(models):
         if isinstance(model, dict) and not model.get("cache") and shared_cache:
-            guarded(_efs_read_time, model, ["models", index], add)
+            guarded(_efs_read_time, model, ["models", index], add, at=["models", index])
         if isinstance(model, dict) and model.get("cacheWarmup"):
-            guarded(_warmup_needs_shared_cache, model, ["models", index], add, shared_cache)
+            guarded(_warmup_needs_shared_cache, model, ["models", index], add, shared_cache, at=["models", index])
     if isinstance(pools, list):
-        guarded(pool_capacity, pools, models, add)
+        guarded(pool_capacity, pools, models, add, at=["nodePools"])
         by_name = {pool["name"]: (index, pool) for index, pool in enumerate(pools)
                    if isinstance(pool, dict) and isinstance(pool.get("name"), str)}
         for index, model in enumerate(models):
             if isinstance(model, dict) and model.get("nodePool") in by_name:
-                guarded(gpu_fit, model, ["models", index], by_name[model["nodePool"]], add)
+                guarded(gpu_fit, model, ["models", index], by_name[model["nodePool"]], add, at=["models", index])
+    if schema_valid:
+        for path, stop in guarded.stopped:
+            add(path, f"check could not finish ({stop})",
+                "the schema accepts this environment, so this is a nimgen bug: report it with the file; "
+                "nothing was rendered")
     return problems
 
 

@@ -87,7 +87,9 @@ def load_environment(path: Path, root: Path) -> Environment:
     # Schema and cross-field checks both run, so one pass reports every problem.
     problems = schema_problems(document, fallback)
     models = _apply_model_defaults(document)
-    problems += [p for p in checks.environment_problems(document, models, fallback) if p not in problems]
+    schema_valid = not any(p.severity == "error" for p in problems)
+    problems += [p for p in checks.environment_problems(document, models, fallback, schema_valid=schema_valid)
+                 if p not in problems]
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise ConfigError(errors)

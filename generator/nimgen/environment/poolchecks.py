@@ -14,16 +14,23 @@ _AMI_VERSION = {"al2023": re.compile(r"v[0-9]{8}"), "bottlerocket": re.compile(r
 _KUBERNETES = re.compile(r"1\.[0-9]+")
 
 
-def guarded(check: Callable[..., None], *args: Any) -> None:
-    """Run one check; the document may still hold schema errors (reported separately), so a check that meets
-    a value of the wrong shape skips it instead of failing."""
-    try:
-        check(*args)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
-        pass
+class Guard:
+    """Runs the checks of one document, which may still hold schema errors (reported separately): a check that
+    meets a value of the wrong shape stops there instead of failing, and is remembered, because on a document
+    the schema accepts the same stop is a check that did not run."""
+
+    def __init__(self) -> None:
+        self.stopped: list[tuple[list[Any], str]] = []
+
+    def __call__(self, check: Callable[..., None], *args: Any, at: list[Any] | None = None) -> None:
+        try:
+            check(*args)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            name = f"{check.__module__.rsplit('.', 1)[-1]}.{check.__name__.strip('_')}"
+            self.stopped.append((at or [], f"{name}: {type(error).__name__} {_s(str(error))}"))
 
 
-def pool_problems(document: Any, pools: list[Any], add: Any) -> set[str]:
+def pool_problems(document: Any, pools: list[Any], add: Any, guard: Guard) -> set[str]:
     """Check the node pools; return the names models may use."""
     names: dict[str, int] = {}
     if pools and "karpenter" not in (document.get("cluster") or {}):
@@ -31,7 +38,7 @@ def pool_problems(document: Any, pools: list[Any], add: Any) -> set[str]:
             "add cluster.karpenter: {nodeRole: <IAM role name>, discoveryTag: <karpenter.sh/discovery tag value>}")
     for index, pool in enumerate(pools):
         if isinstance(pool, dict):
-            guarded(_pool, document, pool, ["nodePools", index], add, names, index)
+            guard(_pool, document, pool, ["nodePools", index], add, names, index, at=["nodePools", index])
     return set(names)
 
 
