@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from pathlib import Path
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 
 import pytest
 from helpers import run
@@ -157,3 +160,95 @@ def test_old_entries_are_pruned(repo_copy: Path, cache: Path, monkeypatch: pytes
         rendercache.store(cache, f"{number:064x}", entry)
     assert len(list(cache.glob("*.json"))) == 3
     assert rendercache.load(cache, f"{4:064x}") == entry
+
+
+def _entry() -> rendercache.Entry:
+    return rendercache.Entry("dev", "environments/dev.yaml", "environments/_defaults.yaml",
+                             {PurePosixPath("charts/b.yaml"): "2" * 64, PurePosixPath("argocd/dev/a.yaml"): "1" * 64})
+
+
+def test_an_entry_is_one_line_of_compact_json(tmp_path: Path) -> None:
+    entry_key = "ab" * 32
+    rendercache.store(tmp_path, entry_key, _entry())
+    assert [item.name for item in tmp_path.iterdir()] == [f"{entry_key}.json"]
+    assert (tmp_path / f"{entry_key}.json").read_text(encoding="utf-8") == (
+        f'{{"format":1,"key":"{entry_key}","name":"dev","source":"environments/dev.yaml",'
+        f'"defaultsSource":"environments/_defaults.yaml","digests":{{"argocd/dev/a.yaml":"{"1" * 64}",'
+        f'"charts/b.yaml":"{"2" * 64}"}}}}')
+    assert rendercache.load(tmp_path, entry_key) == _entry()
+
+
+def test_the_cache_folder_is_created_with_its_parents(tmp_path: Path) -> None:
+    place = tmp_path / "xdg" / "nimgen" / "renders"
+    rendercache.store(place, "cd" * 32, _entry())
+    assert rendercache.load(place, "cd" * 32) == _entry()
+
+
+def test_an_entry_is_staged_in_the_cache_folder_not_the_system_temp_folder(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # A rename is atomic only within one file system: the staging file sits beside the entry it becomes.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-temp-folder"))
+    rendercache.store(tmp_path / "cache", "ef" * 32, _entry())
+    assert rendercache.load(tmp_path / "cache", "ef" * 32) == _entry()
+
+
+@pytest.mark.parametrize("field", ["key", "format"])
+def test_an_entry_of_another_key_or_format_is_not_loaded(tmp_path: Path, field: str) -> None:
+    entry_key = "01" * 32
+    rendercache.store(tmp_path, entry_key, _entry())
+    stored = tmp_path / f"{entry_key}.json"
+    data = json.loads(stored.read_text(encoding="utf-8"))
+    data[field] = "10" * 32 if field == "key" else rendercache.FORMAT + 1
+    stored.write_text(json.dumps(data), encoding="utf-8")
+    assert rendercache.load(tmp_path, entry_key) is None
+
+
+def test_an_environment_without_a_layer_has_a_key_of_its_own(tmp_path: Path) -> None:
+    env = tmp_path / "environments" / "dev.yaml"
+    env.parent.mkdir()
+    env.write_text("name: dev\n")
+    alone = rendercache.key(env, "environments/dev.yaml")
+    assert alone is not None and len(alone) == 64
+    (env.parent / "_defaults.yaml").write_text("")
+    assert rendercache.key(env, "environments/dev.yaml") not in (None, alone)
+    assert rendercache.key(tmp_path / "environments" / "missing.yaml", "environments/missing.yaml") is None
+    # No layer content, whatever its bytes, keys like no layer at all.
+    for content in (b"\0", b"-", b""):
+        (env.parent / "_defaults.yaml").write_bytes(content)
+        assert rendercache.key(env, "environments/dev.yaml") != alone
+
+
+def test_an_entry_that_cannot_be_put_in_place_leaves_nothing_behind(tmp_path: Path) -> None:
+    entry_key = "12" * 32
+    (tmp_path / f"{entry_key}.json" / "in-the-way").mkdir(parents=True)  # a folder cannot be replaced by a file
+    rendercache.store(tmp_path, entry_key, _entry())
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"{entry_key}.json"]
+    assert rendercache.load(tmp_path, entry_key) is None
+
+
+def test_with_reuse_off_recall_takes_no_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = tmp_path / "dev.yaml"
+    env.write_text("name: dev\n")
+    monkeypatch.setenv("NIMGEN_NO_CACHE", "1")
+    assert rendercache.recall(env, "environments/dev.yaml") == (None, None)
+
+
+def test_entries_another_check_pruned_meanwhile_are_no_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two checks prune at once: both list and date the entries, the other deletes first, this one finds them gone.
+    for number in range(5):
+        rendercache.store(tmp_path, f"{number:064x}", _entry())
+        os.utime(tmp_path / f"{number:064x}.json", ns=(number * 10**9, number * 10**9))
+    monkeypatch.setattr(rendercache, "MAX_ENTRIES", 2)
+    listing = os.scandir
+
+    def listed_while_another_check_prunes(path: Path) -> Iterator[os.DirEntry[str]]:
+        items = list(listing(path))
+        for item in items:
+            item.stat()  # dated now, as the sort does
+        monkeypatch.setattr(os, "scandir", listing)
+        rendercache._prune(path)  # the other check
+        return iter(items)
+
+    monkeypatch.setattr(os, "scandir", listed_while_another_check_prunes)
+    rendercache._prune(tmp_path)
+    assert sorted(item.name for item in tmp_path.iterdir()) == [f"{3:064x}.json", f"{4:064x}.json"]

@@ -77,8 +77,9 @@ def key(env_file: Path, source: str) -> str | None:
     hasher = hashlib.sha256(_fingerprint())
     try:
         layer = env_file.parent / _DEFAULTS_FILE
-        for data in (source.encode(), env_file.read_bytes(), layer.read_bytes() if layer.is_file() else b"\0"):
-            hasher.update(b"%d:" % len(data) + data)
+        for data in (source.encode(), env_file.read_bytes(), layer.read_bytes() if layer.is_file() else None):
+            # A missing layer is framed apart from every content a layer may have.
+            hasher.update(b"-" if data is None else b"%d:" % len(data) + data)
     except OSError:
         return None
     return hasher.hexdigest()
@@ -119,12 +120,15 @@ def store(place: Path, entry_key: str, entry: Entry) -> None:
     try:
         place.mkdir(parents=True, exist_ok=True)
         handle, staging = tempfile.mkstemp(prefix=".entry-", dir=place)
+    except OSError:
+        return
+    try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(data, stream, separators=(",", ":"))
         os.replace(staging, place / f"{entry_key}.json")
         _prune(place)
     except OSError:
-        return
+        Path(staging).unlink(missing_ok=True)  # a half-written entry is never left behind
 
 
 def _prune(place: Path) -> None:
