@@ -53,7 +53,8 @@ GROUPS = (
     # track of its workers when they run (KeyError in wait_for_result): left out until that is understood.
     Group("writer", ("gitops/writer.py", "gitops/ownership.py", "gitops/drift.py", "gitops/rendercache.py",
                      "gitops/staged.py"),
-          ("test_writer.py", "test_ownership.py", "test_check.py", "test_rendercache.py", "test_check_index.py")),
+          ("test_writer.py", "test_ownership.py", "test_check.py", "test_rendercache.py", "test_check_index.py",
+           "test_staged_rules.py", "test_drift_rules.py")),
     Group("checks", ("environment/checks.py", "environment/poolchecks.py", "capacity.py", "components/availability.py",
                      "components/reservations.py", "components/profiles.py", "components/spotfloor.py"),
           ("test_environment_errors.py", "test_capacity.py", "test_amis.py", "test_nodepools.py", "test_keda.py",
@@ -75,6 +76,7 @@ GROUPS = (
     # the rules' own tests must catch their mutants, as the issue asks of every safety check.
     Group("validate", ("validation/crossref.py", "validation/policy.py", "validation/gatewayrules.py"),
           ("test_crossref_rules.py", "test_policy_rules.py", "test_gateway_rules.py", "test_validate_units.py",
+           "test_runtime_objects.py",
            f"{SAFETY}test_gpu_pod_without_the_pools_toleration_fits_no_nodepool",
            f"{SAFETY}test_gpu_pod_with_the_pools_toleration_fits", f"{SAFETY}test_service_selects_no_pod_of_another_namespace",
            f"{SAFETY}test_service_selects_the_pods_of_its_own_namespace"),

@@ -110,7 +110,7 @@ def test_no_receiver_leaves_the_charts_alertmanager_config(tmp_path: Path) -> No
     env = _env(tmp_path)
     assert env.observability is not None and env.observability.receivers == ()
     values = _stack_values(env)["alertmanager"]
-    assert set(values) == {"alertmanagerSpec"} and set(values["alertmanagerSpec"]) == {"storage"}
+    assert set(values) == {"alertmanagerSpec"} and set(values["alertmanagerSpec"]) == {"storage", "resources"}
 
 
 def test_receiver_secrets_come_from_secrets_manager(tmp_path: Path, rendered_repo: Path, helm_engine: helm.Engine,

@@ -55,6 +55,46 @@ def test_the_binary_includes_crds(helm_binary: helm.BinaryEngine, tmp_path: Path
     assert yaml.safe_load(rendered["with-crds/templates/cm.yaml"])["metadata"]["name"] == "r"
 
 
+def _chart(folder: Path, name: str, dependencies: str = "", template: bool = True) -> Path:
+    """A chart with one CRD of its own (and a ConfigMap template unless not `template`)."""
+    (folder / "crds").mkdir(parents=True)
+    (folder / "Chart.yaml").write_text(f"apiVersion: v2\nname: {name}\nversion: 0.1.0\n{dependencies}")
+    (folder / "crds" / f"{name}.yaml").write_text(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n"
+        f"  name: {name}s.example.com\n")
+    if template:
+        (folder / "templates").mkdir()
+        (folder / "templates" / "cm.yaml").write_text(
+            f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n")
+    return folder
+
+
+@pytest.mark.parametrize("values", [
+    {},
+    {"alpha": {"enabled": False}},
+    {"alpha": {"enabled": "no"}, "fallback": False},  # the first condition that holds a boolean decides
+    {"beta": {"enabled": False}, "tags": {"extra": True}},
+    {"tags": {"extra": False}},  # a tag turns off a subchart no condition decides
+    {"tags": {"extra": False, "base": True}},  # one true tag keeps it
+    {"tags": {"extra": True}, "beta": {"enabled": False}},  # a condition overrides the tags
+])
+def test_both_engines_include_the_crds_of_the_subcharts_helm_keeps(helm_binary: helm.BinaryEngine,
+                                                                   helm_engine: helm.Engine, tmp_path: Path,
+                                                                   values: dict[str, Any]) -> None:
+    top = _chart(tmp_path / "top", "top", "dependencies:\n"
+                 "- {name: alpha, version: 0.1.0, condition: 'alpha.enabled,fallback'}\n"
+                 "- {name: beta, version: 0.1.0, condition: beta.enabled, tags: [extra]}\n"
+                 "- {name: gamma, version: 0.1.0, tags: [base, extra]}\n")
+    _chart(top / "charts" / "alpha", "alpha", "dependencies:\n- {name: deep, version: 0.1.0}\n")
+    _chart(top / "charts" / "alpha" / "charts" / "deep", "deep")
+    _chart(top / "charts" / "beta", "beta", template=False)
+    _chart(top / "charts" / "gamma", "gamma")
+    options: dict[str, Any] = {"release": "r", "namespace": "ns", "kube_version": "1.33"}
+    by_binary = sorted(path for path in helm_binary.template(top, values, **options) if "/crds/" in path)
+    assert sorted(path for path in helm_engine.template(top, values, **options) if "/crds/" in path) == by_binary
+    assert "top/crds/top.yaml" in by_binary
+
+
 def test_the_binary_reports_a_template_failure(helm_binary: helm.BinaryEngine) -> None:
     env = example_environment("prod")
     model = env.models[0]

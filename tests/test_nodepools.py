@@ -10,7 +10,7 @@ from conftest import EXAMPLE_NAMES, example_environment, shared
 from helpers import VALID, run, tree_digest, write_env
 from kube import crd_errors
 from nimgen import helm
-from nimgen.components import gateway, monitoring, nodepools, openwebui
+from nimgen.components import deviceplugin, gateway, monitoring, nodepools, openwebui
 from nimgen.gitops import applications
 from nimgen.yamlio import load_all_plain
 
@@ -243,6 +243,17 @@ def test_device_plugin_runs_only_where_the_ami_lacks_it(crd_schemas: Path) -> No
     [term] = values["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert term["matchExpressions"] == [{"key": "nimgen.io/node-pool", "operator": "In", "values": ["a10g"]}]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
+    assert values["resources"] == {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+    # Root and no probe are the plugin's nature: waived, each with its reason, for the chart's two DaemonSets.
+    waived = deviceplugin.DevicePlugin().policy_waivers(env)["nvidia-device-plugin"]
+    assert sorted((w.rule, w.workload.name, w.container) for w in waived) == [
+        ("non-root", "nvidia-device-plugin", "nvidia-device-plugin-ctr"),
+        ("non-root", "nvidia-device-plugin-mps-control-daemon", "mps-control-daemon-ctr"),
+        ("non-root", "nvidia-device-plugin-mps-control-daemon", "mps-control-daemon-mounts"),
+        ("probes", "nvidia-device-plugin", "nvidia-device-plugin-ctr"),
+        ("probes", "nvidia-device-plugin-mps-control-daemon", "mps-control-daemon-ctr")]
+    assert {(w.workload.kind, w.workload.namespace) for w in waived} == {("DaemonSet", "nvidia-device-plugin")}
+    assert all(w.reason for w in waived)
     project = applications.platform_project(env)
     assert "https://nvidia.github.io/k8s-device-plugin" in project["spec"]["sourceRepos"]
     assert "nvidia-device-plugin" in {d["namespace"] for d in project["spec"]["destinations"]}

@@ -141,6 +141,39 @@ def test_monitoring_applications(crd_schemas: Path) -> None:
     assert crd_errors(project, crd_schemas) == []
 
 
+def test_every_container_the_monitoring_charts_run_gets_requests_and_a_memory_limit() -> None:
+    env = example_environment("prod")
+    apps = monitoring_apps(env)
+    values = {name: app["spec"]["source"]["helm"]["valuesObject"] for name, app in apps.items()}
+    stack = values["kube-prometheus-stack"]
+    # Each value path the charts read a container's resources from (the kube-prometheus-stack 79.5.0, dcgm-exporter
+    # 3.4.2 and prometheus-adapter 4.13.0 templates; test_upstream_charts renders them).
+    placed = {
+        "prometheus": stack["prometheus"]["prometheusSpec"]["resources"],
+        "alertmanager": stack["alertmanager"]["alertmanagerSpec"]["resources"],
+        "operator": stack["prometheusOperator"]["resources"],
+        "certgen jobs": stack["prometheusOperator"]["admissionWebhooks"]["patch"]["resources"],
+        "grafana": stack["grafana"]["resources"],
+        "grafana sidecars": stack["grafana"]["sidecar"]["resources"],
+        "kube-state-metrics": stack["kube-state-metrics"]["resources"],
+        "node-exporter": stack["prometheus-node-exporter"]["resources"],
+        "prometheus-adapter": values["prometheus-adapter"]["resources"],
+        "dcgm-exporter": values["dcgm-exporter"]["resources"],
+    }
+    for where, resources in placed.items():
+        assert set(resources) == {"requests", "limits"}, where
+        assert set(resources["requests"]) == {"cpu", "memory"} and set(resources["limits"]) == {"memory"}, where
+    assert placed["prometheus"] == {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "8Gi"}}
+    # The receivers' settings and the volume are kept beside the resources.
+    assert "storage" in stack["alertmanager"]["alertmanagerSpec"]
+    assert stack["prometheus"]["prometheusSpec"]["retention"]
+
+
+def test_merged_values_keep_both_sides_map_by_map() -> None:
+    assert monitoring._merged({"a": {"b": 1, "c": {"d": 2}}, "e": 3}, {"a": {"c": {"f": 4}}, "e": {"g": 5}}) == {
+        "a": {"b": 1, "c": {"d": 2, "f": 4}}, "e": {"g": 5}}
+
+
 def test_dashboard_is_valid_grafana_json(rendered_repo: Path, helm_engine: helm.Engine) -> None:
     env = example_environment("prod")
     objects = application_objects(helm_engine, rendered_repo, monitoring_apps(env)["nim-observability"])

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-from nimgen.model import Environment
+from nimgen.model import Environment, Ref
 from nimgen.validation import policy
 from nimgen.validation.findings import Finding
 from nimgen.validation.manifests import Applied
@@ -270,3 +270,33 @@ def test_a_secret_a_chart_generates_as_it_renders_is_no_secret_in_git() -> None:
     renamed = {**cert, "metadata": {**cert["metadata"], "name": "api-keys"}}
     assert secret_findings("ai-gateway", renamed) == ["a Secret with its values would be committed to Git"]
 
+
+
+# ------------------------------------------------------------------ waivers
+
+
+def test_a_waived_rule_is_a_notice_with_its_reason_for_that_container_only() -> None:
+    plugin = container("plugin", securityContext={"runAsUser": 0})
+    other = container("other")
+    del plugin["readinessProbe"], plugin["livenessProbe"], other["livenessProbe"]
+    daemon = owner("DaemonSet", [plugin, other])
+    waived = {("web", "non-root", Ref("DaemonSet", "nim", "web"), "plugin"): "it must"}
+    found = policy.check(ENV, [Applied(daemon, "web", "chart")], [], waived=waived)
+    assert sorted((f.severity, f.check, f.message) for f in found) == [
+        ("error", "policy/probes", "container 'other' has no livenessProbe"),
+        ("error", "policy/probes", "container 'plugin' has no readinessProbe or livenessProbe"),
+        ("notice", "policy/non-root", "container 'plugin' may run as root (waived: it must)")]
+    # Another Application, workload or rule is not waived.
+    for key in (("other", "non-root", Ref("DaemonSet", "nim", "web"), "plugin"),
+                ("web", "non-root", Ref("Deployment", "nim", "web"), "plugin"),
+                ("web", "probes", Ref("DaemonSet", "nim", "web"), "plugin")):
+        found = policy.check(ENV, [Applied(daemon, "web", "chart")], [], waived={key: "it must"})
+        assert ("error", "container 'plugin' may run as root") in [(f.severity, f.message) for f in found]
+
+
+def test_a_waiver_names_init_containers_and_containers_apart() -> None:
+    pod = owner(containers=[container("main")], initContainers=[container("main", securityContext={"runAsUser": 0})])
+    waived = {("web", "non-root", Ref("Deployment", "nim", "web"), "main"): "mounts"}
+    [finding] = policy.check(ENV, [Applied(pod, "web", "chart")], [], waived=waived)
+    assert (finding.severity, finding.path) == ("notice", "spec.template.spec.initContainers[0].securityContext")
+    assert policy._container(policy.pods([Applied(pod, "web", "chart")])[0], "spec.template.spec.containers[3]") == ""

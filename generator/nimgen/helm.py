@@ -82,6 +82,40 @@ def _precheckable_schema(chart: Path, loaded: Any) -> dict[str, Any] | None:
     return schema
 
 
+def _enabled_dependencies(metadata: dict[str, Any], values: dict[str, Any]) -> set[str]:
+    """The chart's direct dependencies Helm keeps for these (coalesced) values: tags first, then the first
+    `condition` path that holds a boolean (Helm's processDependencyTags and processDependencyConditions)."""
+    tags = values.get("tags") if isinstance(values.get("tags"), dict) else None
+    kept = set()
+    for dependency in metadata.get("dependencies") or []:
+        enabled = True
+        if tags is not None:
+            states = {tags[tag] for tag in dependency.get("tags") or [] if isinstance(tags.get(tag), bool)}
+            enabled = True in states or not states
+        for path in str(dependency.get("condition") or "").split(","):
+            value: Any = values
+            for key in path.strip().split(".") if path.strip() else ["\0"]:
+                value = value.get(key) if isinstance(value, dict) else None
+            if isinstance(value, bool):
+                enabled = value
+                break
+        if enabled:
+            kept.add(str(dependency.get("alias") or dependency.get("name")))
+    return kept
+
+
+def _crd_kept(filename: str, kept: set[str], rendered: dict[str, str]) -> bool:
+    """Whether `helm template --include-crds` prints a crds/ file: the chart's own always; a subchart's when Helm
+    keeps it. Below the first level (charts/a/charts/b/crds), a kept subchart is one whose templates rendered."""
+    parts = filename.split("/")
+    if len(parts) < 4 or parts[1] != "charts":
+        return True  # <chart>/crds/...
+    if parts[2] not in kept:
+        return False
+    owner = filename.rsplit("/crds/", 1)[0]
+    return owner.count("/charts/") == 1 or any(key.startswith(f"{owner}/templates/") for key in rendered)
+
+
 class InProcessEngine:
     """helm-python-sdk: Helm v4's Go SDK in this process."""
 
@@ -142,9 +176,15 @@ class InProcessEngine:
             if loaded.validator is not None and loaded.validator.is_valid(loaded.full.merge_values(values)):
                 target = loaded.templates_only
             text = self._native.call_string("helm_render", target._raw(), json.dumps(values), json.dumps(options))
+            merged = loaded.full.merge_values(values)
         except self._helm.HelmError as exc:
             raise HelmError(str(exc)) from None
         rendered: dict[str, str] = json.loads(text)
+        # Argo CD renders with --include-crds: the crds/ files of the chart and of each subchart Helm keeps.
+        kept = _enabled_dependencies(loaded.full.metadata, merged)
+        for crd in loaded.full.crds:
+            if _crd_kept(crd["filename"], kept, rendered):
+                rendered[crd["filename"]] = crd["data"]
         return rendered
 
     def lint(self, chart: Path, values: dict[str, Any], *, kube_version: str, strict: bool = True) -> list[LintMessage]:

@@ -56,6 +56,16 @@ class Prerequisite:
 
 
 @dataclass(frozen=True)
+class Waiver:
+    """A serving-safety rule a container of an upstream chart cannot meet, and why: validate reports it as a notice."""
+
+    rule: str  # a policy rule: "probes", "non-root", "resources", "pinned-image"
+    workload: Ref  # the pod's owner (DaemonSet nvidia-device-plugin/nvidia-device-plugin)
+    container: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class SecretEnvVar:
     """An environment variable read from an existing Secret."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, ClassVar, Literal
 
-from nimgen.model import Environment, Prerequisite, Ref
+from nimgen.model import Environment, Prerequisite, Ref, Waiver
 
 Kind = tuple[str, str]  # (API group, kind)
 Project = Literal["models", "platform"]
@@ -136,6 +136,11 @@ class Component:
     def generated_secrets(self, env: Environment) -> dict[str, tuple[Ref, ...]]:
         """Secrets its upstream charts render with values they generate at render time (a self-signed
         certificate), by Application: no value of them is in Git or in the environment file."""
+        return {}
+
+    def policy_waivers(self, env: Environment) -> dict[str, tuple[Waiver, ...]]:
+        """Serving-safety rules containers of its upstream charts cannot meet (a device plugin must run as root),
+        by Application, each with its reason: no value nimgen could set would meet them."""
         return {}
 
     def crds(self, env: Environment) -> dict[str, tuple[str, ...]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from nimgen.components.base import AppSpec, Chart, Component, Grants, Kind
-from nimgen.model import Environment
+from nimgen.model import Environment, Ref, Waiver
 
 # Upstream chart, pinned (NVIDIA/k8s-device-plugin, deployments/helm/nvidia-device-plugin).
 CHART = Chart("nvidia-device-plugin", repo="https://nvidia.github.io/k8s-device-plugin", version="0.18.2")
@@ -44,7 +44,22 @@ def plugin_values(env: Environment) -> dict[str, Any]:
         },
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         "priorityClassName": "system-node-critical",
+        # For the plugin and the MPS control daemon alike: a Go program that lists the GPUs and answers the kubelet.
+        "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
     }
+
+
+# The plugin writes its socket into the kubelet's root-owned device-plugins folder; the MPS control daemon
+# (scheduled only on nodes labelled for MPS sharing, which nimgen never sets up) starts NVIDIA's root-owned MPS.
+_ROOT = "it writes into the kubelet's root-owned device-plugin folder on the host"
+_NO_HEALTH = "the plugin serves no health endpoint and the chart offers no probe"
+_WAIVED: tuple[tuple[str, str, str, str], ...] = (
+    ("non-root", "", "nvidia-device-plugin-ctr", _ROOT),
+    ("probes", "", "nvidia-device-plugin-ctr", _NO_HEALTH),
+    ("non-root", "-mps-control-daemon", "mps-control-daemon-ctr", _ROOT),
+    ("probes", "-mps-control-daemon", "mps-control-daemon-ctr", _NO_HEALTH),
+    ("non-root", "-mps-control-daemon", "mps-control-daemon-mounts", _ROOT),
+)
 
 
 class DevicePlugin(Component):
@@ -61,3 +76,7 @@ class DevicePlugin(Component):
 
     def grants(self, env: Environment) -> Grants:
         return Grants(namespaced_kinds=NAMESPACED_KINDS)
+
+    def policy_waivers(self, env: Environment) -> dict[str, tuple[Waiver, ...]]:
+        return {RELEASE_NAME: tuple(Waiver(rule, Ref("DaemonSet", NAMESPACE, RELEASE_NAME + suffix), container, why)
+                                    for rule, suffix, container, why in _WAIVED)}

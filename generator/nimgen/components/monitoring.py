@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from nimgen.components import alerting, metrics
 from nimgen.components.base import Add, AppSpec, Chart, Component, Grants, Kind
 from nimgen.errors import shorten as _s
-from nimgen.model import Environment, Prerequisite, Ref
+from nimgen.model import Environment, Prerequisite, Ref, Waiver
 
 PROMETHEUS_STACK_RELEASE = "kube-prometheus-stack"
 PROMETHEUS_STACK_REPO = ("https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack")
@@ -66,6 +66,28 @@ KEDA_IGNORE_DIFFERENCES: tuple[dict[str, Any], ...] = (
 )
 
 
+def resources(cpu: str, memory: str, memory_limit: str) -> dict[str, Any]:
+    """Requests for the scheduler and a memory limit for the OOM killer (no CPU limit: it only throttles)."""
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}}
+
+
+# Sized for a cluster of a few hundred pods; the usage dashboards show when one needs more.
+PROMETHEUS_RESOURCES = resources("500m", "2Gi", "8Gi")
+ALERTMANAGER_RESOURCES = resources("50m", "128Mi", "256Mi")
+OPERATOR_RESOURCES = resources("100m", "128Mi", "512Mi")
+# The admission webhook's certificate Jobs (kube-webhook-certgen), run once per sync.
+CERTGEN_RESOURCES = resources("10m", "32Mi", "128Mi")
+GRAFANA_RESOURCES = resources("100m", "256Mi", "1Gi")
+# kiwigrid/k8s-sidecar, which loads the dashboards and data sources from labelled ConfigMaps.
+GRAFANA_SIDECAR_RESOURCES = resources("50m", "128Mi", "256Mi")
+KUBE_STATE_METRICS_RESOURCES = resources("50m", "128Mi", "512Mi")
+NODE_EXPORTER_RESOURCES = resources("50m", "48Mi", "128Mi")
+ADAPTER_RESOURCES = resources("100m", "128Mi", "512Mi")
+# DCGM's host engine runs inside the exporter.
+DCGM_RESOURCES = resources("100m", "256Mi", "1Gi")
+GRAFANA_SIDECARS = ("grafana-sc-dashboard", "grafana-sc-datasources")
+
+
 def prometheus_stack_values(env: Environment) -> dict[str, Any]:
     """kube-prometheus-stack: select every ServiceMonitor and rule, dashboards by label, data on volumes, alerts to
     the environment's receivers, no inlined secret."""
@@ -80,17 +102,34 @@ def prometheus_stack_values(env: Environment) -> dict[str, Any]:
         "kubeScheduler": {"enabled": False},
         "kubeEtcd": {"enabled": False},
         "kubeProxy": {"enabled": False},
-        "prometheus": {"prometheusSpec": {**nothing_by_release, **alerting.prometheus_spec(env.observability.storage)}},
-        "alertmanager": alerting.alertmanager_values(env.observability),
+        "prometheus": {"prometheusSpec": {**nothing_by_release, **alerting.prometheus_spec(env.observability.storage),
+                                          "resources": PROMETHEUS_RESOURCES}},
+        "alertmanager": _merged(alerting.alertmanager_values(env.observability),
+                                {"alertmanagerSpec": {"resources": ALERTMANAGER_RESOURCES}}),
+        "prometheusOperator": {"resources": OPERATOR_RESOURCES,
+                               "admissionWebhooks": {"patch": {"resources": CERTGEN_RESOURCES}}},
         "grafana": {
             "admin": {"existingSecret": env.observability.grafana_admin_secret,
                       "userKey": "admin-user", "passwordKey": "admin-password"},
-            "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": "1",
+            "resources": GRAFANA_RESOURCES,
+            "sidecar": {"resources": GRAFANA_SIDECAR_RESOURCES,
+                        "dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": "1",
                                        "searchNamespace": "ALL"}},
         },
         # Lets alerts and dashboards map a pod (and its GPUs) to the model that owns it.
-        "kube-state-metrics": {"metricLabelsAllowlist": ["pods=[app.kubernetes.io/instance]"]},
+        "kube-state-metrics": {"metricLabelsAllowlist": ["pods=[app.kubernetes.io/instance]"],
+                               "resources": KUBE_STATE_METRICS_RESOURCES},
+        "prometheus-node-exporter": {"resources": NODE_EXPORTER_RESOURCES},
     }
+
+
+def _merged(values: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """`values` with `more` merged in, map by map."""
+    merged = dict(values)
+    for key, value in more.items():
+        merged[key] = _merged(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
 
 
 def adapter_values(env: Environment) -> dict[str, Any]:
@@ -103,6 +142,7 @@ def adapter_values(env: Environment) -> dict[str, Any]:
     return {
         "prometheus": {"url": url, "port": port},
         "rules": {"default": False, "custom": metrics.adapter_rules(env)},
+        "resources": ADAPTER_RESOURCES,
     }
 
 
@@ -110,6 +150,7 @@ def dcgm_values(env: Environment) -> dict[str, Any]:
     """DCGM exporter on GPU nodes only; honorLabels keeps the pod/namespace of the GPU's user."""
     return {
         "serviceMonitor": {"enabled": True, "honorLabels": True, "interval": "15s"},
+        "resources": DCGM_RESOURCES,
         "tolerations": [GPU_TOLERATION],
         "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
             {"matchExpressions": [{"key": "nimgen.io/node-pool", "operator": "Exists"}]}]}}},
@@ -187,6 +228,27 @@ class PrometheusStack(_Monitoring):
 
     def crds(self, env: Environment) -> dict[str, tuple[str, ...]]:
         return {PROMETHEUS_STACK_RELEASE: ("monitoring.coreos.com",)}
+
+    def run_time_objects(self, env: Environment) -> dict[str, tuple[Ref, ...]]:
+        # The operator's admission webhook certificate: the chart's admission-create Job (a pre-install hook, which
+        # Argo CD runs as PreSync) writes it before the operator's Deployment is applied.
+        assert env.observability is not None
+        return {PROMETHEUS_STACK_RELEASE: (Ref("Secret", env.observability.namespace,
+                                               f"{PROMETHEUS_STACK_RELEASE}-admission"),)}
+
+    def generated_secrets(self, env: Environment) -> dict[str, tuple[Ref, ...]]:
+        # Alertmanager's configuration file, which the chart renders from alertmanager.config: routes and receivers
+        # whose credentials are files of the receivers' own Secrets (alerting.alertmanager_config).
+        assert env.observability is not None
+        return {PROMETHEUS_STACK_RELEASE: (Ref("Secret", env.observability.namespace,
+                                               f"alertmanager-{PROMETHEUS_STACK_RELEASE}-alertmanager"),)}
+
+    def policy_waivers(self, env: Environment) -> dict[str, tuple[Waiver, ...]]:
+        assert env.observability is not None
+        grafana = Ref("Deployment", env.observability.namespace, f"{PROMETHEUS_STACK_RELEASE}-grafana")
+        return {PROMETHEUS_STACK_RELEASE: tuple(
+            Waiver("probes", grafana, sidecar, "k8s-sidecar serves no health endpoint, so a probe could only ask "
+                   "whether the process runs, which the kubelet sees anyway") for sidecar in GRAFANA_SIDECARS)}
 
     def prerequisites(self, env: Environment) -> tuple[Prerequisite, ...]:
         assert env.observability is not None and env.observability.storage is not None
@@ -291,6 +353,13 @@ class DcgmExporter(_Monitoring):
         assert env.observability is not None
         chart = Chart(DCGM_REPO[1], DCGM_REPO[0], env.observability.dcgm_exporter_version)
         return [self._app(env, DCGM_RELEASE, chart, dcgm_values(env), "GPU utilisation and memory")]
+
+    def policy_waivers(self, env: Environment) -> dict[str, tuple[Waiver, ...]]:
+        assert env.observability is not None
+        exporter = Ref("DaemonSet", env.observability.namespace, DCGM_RELEASE)
+        return {DCGM_RELEASE: (Waiver("non-root", exporter, "exporter", "DCGM's profiling metrics need "
+                                      "CAP_SYS_ADMIN, which the image's entrypoint grants itself as root (the chart's "
+                                      "own securityContext)"),)}
 
 
 class Dashboards(_Monitoring):

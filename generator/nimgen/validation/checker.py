@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nimgen.model import Environment
+from nimgen.validation.crdschemas import RenderedCrds
 from nimgen.validation.findings import Finding, Report, Severity, object_ref
 from nimgen.validation.manifests import Applied
 from nimgen.validation.schemas import MissingSchema, SchemaLocation, Schemas, UnreachableSchema
@@ -28,7 +29,7 @@ class Checker:
     def __init__(self, options: Options) -> None:
         self.options = options
         self._schemas: dict[str, Schemas] = {}
-        self._cel: dict[tuple[str, str, str], Any] = {}
+        self._cel: dict[tuple[str, str], Any] = {}  # (Kubernetes version, schema source) -> CEL program
         self.unreachable: dict[str, str] = {}  # shared by every Schemas: a location that did not answer is asked once
 
     def schemas(self, kubernetes_version: str) -> Schemas:
@@ -37,8 +38,11 @@ class Checker:
                                                         self.unreachable)
         return self._schemas[kubernetes_version]
 
-    def check(self, env: Environment, applied: Applied, report: Report) -> bool:
-        """Schema and CEL findings of one manifest; False when its schema rejects it (other checks skip it)."""
+    def check(self, env: Environment, applied: Applied, report: Report, crds: RenderedCrds | None = None) -> bool:
+        """Schema and CEL findings of one manifest; False when its schema rejects it (other checks skip it).
+
+        `crds` are the CRDs the manifest's Application renders: a custom kind no schema location has is checked
+        against its CRD there, as the API server will check it."""
         obj = applied.obj
         schemas = self.schemas(env.kubernetes_version)
         place: dict[str, Any] = {"environment": env.name, "application": applied.application, "obj": object_ref(obj)}
@@ -47,7 +51,7 @@ class Checker:
             report.add(Finding("error", "schema", "manifest without apiVersion or kind", path=applied.file, **place))
             return False
         try:
-            errors = schemas.errors(obj)
+            errors = schemas.errors(obj, crds)
         except UnreachableSchema:
             # Said once for the run (schema_location_findings), with every kind it left unchecked.
             report.unchecked[(api_version, kind)] = report.unchecked.get((api_version, kind), 0) + 1
@@ -62,16 +66,17 @@ class Checker:
             report.add(Finding("error", "schema", message, path=path, **place))
         # The API server evaluates CEL rules on objects its schema accepted; so does validate.
         if not errors and not schemas.is_builtin(api_version, kind):
-            self._check_cel(schemas, api_version, kind, applied, report, place)
+            self._check_cel(schemas.version, schemas.crd_source(api_version, kind, crds), applied, report, place)
         return not errors
 
-    def _check_cel(self, schemas: Schemas, api_version: str, kind: str, applied: Applied, report: Report,
+    def _check_cel(self, version: str, source: tuple[str, dict[str, Any]], applied: Applied, report: Report,
                    place: dict[str, Any]) -> None:
+        """The CEL rules of a custom kind's schema (`source`: its cache key and schema) on one object."""
         from nimgen.validation.cel import CelProgram
 
-        key = (schemas.version, api_version, kind)
+        key = (version, source[0])
         if key not in self._cel:
-            schema = schemas.crd_schema(api_version, kind)
+            schema = source[1]
             # Most CRDs carry no rule at all (Argo CD's, Prometheus Operator's): skip walking their schema.
             has_rules = "x-kubernetes-validations" in json.dumps(schema)
             self._cel[key] = CelProgram.from_schema(schema) if has_rules else None
@@ -83,4 +88,5 @@ class Checker:
             report.add(Finding("error", "cel", violation.message, path=violation.path.removeprefix("$.").lstrip("$"),
                                hint=f"CRD rule: {violation.rule}", **place))
         for rule in (*program.unevaluated, *unevaluated):
-            report.unevaluated_rules.add((f"{kind} ({api_version})", rule.rule, rule.reason))
+            report.unevaluated_rules.add((f"{applied.obj['kind']} ({applied.obj['apiVersion']})", rule.rule,
+                                          rule.reason))

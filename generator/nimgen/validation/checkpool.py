@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from nimgen import helm
 from nimgen.model import Environment
 from nimgen.validation.checker import Checker, Options
+from nimgen.validation.crdschemas import RenderedCrds
 from nimgen.validation.findings import Finding, Report
 from nimgen.validation.manifests import Applied
 from nimgen.validation.sources import AppResult, RenderJob, RenderPool, cluster_api_versions, render
@@ -63,7 +64,9 @@ def _checked(app: Applied, result: AppResult, checker: Checker, env: Environment
     """The schema and CEL checks of an Application and of what it renders (on the worker that rendered it)."""
     report = Report()
     app_valid = checker.check(env, app, report)
-    valid = [checker.check(env, item, report) for item in result.objects]
+    # A custom kind no schema location has meets the CRD its own Application renders, if it renders one.
+    crds = RenderedCrds.of(result.name, result.objects)
+    valid = [checker.check(env, item, report, crds) for item in result.objects]
     return Checked(result, valid, app_valid, findings=report.findings, unevaluated_rules=report.unevaluated_rules,
                    unchecked=report.unchecked, unreachable=dict(checker.unreachable))
 

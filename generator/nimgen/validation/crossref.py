@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from nimgen.model import Environment
-from nimgen.validation import gatewayrules
+from nimgen.validation import gatewayrules, runtime
 from nimgen.validation.findings import Finding, guarded, object_ref
 from nimgen.validation.manifests import Applied
 from nimgen.validation.sources import CLUSTER_SCOPED, AppResult, wave
@@ -107,19 +107,23 @@ class _Index:
         self.rendered = [obj for result in results for obj in result.objects]
         self.everything = manifests + self.rendered
         self.pods = pods(self.everything)
+        # What the cluster adds (an operator's pods, Kubernetes' own Service): selectors may match it, no other
+        # rule checks it.
+        made = runtime.stand_ins(self.everything)
+        self.selectable = self.pods + pods(made)
         self.apps = {str(m.obj["metadata"]["name"]): m for m in manifests
                      if m.obj.get("kind") == "Application" and m.obj.get("apiVersion") == "argoproj.io/v1alpha1"}
         self.results = results
         self._kinds: dict[object, list[Applied]] = {}
         self._places: dict[tuple[str, object, object, object], Applied] = {}
-        for applied in self.everything:
+        for applied in self.everything + made:
             obj, meta = applied.obj, applied.obj["metadata"]
             self._kinds.setdefault(obj.get("kind"), []).append(applied)
             place = (_group(str(obj.get("apiVersion", ""))), obj.get("kind"), meta.get("namespace", ""), meta.get("name"))
             if all(isinstance(part, str) for part in place):
                 self._places.setdefault(place, applied)
         self.pods_by_label: dict[tuple[object, object], list[Pod]] = {}
-        for pod in self.pods:
+        for pod in self.selectable:
             for pair in _label_keys(pod.labels):
                 self.pods_by_label.setdefault(pair, []).append(pod)
 
@@ -131,7 +135,7 @@ class _Index:
 
     def pods_with(self, selector: dict[str, Any]) -> list[Pod]:
         """Pods that may carry every label of `selector`: those with its rarest label (all when it has none)."""
-        return _fewest(self.pods_by_label, selector, self.pods)
+        return _fewest(self.pods_by_label, selector, self.selectable)
 
     def finding(self, applied: Applied, check: str, message: str, path: str = "", hint: str = "") -> Finding:
         return Finding("error", check, message, environment=self.env.name, application=applied.application,

@@ -5,19 +5,25 @@ Applied to every pod template Argo CD will create and to every manifest and Helm
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from nimgen.components import registry
 from nimgen.errors import field_path
-from nimgen.model import Environment
+from nimgen.model import Environment, Ref
 from nimgen.secrets import find_secrets, may_hold_secrets
 from nimgen.validation.crossref import Pod, pods
 from nimgen.validation.findings import Finding, guarded, object_ref
 from nimgen.validation.manifests import Applied
 
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
+# A finding's path inside its pod spec: containers[0] or initContainers[0], then any field.
+_CONTAINER_PATH = re.compile(r"(initContainers|containers)\[([0-9]+)\]")
+# (Application, rule, workload, container) -> why the components waive it.
+Waivers = dict[tuple[str, str, Ref, str], str]
 
 
 def _finding(env: Environment, applied: Applied, check: str, message: str, path: str, hint: str) -> Finding:
@@ -96,10 +102,38 @@ def _plaintext(env: Environment, applied: Applied, generated: frozenset[tuple[st
                        "move it to a Secret created outside Git and reference it (secretKeyRef, existingSecret)")
 
 
-def _pod_findings(env: Environment, objects: list[Applied]) -> Iterator[Finding]:
+def _container(pod: Pod, path: str) -> str:
+    """The name of the container a finding's path points into ("" when it points at none)."""
+    match = _CONTAINER_PATH.match(path.removeprefix(f"{pod.prefix}."))
+    containers = pod.spec.get(match.group(1)) or [] if match else []
+    index = int(match.group(2)) if match else -1
+    return str(containers[index].get("name", "")) if 0 <= index < len(containers) else ""
+
+
+def _waived(finding: Finding, pod: Pod, waived: Waivers) -> Finding:
+    """A finding a component waives, as a notice with its reason; any other as it is."""
+    meta = pod.owner.obj.get("metadata") or {}
+    owner = Ref(str(pod.owner.obj.get("kind", "")), str(meta.get("namespace", "")), str(meta.get("name", "")))
+    reason = waived.get((pod.owner.application, finding.check.removeprefix("policy/"), owner,
+                          _container(pod, finding.path)))
+    if reason is None:
+        return finding
+    return replace(finding, severity="notice", message=f"{finding.message} (waived: {reason})")
+
+
+def _pod_findings(env: Environment, objects: list[Applied], waived: Waivers) -> Iterator[Finding]:
     for pod in pods(objects):
         for rule in (_pinned, _resources, _probes, _non_root):
-            yield from guarded(f"policy/{rule.__name__.strip('_').replace('_', '-')}", env.name, partial(rule, env, pod))
+            for finding in guarded(f"policy/{rule.__name__.strip('_').replace('_', '-')}", env.name,
+                                   partial(rule, env, pod)):
+                yield _waived(finding, pod, waived)
+
+
+def waivers(env: Environment) -> Waivers:
+    """(Application, rule, workload, container) -> why, of every rule the environment's components waive."""
+    return {(app, waiver.rule, waiver.workload, waiver.container): waiver.reason
+            for component in registry.enabled(env) for app, listed in component.policy_waivers(env).items()
+            for waiver in listed}
 
 
 def generated_secrets(env: Environment) -> frozenset[tuple[str, str, str]]:
@@ -109,11 +143,11 @@ def generated_secrets(env: Environment) -> frozenset[tuple[str, str, str]]:
 
 
 def check(env: Environment, valid: list[Applied], everything: list[Applied],
-          generated: frozenset[tuple[str, str, str]] = frozenset()) -> list[Finding]:
-    """Every policy finding of one environment: pod rules on the objects that passed their schema, the secret
-    rule on every object (a secret in a malformed manifest is committed all the same) but the Secrets charts
-    generate (`generated_secrets`)."""
-    found = guarded("policy", env.name, partial(_pod_findings, env, valid))
+          generated: frozenset[tuple[str, str, str]] = frozenset(), waived: Waivers | None = None) -> list[Finding]:
+    """Every policy finding of one environment: pod rules on the objects that passed their schema (those the
+    components waive as notices), the secret rule on every object (a secret in a malformed manifest is committed
+    all the same) but the Secrets charts generate (`generated_secrets`)."""
+    found = guarded("policy", env.name, partial(_pod_findings, env, valid, waived or {}))
     # Helm values are checked where they are written (the Applications), manifests where they land.
     for applied in everything:
         found.extend(guarded("policy/no-plaintext-secret", env.name, partial(_plaintext, env, applied, generated)))

@@ -96,7 +96,7 @@ def _environment(env: Environment, root: Path, options: Options, engine: helm.En
                     *crossref.check(env, [m for m in manifests if id(m) in checked], passed),
                     *closure_findings,
                     *policy.check(env, valid, manifests + [o for r in results for o in r.objects],
-                                  policy.generated_secrets(env))]:
+                                  policy.generated_secrets(env), policy.waivers(env))]:
         report.add(finding)
 
 

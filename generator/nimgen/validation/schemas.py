@@ -1,7 +1,8 @@
-"""Schemas of everything a cluster accepts: Kubernetes' own (kubernetes-validate) and CRDs (kubeconform locations).
+"""Schemas of everything a cluster accepts: Kubernetes' own (kubernetes-validate) and CRDs (kubeconform locations,
+else the CRD the object's own Application renders).
 
-Every schema is read and compiled once per run and kept by (apiVersion, kind); validating a
-manifest is then one pass of an already built validator. The validators are jsonschema-rs (compiled
+Every schema is read and compiled once per run and kept by (apiVersion, kind), a rendered CRD's by its content;
+validating a manifest is then one pass of an already built validator. The validators are jsonschema-rs (compiled
 Rust): a hundred-model environment has about a thousand manifests, and pure-Python validation of
 Kubernetes' heavily $ref'd schemas would cost more than everything else together.
 """
@@ -23,6 +24,7 @@ from typing import Any
 import jsonschema_rs
 
 from nimgen.errors import UserError, field_path
+from nimgen.validation.crdschemas import CrdVersion, RenderedCrds, strict_schema
 
 # The CRD catalog kubeconform users point at (datreeio/CRDs-catalog), in kubeconform's template syntax.
 PUBLIC_CATALOG = ("https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/"
@@ -151,7 +153,8 @@ def _minor(version: str) -> tuple[int, int]:
 
 
 class Schemas:
-    """Compiled validators for one Kubernetes version: built-in kinds, then CRDs from the locations in order."""
+    """Compiled validators for one Kubernetes version: built-in kinds, then CRDs from the locations in order, then
+    the CRD the object's own Application renders."""
 
     def __init__(self, kubernetes_version: str, locations: list[SchemaLocation],
                  unreachable: dict[str, str] | None = None) -> None:
@@ -167,6 +170,10 @@ class Schemas:
         self.unreachable = unreachable if unreachable is not None else {}
         self._validators: dict[tuple[str, str], Any] = {}
         self._crd_schemas: dict[tuple[str, str], dict[str, Any]] = {}
+        # Rendered CRD versions by content digest: converted and compiled once, whichever Application renders them
+        # (a schema the validator cannot compile keeps why instead).
+        self._rendered: dict[str, tuple[dict[str, Any], Any]] = {}
+        self._uncompilable: dict[str, str] = {}
         self._missing: dict[tuple[str, str], MissingSchema] = {}  # looked for once per kind, found nowhere
 
     @cached_property
@@ -193,7 +200,7 @@ class Schemas:
         return self._builtin_file(api_version, kind) is not None
 
     def crd_schema(self, api_version: str, kind: str) -> dict[str, Any]:
-        """The raw CRD schema (for its CEL rules); MissingSchema when no location has it."""
+        """The CRD schema a location holds for a kind; MissingSchema when no location has it."""
         key = (api_version, kind)
         if key in self._missing:
             raise self._missing[key]
@@ -232,7 +239,38 @@ class Schemas:
             raise UnreachableSchema(f"no schema for {kind} ({api_version}): {', '.join(silent)} cannot be reached")
         raise MissingSchema(f"no schema for {kind} ({api_version}); looked in: {', '.join(tried) or 'nowhere'}")
 
-    def validator(self, api_version: str, kind: str) -> Any:
+    def crd_source(self, api_version: str, kind: str, crds: RenderedCrds | None = None) -> tuple[str, dict[str, Any]]:
+        """(cache key, schema) of a custom kind: the locations' schema, else that of the CRD the Application renders
+        (`crds`, converted as the locations' files are); MissingSchema, saying where nimgen looked, without either."""
+        if (api_version, kind) not in self._missing:
+            try:
+                return f"{api_version} {kind}", self.crd_schema(api_version, kind)
+            except MissingSchema:
+                pass
+        # A fresh exception each time: raising the kept one again would grow its traceback with every object.
+        missing = self._missing[(api_version, kind)]
+        version = crds.version(api_version, kind) if crds is not None else None
+        if crds is None or version is None:
+            why = f"; {crds.why_not(api_version, kind)}" if crds is not None else ""
+            raise type(missing)(f"{missing}{why}")
+        self._compile(version)
+        if version.digest in self._uncompilable:
+            raise MissingSchema(f"no schema for {kind} ({api_version}): the CRD {version.crd} that Application "
+                                f"{crds.application} renders has a {version.version} schema that does not "
+                                f"compile: {self._uncompilable[version.digest]}")
+        return version.digest, self._rendered[version.digest][0]
+
+    def _compile(self, version: CrdVersion) -> None:
+        """A rendered CRD version's converted schema and its validator, built once per content."""
+        if version.digest in self._rendered or version.digest in self._uncompilable:
+            return
+        schema = strict_schema(version.schema)
+        try:
+            self._rendered[version.digest] = (schema, _crd_validator(schema))
+        except ValueError as error:  # jsonschema_rs.ValidationError: a keyword or pattern it cannot take
+            self._uncompilable[version.digest] = _short(str(error).splitlines()[0])
+
+    def validator(self, api_version: str, kind: str, crds: RenderedCrds | None = None) -> Any:
         """The compiled validator for a kind (built once); MissingSchema when there is none."""
         key = (api_version, kind)
         found = self._validators.get(key)
@@ -243,17 +281,24 @@ class Schemas:
                 found = jsonschema_rs.Draft202012Validator(schema, registry=self._registry, validate_formats=False,
                                                            base_uri=f"{_BUILTIN_BASE}{builtin}")
             else:
-                # CRD schemas are OpenAPI v3 subsets; Draft 7 reads them as the API server means them.
-                # Formats (int32, int-or-string, ...) are OpenAPI's, not JSON Schema's: not checked.
-                found = jsonschema_rs.Draft7Validator(_ecma_patterns(self.crd_schema(api_version, kind)),
-                                                      validate_formats=False)
+                source, schema = self.crd_source(api_version, kind, crds)
+                if source in self._rendered:  # the Application's own CRD: kept by content, not by kind
+                    return self._rendered[source][1]
+                found = _crd_validator(schema)
             self._validators[key] = found
         return found
 
-    def errors(self, obj: dict[str, Any]) -> list[tuple[str, str]]:
-        """(field path, message) of every schema violation, sorted by path."""
-        validator = self.validator(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+    def errors(self, obj: dict[str, Any], crds: RenderedCrds | None = None) -> list[tuple[str, str]]:
+        """(field path, message) of every schema violation, sorted by path; `crds` are those the object's
+        Application renders, for kinds no location has."""
+        validator = self.validator(str(obj.get("apiVersion", "")), str(obj.get("kind", "")), crds)
         return sorted((field_path(error.instance_path), _short(error.message)) for error in validator.iter_errors(obj))
+
+
+def _crd_validator(schema: dict[str, Any]) -> Any:
+    # CRD schemas are OpenAPI v3 subsets; Draft 7 reads them as the API server means them.
+    # Formats (int32, int-or-string, ...) are OpenAPI's, not JSON Schema's: not checked.
+    return jsonschema_rs.Draft7Validator(_ecma_patterns(schema), validate_formats=False)
 
 
 def _case_folded(pattern: str) -> str:

@@ -372,9 +372,25 @@ def _objects(job: RenderJob, result: AppResult, path: str, text: str) -> list[Ap
         problem = shape_problem(doc) if isinstance(doc, dict) else ("", f"is a {yaml_type(doc)}, not an object")
         if problem:
             result.issues.append(Issue(f"{path} document {index + 1}: {problem[1]}", file))
-        else:
+        elif not never_applied(doc):
             objects.append(Applied(doc, result.name, path))
     return objects
+
+
+# The Helm hooks Argo CD runs, as PreSync or PostSync (gitops-engine pkg/sync/hook/helm).
+HELM_HOOKS_RUN = frozenset({"pre-install", "pre-upgrade", "post-install", "post-upgrade"})
+
+
+def never_applied(doc: dict[str, Any]) -> bool:
+    """A Helm hook Argo CD never applies: one of none of the types it maps (a `helm test` Pod, a pre-delete Job).
+    An Argo CD hook annotation takes precedence, as in Argo CD; `crd-install` marks a CRD, not a hook."""
+    annotations = (doc.get("metadata") or {}).get("annotations")
+    if not isinstance(annotations, dict) or "argocd.argoproj.io/hook" in annotations:
+        return False
+    hook = annotations.get("helm.sh/hook")
+    if not isinstance(hook, str) or hook == "crd-install":
+        return False
+    return not {kind.strip() for kind in hook.split(",")} & HELM_HOOKS_RUN
 
 
 # Cluster-scoped kinds nimgen's charts and the usual platform charts render.
