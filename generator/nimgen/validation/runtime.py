@@ -16,13 +16,13 @@ from nimgen.validation.manifests import Applied
 # Runs the stand-ins through the same rules as rendered objects; no file holds them.
 RUN_TIME = "(created at run time)"
 
-# Kubernetes' API server keeps `default/kubernetes` (pkg/controlplane/reconcilers: labels component=apiserver,
-# provider=kubernetes; port "https").
+# Kubernetes' API server keeps `default/kubernetes` (pkg/controlplane/controller/kubernetesservice: labels
+# component=apiserver and provider=kubernetes, port "https"), which kube-prometheus-stack's apiserver monitor selects.
 _BUILTIN: tuple[dict[str, Any], ...] = (
     {"apiVersion": "v1", "kind": "Service",
      "metadata": {"name": "kubernetes", "namespace": "default",
                   "labels": {"component": "apiserver", "provider": "kubernetes"}},
-     "spec": {"ports": [{"name": "https", "port": 443, "targetPort": 6443}]}},
+     "spec": {"ports": [{"name": "https", "port": 443}]}},
 )
 # terraform/eks.tf installs the EKS CoreDNS add-on: its Deployment `kube-system/coredns` selects pods labelled
 # k8s-app=kube-dns and eks.amazonaws.com/component=coredns, serving DNS on 53 and metrics on 9153.
