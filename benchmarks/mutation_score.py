@@ -54,7 +54,7 @@ GROUPS = (
     Group("writer", ("gitops/writer.py", "gitops/ownership.py", "gitops/drift.py", "gitops/rendercache.py",
                      "gitops/staged.py"),
           ("test_writer.py", "test_ownership.py", "test_check.py", "test_rendercache.py", "test_check_index.py",
-           "test_staged_rules.py", "test_drift_rules.py")),
+           "test_staged_rules.py", "test_drift_rules.py", "test_writer_rules.py", "test_ownership_rules.py")),
     Group("checks", ("environment/checks.py", "environment/poolchecks.py", "capacity.py", "components/availability.py",
                      "components/reservations.py", "components/profiles.py", "components/spotfloor.py"),
           ("test_environment_errors.py", "test_capacity.py", "test_amis.py", "test_nodepools.py", "test_keda.py",

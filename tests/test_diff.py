@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import locale
 import os
 import re
 import shutil
@@ -383,3 +384,20 @@ def test_diff_without_a_helm_engine_says_what_to_install(repo: Path, monkeypatch
     assert (result.exit_code, result.output) == (1, ("error: no Helm engine: install helm-python-sdk (pip install "
                                                     "'nimgen[validate]') or put helm on PATH\n  hint: diff renders "
                                                     "charts as Argo CD does: pip install 'nimgen[validate]'\n"))
+
+
+@pytest.mark.skipif(sys.flags.utf8_mode, reason="UTF-8 mode writes every file as UTF-8 whatever the locale")
+def test_a_diff_renders_text_beyond_ascii_whatever_the_locale(repo: Path) -> None:
+    text = prod(repo).read_text(encoding="utf-8")
+    prod(repo).write_text(re.sub(r"(?m)^description: .*$", "description: Modèles de production — équipe ML", text)
+                          if re.search(r"(?m)^description: ", text) else
+                          text.replace("\nname: prod\n", "\nname: prod\ndescription: Modèles de production — équipe ML\n"),
+                          encoding="utf-8")
+    previous = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")  # an ASCII locale: a file written without an encoding fails on 'è'
+    try:
+        result = run("diff", prod(repo), "-o", "json")
+    finally:
+        locale.setlocale(locale.LC_CTYPE, previous)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["changed"] is True

@@ -125,4 +125,4 @@ class OutputConflictError(UserError):
 
 
 class OutputWriteError(UserError):
-    """Writing the rendered tree failed; the previous tree was left in place."""
+    """Writing the rendered tree failed; the hint says whether anything changed."""

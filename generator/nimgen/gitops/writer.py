@@ -75,10 +75,18 @@ class _Plan:
 
 def _check_tree(scope: Scope, tree: dict[PurePosixPath, str]) -> None:
     """The tree nimgen rendered stays inside its scope (guards against a bug, or a name that slipped through)."""
-    bad = sorted(f"{path}: {reason}" for path in tree if (reason := scope.why_not(path)))
+    bad = sorted(f"{path}: {reason}" for path in tree if (reason := scope.why_not(path) or _staging_name(path)))
     if bad:
         raise OutputWriteError("refusing to write outside the folders nimgen owns:\n" +
                                "\n".join(f"  {line}" for line in bad))
+
+
+def _staging_name(path: PurePosixPath) -> str:
+    """Why a file may not have this name: the one another file is staged under before it is swapped in."""
+    name = path.name
+    if name.startswith(".") and name.endswith(STAGE_SUFFIX) and len(name) > len(STAGE_SUFFIX) + 1:
+        return f"named like the staging file of {path.with_name(name[1:-len(STAGE_SUFFIX)])}"
+    return ""
 
 
 def _refuse_takeover(root: Path, scope: Scope, source: str) -> None:
@@ -197,8 +205,10 @@ def write(root: Path, scope: Scope, source: str, tree: dict[PurePosixPath, str],
                 target.unlink(missing_ok=True)
         if plan.files[record].encode("utf-8") != _read_bytes(root / record):
             replace_file(root / record, plan.files[record])
-    except OSError as exc:
-        raise OutputWriteError(f"could not finish writing {scope.folder}/: {exc}",
+    except (OSError, OutputWriteError) as exc:
+        # The swap has begun: some files are new, and the record in progress lists old and new alike.
+        reason = exc.message if isinstance(exc, OutputWriteError) else str(exc)
+        raise OutputWriteError(f"could not finish writing {scope.folder}/: {reason}",
                                hint="render again: the record still lists every file, so it completes the tree") \
             from None
     return plan.changes
