@@ -300,3 +300,11 @@ def test_a_waiver_names_init_containers_and_containers_apart() -> None:
     [finding] = policy.check(ENV, [Applied(pod, "web", "chart")], [], waived=waived)
     assert (finding.severity, finding.path) == ("notice", "spec.template.spec.initContainers[0].securityContext")
     assert policy._container(policy.pods([Applied(pod, "web", "chart")])[0], "spec.template.spec.containers[3]") == ""
+
+
+def test_a_workload_named_only_by_generate_name_is_never_waived() -> None:
+    job = owner("Job", [container("run", securityContext={"runAsUser": 0})])
+    job["metadata"] = {"generateName": "web-", "namespace": "nim"}
+    waived = {("web", "non-root", Ref("Job", "nim", "web-"), "run"): "no"}
+    [finding] = policy.check(ENV, [Applied(job, "web", "chart")], [], waived=waived)
+    assert (finding.severity, finding.message) == ("error", "container 'run' may run as root")

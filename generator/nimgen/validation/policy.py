@@ -105,17 +105,19 @@ def _plaintext(env: Environment, applied: Applied, generated: frozenset[tuple[st
 def _container(pod: Pod, path: str) -> str:
     """The name of the container a finding's path points into ("" when it points at none)."""
     match = _CONTAINER_PATH.match(path.removeprefix(f"{pod.prefix}."))
-    containers = pod.spec.get(match.group(1)) or [] if match else []
-    index = int(match.group(2)) if match else -1
-    return str(containers[index].get("name", "")) if 0 <= index < len(containers) else ""
+    if match is None:
+        return ""
+    containers = pod.spec.get(match.group(1)) or []
+    index = int(match.group(2))
+    return str(containers[index].get("name")) if index < len(containers) else ""
 
 
 def _waived(finding: Finding, pod: Pod, waived: Waivers) -> Finding:
     """A finding a component waives, as a notice with its reason; any other as it is."""
-    meta = pod.owner.obj.get("metadata") or {}
-    owner = Ref(str(pod.owner.obj.get("kind", "")), str(meta.get("namespace", "")), str(meta.get("name", "")))
+    # A pod's owner passed its shape check: it has a kind and metadata (a name, or only a generateName).
+    owner = Ref(str(pod.owner.obj["kind"]), pod.namespace, str(pod.owner.obj["metadata"].get("name")))
     reason = waived.get((pod.owner.application, finding.check.removeprefix("policy/"), owner,
-                          _container(pod, finding.path)))
+                         _container(pod, finding.path)))
     if reason is None:
         return finding
     return replace(finding, severity="notice", message=f"{finding.message} (waived: {reason})")
