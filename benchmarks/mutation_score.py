@@ -1,6 +1,6 @@
 """Mutation score of the modules that guard safety, with mutmut.
 
-    python benchmarks/mutation_score.py [--group NAME]... [--workdir DIR] [--jobs N] [--again]
+    python benchmarks/mutation_score.py [--group NAME]... [--workdir DIR] [--jobs N] [--again | --report]
 
 For each group below, mutmut mutates the group's modules and runs the group's tests against every
 mutant (only the tests that reach the mutated function). The score of a module is killed / all
@@ -85,7 +85,8 @@ GROUPS = (
     Group("diff", ("commands/diff.py", "commands/diffreport.py", "commands/diffeffects.py"),
           ("test_diff_report.py", "test_diff.py", "test_diff_effects.py", "test_safety_guards.py")),
 )
-_RESULT = re.compile(r"^\s*nimgen\.(?P<module>[\w.]+)\.x_(?P<rest>\S+): (?P<status>.+)$")
+# A line of `mutmut results`: functions are x_<function>, methods xǁ<Class>ǁ<method>.
+_RESULT = re.compile(r"^\s*nimgen\.(?P<module>[\w.]+)\.(?P<mutant>x[_\u01c1]\S+): (?P<status>.+)$")
 # nimgen.<module>.x_<function>__mutmut_<n>; methods are xǁ<Class>ǁ<method>.
 _NAME = re.compile(r"nimgen\.(?P<module>[\w.]+)\.x_?(?P<function>.+)__mutmut_(?P<number>[0-9]+)")
 
@@ -224,7 +225,7 @@ def _results(root: Path, env: dict[str, str]) -> dict[str, dict[str, str]]:
     results: dict[str, dict[str, str]] = {}
     for line in done.stdout.splitlines():
         if match := _RESULT.match(line):
-            name = f"nimgen.{match['module']}.x_{match['rest']}"
+            name = f"nimgen.{match['module']}.{match['mutant']}"
             results.setdefault(match["module"], {})[name] = match["status"].strip()
     return results
 
@@ -250,6 +251,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--again", action="store_true",
                         help="Reuse the workspaces in --workdir: re-test changed functions and earlier survivors.")
+    parser.add_argument("--report", action="store_true",
+                        help="Only report what the workspaces in --workdir last recorded (nothing is run).")
     args = parser.parse_args()
     if shutil.which("mutmut") is None:
         sys.exit("mutmut is not installed: pip install mutmut")
@@ -258,7 +261,8 @@ def main() -> None:
     for group in GROUPS:
         if args.group and group.name not in args.group:
             continue
-        results = run_group(base / group.name, group, args.jobs, again=args.again)
+        results = (_results(base / group.name, dict(os.environ)) if args.report
+                   else run_group(base / group.name, group, args.jobs, again=args.again))
         print(f"[{group.name}]")
         print("\n".join(report(results, allowed)), flush=True)
 

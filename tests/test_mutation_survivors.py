@@ -49,3 +49,15 @@ def test_every_group_names_modules_and_tests_that_exist(group: mutation_score.Gr
         file, _, name = test.partition("::")
         text = (root / "tests" / file).read_text(encoding="utf-8")
         assert not name or f"\ndef {name}(" in text, f"{group.name}: no test {test}"
+
+
+def test_results_of_functions_and_methods_are_both_read() -> None:
+    lines = ["    nimgen.validation.crossref.x_check__mutmut_3: killed",
+             "    nimgen.validation.crossref.x\u01c1_Index\u01c1__init____mutmut_52: survived",
+             "    nimgen.gitops.drift.x\u01c1Reads\u01c1file__mutmut_7: no tests",
+             "something else: killed"]
+    parsed = [match.group("module", "mutant", "status") for line in lines
+              if (match := mutation_score._RESULT.match(line))]
+    assert parsed == [("validation.crossref", "x_check__mutmut_3", "killed"),
+                      ("validation.crossref", "x\u01c1_Index\u01c1__init____mutmut_52", "survived"),
+                      ("gitops.drift", "x\u01c1Reads\u01c1file__mutmut_7", "no tests")]
