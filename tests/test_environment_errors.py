@@ -41,6 +41,12 @@ CASES = [
         id="wrong-type",
     ),
     pytest.param(
+        # The pool checks look a model's pool up by name: a list in its place is the schema's to report.
+        VALID.replace("    nodePool: a10g\n", "    nodePool: [a10g]\n"),
+        'environments/test.yaml:11:15: $.models[0].nodePool: expected string, got list ["a10g"]',
+        id="pool-as-list",
+    ),
+    pytest.param(
         VALID.replace('kubernetesVersion: "1.33"', "kubernetesVersion: 1.33"),
         "environments/test.yaml:5:22: $.cluster.kubernetesVersion: expected string, got number 1.33\n"
         '    hint: write the minor version as a quoted string, e.g. kubernetesVersion: "1.33"',

@@ -127,3 +127,32 @@ def test_a_check_that_stops_on_a_document_the_schema_accepts_is_an_error_where_i
         ("$.models[0]", "check could not finish (checks.identity: KeyError 'name')", HINT),
         ("$.nodePools", "check could not finish (poolchecks.pool_capacity: KeyError 'name')", HINT)]
     assert all(hint != HINT for _, _, hint in problems(doc, schema_valid=False))
+
+
+def test_each_model_check_that_stops_says_which_model_it_stopped_on() -> None:
+    # One model of a wrong shape per check (the schema refuses each): every stop is placed at its model.
+    pool = {"name": "p", "instanceFamilies": ["g5"], "gpuLimit": 64, "amiVersion": "v20251112"}
+    models = [
+        {"name": "a", "image": IMAGE, "nodePool": "p", "namespace": ["x"]},
+        {"name": "b", "image": IMAGE, "nodePool": ["p"]},
+        {"name": "c", "image": 5, "nodePool": "p"},
+        {"name": "d", "image": IMAGE, "nodePool": "p", "cacheWarmup": True, "cache": "x"},
+        {"name": "e", "image": IMAGE, "nodePool": "p", "gpus": "two"},
+    ]
+    doc = document(models=models, nodePools=[pool], storage={"modelCache": {"fileSystemId": "fs-1"}},
+                   cluster={"name": "c", "region": "us-west-2", "kubernetesVersion": "1.33",
+                            "karpenter": {"nodeRole": "r", "discoveryTag": "t"}})
+    assert [(path, message) for path, message, hint in problems(doc) if hint == HINT] == [
+        ("$", "check could not finish (models.check: TypeError unhashable type: 'list')"),
+        ("$.models[0]", "check could not finish (checks.namespace: TypeError unhashable type: 'list')"),
+        ("$.models[1]", "check could not finish (poolchecks.pool_exists: TypeError unhashable type: 'list')"),
+        ("$.models[3]", "check could not finish (checks.cache_problems: TypeError string indices must be integers, "
+                        "not 'str')"),
+        ("$.models[2]", "check could not finish (checks.efs_read_time: TypeError object of type 'int' has no len())"),
+        ("$.models[3]", "check could not finish (checks.warmup_needs_shared_cache: AttributeError 'str' object has "
+                        "no attribute 'get')"),
+        ("$.nodePools", "check could not finish (poolchecks.pool_capacity: ValueError invalid literal for int() with "
+                        "base 10: 'two')"),
+        ("$.models[2]", "check could not finish (poolchecks.gpu_fit: TypeError object of type 'int' has no len())"),
+        ("$.models[4]", "check could not finish (poolchecks.gpu_fit: ValueError invalid literal for int() with base "
+                        "10: 'two')")]

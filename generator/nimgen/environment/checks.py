@@ -93,7 +93,7 @@ def environment_problems(document: Any, models: list[Any], fallback: Location, *
         by_name = {pool["name"]: (index, pool) for index, pool in enumerate(pools)
                    if isinstance(pool, dict) and isinstance(pool.get("name"), str)}
         for index, model in enumerate(models):
-            if isinstance(model, dict) and model.get("nodePool") in by_name:
+            if isinstance(model, dict) and isinstance(model.get("nodePool"), str) and model["nodePool"] in by_name:
                 guarded(gpu_fit, model, ["models", index], by_name[model["nodePool"]], add, at=["models", index])
     if schema_valid:
         for path, stop in guarded.stopped:
