@@ -146,13 +146,13 @@ def test_each_model_check_that_stops_says_which_model_it_stopped_on() -> None:
         ("$", "check could not finish (models.check: TypeError unhashable type: 'list')"),
         ("$.models[0]", "check could not finish (checks.namespace: TypeError unhashable type: 'list')"),
         ("$.models[1]", "check could not finish (poolchecks.pool_exists: TypeError unhashable type: 'list')"),
-        ("$.models[3]", "check could not finish (checks.cache_problems: TypeError string indices must be integers, "
-                        "not 'str')"),
+        ("$.models[3]", ("check could not finish (checks.cache_problems: TypeError string indices must be integers, "
+                        "not 'str')")),
         ("$.models[2]", "check could not finish (checks.efs_read_time: TypeError object of type 'int' has no len())"),
-        ("$.models[3]", "check could not finish (checks.warmup_needs_shared_cache: AttributeError 'str' object has "
-                        "no attribute 'get')"),
-        ("$.nodePools", "check could not finish (poolchecks.pool_capacity: ValueError invalid literal for int() with "
-                        "base 10: 'two')"),
+        ("$.models[3]", ("check could not finish (checks.warmup_needs_shared_cache: AttributeError 'str' object has "
+                        "no attribute 'get')")),
+        ("$.nodePools", ("check could not finish (poolchecks.pool_capacity: ValueError invalid literal for int() with "
+                        "base 10: 'two')")),
         ("$.models[2]", "check could not finish (poolchecks.gpu_fit: TypeError object of type 'int' has no len())"),
-        ("$.models[4]", "check could not finish (poolchecks.gpu_fit: ValueError invalid literal for int() with base "
-                        "10: 'two')")]
+        ("$.models[4]", ("check could not finish (poolchecks.gpu_fit: ValueError invalid literal for int() with base "
+                        "10: 'two')"))]
