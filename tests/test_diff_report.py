@@ -374,6 +374,11 @@ def test_delta_rounds_to_cents() -> None:
     data = diffreport.summary(_diff(_plan(priced), _plan(replace(priced, on_demand_usd_min=1.2345,
                                                                   on_demand_usd_max=1.2345))))
     assert data["totals"]["delta"] == {"gpusMin": 0, "gpusMax": 0, "onDemandUsdMin": 0.23, "onDemandUsdMax": 0.23}
+    # A model's own row is not rounded before: its delta is, to cents.
+    after = replace(priced, on_demand_usd_min=1.2345, on_demand_usd_max=1.2345)
+    [model] = diffreport.summary(_diff(_plan(priced), _plan(after), models=(
+        ModelChange("a", "changed", priced, after, ("img:1", "img:2")),)))["models"]
+    assert model["delta"] == {"gpusMin": 0, "gpusMax": 0, "onDemandUsdMin": 0.23, "onDemandUsdMax": 0.23}
     grown = diffreport.summary(_diff(_plan(priced), _plan(replace(priced, gpus_min=3, gpus_max=5))))["totals"]["delta"]
     assert (grown["gpusMin"], grown["gpusMax"]) == (2, 4) and type(grown["gpusMin"]) is int
 
