@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 from nimgen.errors import OutputWriteError
 from nimgen.gitops import writer
-from nimgen.gitops.drift import Drift, Reads, drift, unowned_files
+from nimgen.gitops.drift import Drift, Reads, drift_by_digest, tree_digests, unowned_files
 from nimgen.gitops.ownership import GENERATED_MARKER, OwnershipError, Scope
 
 P = PurePosixPath
@@ -17,6 +17,10 @@ RECORD = P("argocd/e/generated-files.txt")
 
 def _write(root: Path, tree: dict[PurePosixPath, str], env: str = "e") -> None:
     writer.write(root, Scope(env), f"environments/{env}.yaml", tree)
+
+
+def drift(root: Path, scope: Scope, source: str, tree: dict[PurePosixPath, str]) -> list[Drift]:
+    return drift_by_digest(root, scope, source, tree_digests(tree))
 
 
 def _drift(root: Path, tree: dict[PurePosixPath, str]) -> list[tuple[str, str]]:

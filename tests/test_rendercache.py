@@ -252,3 +252,27 @@ def test_entries_another_check_pruned_meanwhile_are_no_error(tmp_path: Path, mon
     monkeypatch.setattr(os, "scandir", listed_while_another_check_prunes)
     rendercache._prune(tmp_path)
     assert sorted(item.name for item in tmp_path.iterdir()) == [f"{3:064x}.json", f"{4:064x}.json"]
+
+
+def test_an_entry_stored_while_another_check_prunes_is_kept_without_error(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # This store lists the entries to prune; another check deletes them before this one dates them. The new entry
+    # is already in place: the failed prune must neither raise nor take it away.
+    for number in range(3):
+        rendercache.store(tmp_path, f"{number:064x}", _entry())
+    monkeypatch.setattr(rendercache, "MAX_ENTRIES", 1)
+    new_key = "ab" * 32
+    listing = os.scandir
+
+    def listed_then_pruned_by_another_check(path: Path) -> Iterator[os.DirEntry[str]]:
+        items = list(listing(path))
+        for item in items:
+            if item.name != f"{new_key}.json":
+                os.unlink(item.path)
+        return iter(items)
+
+    monkeypatch.setattr(os, "scandir", listed_then_pruned_by_another_check)
+    rendercache.store(tmp_path, new_key, _entry())
+    monkeypatch.setattr(os, "scandir", listing)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"{new_key}.json"]
+    assert rendercache.load(tmp_path, new_key) == _entry()

@@ -50,7 +50,9 @@ def test_a_tree_outside_the_scope_is_refused_with_every_path(tmp_path: Path) -> 
 def test_a_file_named_like_another_files_staging_file_is_refused(tmp_path: Path) -> None:
     # argocd/e/x is staged as argocd/e/.x.nimgen-tmp: a rendered file of that name would be swapped in as x.
     with pytest.raises(OutputWriteError) as caught:
-        _write(tmp_path, {"argocd/e/x": "x\n", "argocd/e/.x.nimgen-tmp": "y\n", "argocd/e/.nimgen-tmp": "z\n"})
+        # The suffix alone, or after a dot only, stages no file (no file has an empty name).
+        _write(tmp_path, {"argocd/e/x": "x\n", "argocd/e/.x.nimgen-tmp": "y\n", "argocd/e/.nimgen-tmp": "z\n",
+                          "argocd/e/..nimgen-tmp": "z\n"})
     assert caught.value.message == ("refusing to write outside the folders nimgen owns:\n"
                                     "  argocd/e/.x.nimgen-tmp: named like the staging file of argocd/e/x")
     assert not (tmp_path / "argocd").exists()

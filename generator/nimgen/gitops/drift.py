@@ -34,7 +34,7 @@ class Drift:
 
 
 def digest(data: bytes) -> str:
-    """The full SHA-256 of a file's bytes: what `drift` compares (the record keeps a short form for people)."""
+    """The full SHA-256 of a file's bytes: what `drift_by_digest` compares (the record keeps a short form for people)."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -86,14 +86,10 @@ class Reads:
         return {path for path, count in counts.items() if count > (1 if path in own else 0)}
 
 
-def drift(root: Path, scope: Scope, source: str, tree: dict[PurePosixPath, str]) -> list[Drift]:
-    """How the files under `root` differ from `tree` (plus its ownership record); reads, never writes."""
-    return drift_by_digest(root, scope, source, tree_digests(tree))
-
-
 def drift_by_digest(root: Path, scope: Scope, source: str, digests: dict[PurePosixPath, str],
                     reads: Reads | None = None) -> list[Drift]:
-    """`drift` of a rendered tree known by its files' digests (a check that reuses an earlier render)."""
+    """How the files under `root` differ from a rendered tree, known by its files' digests (`tree_digests`), plus its
+    ownership record; reads, never writes (a check may reuse an earlier render's digests)."""
     reads = reads or Reads()
     record, others = writer.read_state(root, scope, source, dict.fromkeys(digests, ""), reads)
     short = {path: "sha256:" + value[:16] for path, value in digests.items()}

@@ -207,8 +207,7 @@ def write(root: Path, scope: Scope, source: str, tree: dict[PurePosixPath, str],
             replace_file(root / record, plan.files[record])
     except (OSError, OutputWriteError) as exc:
         # The swap has begun: some files are new, and the record in progress lists old and new alike.
-        reason = exc.message if isinstance(exc, OutputWriteError) else str(exc)
-        raise OutputWriteError(f"could not finish writing {scope.folder}/: {reason}",
+        raise OutputWriteError(f"could not finish writing {scope.folder}/: {exc}",
                                hint="render again: the record still lists every file, so it completes the tree") \
             from None
     return plan.changes

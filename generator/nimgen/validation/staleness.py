@@ -1,5 +1,5 @@
 """Is the committed tree what rendering the environment gives now? The question `nimgen check` answers, asked with
-the same machinery (one render in memory, `drift.drift` against the files), and said up front.
+the same machinery (one render in memory, `drift.drift_by_digest` against the files), and said up front.
 
 A warning, not an error. validate answers "is what Argo CD applies valid?", and a stale tree is still exactly what
 Argo CD applies: every other finding of the run stands, and a stale tree that is valid is no reason for validate
