@@ -299,7 +299,10 @@ def test_a_waiver_names_init_containers_and_containers_apart() -> None:
     waived = {("web", "non-root", Ref("Deployment", "nim", "web"), "main"): "mounts"}
     [finding] = policy.check(ENV, [Applied(pod, "web", "chart")], [], waived=waived)
     assert (finding.severity, finding.path) == ("notice", "spec.template.spec.initContainers[0].securityContext")
-    assert policy._container(policy.pods([Applied(pod, "web", "chart")])[0], "spec.template.spec.containers[3]") == ""
+    [parsed] = policy.pods([Applied(pod, "web", "chart")])
+    assert policy._container(parsed, "spec.template.spec.containers[0].image") == "main"
+    assert policy._container(parsed, "spec.template.spec.containers[1]") == ""  # one past the last
+    assert policy._container(parsed, "spec.template.spec.securityContext") == ""
 
 
 def test_a_workload_named_only_by_generate_name_is_never_waived() -> None:

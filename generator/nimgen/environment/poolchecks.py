@@ -26,7 +26,7 @@ class Guard:
         try:
             check(*args)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
-            name = f"{check.__module__.rsplit('.', 1)[-1]}.{check.__name__.strip('_')}"
+            name = f"{check.__module__.rpartition('.')[2]}.{check.__name__.removeprefix('_')}"
             self.stopped.append((at or [], f"{name}: {type(error).__name__} {_s(str(error))}"))
 
 
