@@ -66,6 +66,8 @@ class _Loaded:
     full: Any
     templates_only: Any = None
     validator: Any = None  # jsonschema_rs.Draft7Validator of the chart's values.schema.json
+    # The crds/ files of the chart and its subcharts ({name, filename, data}), read once: most charts have none.
+    crds: tuple[dict[str, str], ...] = ()
 
 
 def _precheckable_schema(chart: Path, loaded: Any) -> dict[str, Any] | None:
@@ -145,15 +147,16 @@ class InProcessEngine:
 
     def _load(self, chart: Path) -> _Loaded:
         full = self._helm.Chart.load(str(chart))
+        crds = tuple(full.crds)
         schema = _precheckable_schema(chart, full)
         if schema is None:
-            return _Loaded(full)
+            return _Loaded(full, crds=crds)
         import jsonschema_rs
 
         try:
             validator = jsonschema_rs.Draft7Validator(schema, validate_formats=False)
         except (ValueError, jsonschema_rs.ValidationError):  # e.g. a pattern Rust's regex engine does not take
-            return _Loaded(full)
+            return _Loaded(full, crds=crds)
         # Helm compiles values.schema.json again at every render, two thirds of the cost of rendering a small
         # chart. Compiled once here, it checks the values Helm would check (the chart's defaults coalesced with
         # the given values, by Helm itself), and Helm renders the same chart loaded without the schema. Values
@@ -162,7 +165,7 @@ class InProcessEngine:
             copy = Path(tmp) / chart.name
             shutil.copytree(chart, copy, ignore=lambda folder, _names: [SCHEMA_FILE] if Path(folder) == chart else [])
             templates_only = self._helm.Chart.load(str(copy))
-        return _Loaded(full, templates_only, validator)
+        return _Loaded(full, templates_only, validator, crds)
 
     def template(
         self, chart: Path, values: dict[str, Any], *, release: str, namespace: str, kube_version: str,
@@ -176,13 +179,12 @@ class InProcessEngine:
             if loaded.validator is not None and loaded.validator.is_valid(loaded.full.merge_values(values)):
                 target = loaded.templates_only
             text = self._native.call_string("helm_render", target._raw(), json.dumps(values), json.dumps(options))
-            merged = loaded.full.merge_values(values)
+            # Argo CD renders with --include-crds: the crds/ files of the chart and of each subchart Helm keeps.
+            kept = _enabled_dependencies(loaded.full.metadata, loaded.full.merge_values(values)) if loaded.crds else set()
         except self._helm.HelmError as exc:
             raise HelmError(str(exc)) from None
         rendered: dict[str, str] = json.loads(text)
-        # Argo CD renders with --include-crds: the crds/ files of the chart and of each subchart Helm keeps.
-        kept = _enabled_dependencies(loaded.full.metadata, merged)
-        for crd in loaded.full.crds:
+        for crd in loaded.crds:
             if _crd_kept(crd["filename"], kept, rendered):
                 rendered[crd["filename"]] = crd["data"]
         return rendered
