@@ -169,11 +169,6 @@ def test_every_container_the_monitoring_charts_run_gets_requests_and_a_memory_li
     assert stack["prometheus"]["prometheusSpec"]["retention"]
 
 
-def test_merged_values_keep_both_sides_map_by_map() -> None:
-    assert monitoring._merged({"a": {"b": 1, "c": {"d": 2}}, "e": 3}, {"a": {"c": {"f": 4}}, "e": {"g": 5}}) == {
-        "a": {"b": 1, "c": {"d": 2, "f": 4}}, "e": {"g": 5}}
-
-
 def test_dashboard_is_valid_grafana_json(rendered_repo: Path, helm_engine: helm.Engine) -> None:
     env = example_environment("prod")
     objects = application_objects(helm_engine, rendered_repo, monitoring_apps(env)["nim-observability"])

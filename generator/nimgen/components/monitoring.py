@@ -94,6 +94,8 @@ def prometheus_stack_values(env: Environment) -> dict[str, Any]:
     assert env.observability is not None and env.observability.storage is not None
     nothing_by_release = {f"{kind}SelectorNilUsesHelmValues": False
                           for kind in ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig")}
+    alertmanager = alerting.alertmanager_values(env.observability)  # a new map on every call
+    alertmanager["alertmanagerSpec"]["resources"] = ALERTMANAGER_RESOURCES
     return {
         "fullnameOverride": PROMETHEUS_STACK_RELEASE,
         "crds": {"enabled": True},
@@ -104,8 +106,7 @@ def prometheus_stack_values(env: Environment) -> dict[str, Any]:
         "kubeProxy": {"enabled": False},
         "prometheus": {"prometheusSpec": {**nothing_by_release, **alerting.prometheus_spec(env.observability.storage),
                                           "resources": PROMETHEUS_RESOURCES}},
-        "alertmanager": _merged(alerting.alertmanager_values(env.observability),
-                                {"alertmanagerSpec": {"resources": ALERTMANAGER_RESOURCES}}),
+        "alertmanager": alertmanager,
         "prometheusOperator": {"resources": OPERATOR_RESOURCES,
                                "admissionWebhooks": {"patch": {"resources": CERTGEN_RESOURCES}}},
         "grafana": {
@@ -121,15 +122,6 @@ def prometheus_stack_values(env: Environment) -> dict[str, Any]:
                                "resources": KUBE_STATE_METRICS_RESOURCES},
         "prometheus-node-exporter": {"resources": NODE_EXPORTER_RESOURCES},
     }
-
-
-def _merged(values: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
-    """`values` with `more` merged in, map by map."""
-    merged = dict(values)
-    for key, value in more.items():
-        merged[key] = _merged(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
-            else value
-    return merged
 
 
 def adapter_values(env: Environment) -> dict[str, Any]:
